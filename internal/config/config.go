@@ -1,0 +1,174 @@
+// Package config owns parley's deployment configuration: one strict TOML
+// file plus PARLEY_* environment overrides, with every default in code.
+//
+// Only what an operator sets once per installation lives here (listeners,
+// data directory, database, relay, logging). Per-list policy lives in
+// PostgreSQL and changes through the CLI or command mail, never by editing
+// this file.
+//
+// The struct below is the single source of truth: each field's `toml` tag
+// names the key, its `doc` tag documents it, and the environment variable is
+// derived from the key's path (smtp.listen -> PARLEY_SMTP_LISTEN). The
+// example file in deploy/ is generated from the same struct and a test keeps
+// it in step.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/parley-list/parley/internal/mailaddr"
+)
+
+// EnvPrefix starts the name of every environment override.
+const EnvPrefix = "PARLEY_"
+
+// Config is the whole deployment configuration.
+type Config struct {
+	DataDir  string   `toml:"data_dir" doc:"Directory for parley's own state: the embedded PostgreSQL cluster (when database.url is empty) and the default file relay's outbox. Created on first start."`
+	Hostname string   `toml:"hostname" doc:"Name this server uses for itself: SMTP greeting, Message-IDs it makes, and URLs it prints."`
+	DemoList string   `toml:"demo_list" doc:"A list created at start-up when the database has no list at all, so a newcomer has something to post to. Empty disables it."`
+	Relay    Relay    `toml:"relay" doc:"Where outbound mail goes: smtp://host:port (a smarthost), mx (direct delivery), or file:///dir (one .eml file per copy). Empty means file://<data_dir>/outbox."`
+	Database Database `toml:"database"`
+	SMTP     Listener `toml:"smtp"`
+	IMAP     Listener `toml:"imap"`
+	HTTP     HTTP     `toml:"http"`
+	Log      Log      `toml:"log"`
+}
+
+// Database says how parley reaches PostgreSQL.
+type Database struct {
+	URL          string   `toml:"url" doc:"PostgreSQL connection URL (postgres://user:pass@host/db?sslmode=...). Empty runs a private PostgreSQL cluster under data_dir, reached over a Unix socket and stopped when parley exits." secret:"true"`
+	MaxOpenConns int      `toml:"max_open_conns" doc:"Upper bound on open connections from this process."`
+	QueryTimeout Duration `toml:"query_timeout" doc:"Deadline for one ordinary query or transaction."`
+}
+
+// Listener is a TCP listening address.
+type Listener struct {
+	Listen HostPort `toml:"listen" doc:"host:port to listen on; port 0 picks a free port, reported in the readiness line."`
+}
+
+// HTTP configures the health, metrics and (later) web listener.
+type HTTP struct {
+	Listen HostPort `toml:"listen" doc:"host:port for /healthz, /readyz and /metrics; port 0 picks a free port."`
+}
+
+// Log configures logging to standard error.
+type Log struct {
+	Format LogFormat `toml:"format" doc:"Log line format: text or json."`
+	Level  LogLevel  `toml:"level" doc:"Least severe level logged: debug, info, warn or error."`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		DataDir:  "./data",
+		Hostname: "localhost",
+		DemoList: "demo@localhost",
+		Database: Database{MaxOpenConns: 20, QueryTimeout: Duration(30 * time.Second)},
+		SMTP:     Listener{Listen: "127.0.0.1:2525"},
+		IMAP:     Listener{Listen: "127.0.0.1:1143"},
+		HTTP:     HTTP{Listen: "127.0.0.1:8025"},
+		Log:      Log{Format: "text", Level: "info"},
+	}
+}
+
+// Load reads the TOML file at path (none when path is empty), applies the
+// environment from env (os.Environ form) and validates the result. Every
+// problem is reported, each naming its key or variable.
+func Load(path string, env []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		defer f.Close()
+		if err := decodeStrict(f, &cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, env); err != nil {
+		return cfg, err
+	}
+	cfg.resolve()
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// decodeStrict decodes TOML and refuses keys that the struct does not have,
+// so a typo never silently leaves a default in force.
+func decodeStrict(r io.Reader, cfg *Config) error {
+	md, err := toml.NewDecoder(r).Decode(cfg)
+	if err != nil {
+		return err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// resolve fills the settings whose defaults depend on other settings.
+func (c *Config) resolve() {
+	if c.Relay == "" {
+		abs, err := filepath.Abs(filepath.Join(c.DataDir, "outbox"))
+		if err != nil {
+			abs = filepath.Join(c.DataDir, "outbox")
+		}
+		c.Relay = Relay("file://" + abs)
+	}
+}
+
+// Validate reports every invalid setting at once.
+func (c Config) Validate() error {
+	var errs []error
+	if strings.TrimSpace(c.DataDir) == "" {
+		errs = append(errs, errors.New("data_dir: must not be empty"))
+	}
+	if err := checkHostname(c.Hostname); err != nil {
+		errs = append(errs, fmt.Errorf("hostname: %w", err))
+	}
+	if c.DemoList != "" {
+		if _, err := mailaddr.ParseList(c.DemoList); err != nil {
+			errs = append(errs, fmt.Errorf("demo_list: %w", err))
+		}
+	}
+	if c.Database.MaxOpenConns < 2 {
+		errs = append(errs, errors.New("database.max_open_conns: must be at least 2"))
+	}
+	if c.Database.QueryTimeout <= 0 {
+		errs = append(errs, errors.New("database.query_timeout: must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+func checkHostname(h string) error {
+	if h == "" || len(h) > 253 {
+		return fmt.Errorf("%q is not a host name", h)
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("%q is not a host name", h)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Errorf("%q is not a host name", h)
+			}
+		}
+	}
+	return nil
+}
