@@ -1,0 +1,134 @@
+// Package db owns parley's connection to PostgreSQL: opening the pool,
+// applying the embedded migrations, and the small helpers every store uses
+// (a Querier that is either the pool or a transaction, InTx).
+//
+// Each domain package (lists, members, …) owns its own SQL and takes a
+// Querier, so one transaction can span several of them.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/parley-list/parley/migrations"
+)
+
+// Querier is what stores need: *sqlx.DB and *sqlx.Tx both satisfy it.
+type Querier interface {
+	sqlx.ExtContext
+	GetContext(ctx context.Context, dest any, query string, args ...any) error
+	SelectContext(ctx context.Context, dest any, query string, args ...any) error
+}
+
+var (
+	_ Querier = (*sqlx.DB)(nil)
+	_ Querier = (*sqlx.Tx)(nil)
+)
+
+// Options configure Open.
+type Options struct {
+	MaxOpenConns int
+	PingTimeout  time.Duration
+}
+
+// Open connects to dsn and checks the connection.
+func Open(ctx context.Context, dsn string, opts Options) (*sqlx.DB, error) {
+	db, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	if opts.MaxOpenConns > 0 {
+		db.SetMaxOpenConns(opts.MaxOpenConns)
+		db.SetMaxIdleConns(opts.MaxOpenConns)
+	}
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	if opts.PingTimeout == 0 {
+		opts.PingTimeout = 10 * time.Second
+	}
+	pctx, cancel := context.WithTimeout(ctx, opts.PingTimeout)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	return db, nil
+}
+
+// Migrate applies every pending migration. goose holds a PostgreSQL
+// session advisory lock while it works, so processes starting together
+// apply each migration exactly once.
+func Migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
+	p, err := newProvider(db)
+	if err != nil {
+		return err
+	}
+	results, err := p.Up(ctx)
+	for _, r := range results {
+		log.Info("applied migration", "event", "migrated", "migration", r.Source.Path, "duration", r.Duration.Round(time.Millisecond))
+	}
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersion returns the applied and the newest known migration version.
+func SchemaVersion(ctx context.Context, db *sql.DB) (current, latest int64, err error) {
+	p, err := newProvider(db)
+	if err != nil {
+		return 0, 0, err
+	}
+	return p.GetVersions(ctx)
+}
+
+func newProvider(db *sql.DB) (*goose.Provider, error) {
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return nil, err
+	}
+	fsys := fs.FS(migrations.FS)
+	return goose.NewProvider(goose.DialectPostgres, db, fsys,
+		goose.WithSessionLocker(locker),
+		goose.WithDisableGlobalRegistry(true))
+}
+
+// InTx runs fn in a transaction and commits it when fn returns nil. Any
+// error rolls everything back.
+func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint violation,
+// and of which constraint.
+func IsUniqueViolation(err error) (constraint string, ok bool) {
+	if pe := pq.As(err, pqerror.UniqueViolation); pe != nil {
+		return pe.Constraint, true
+	}
+	return "", false
+}
+
+// ErrNoRows is sql.ErrNoRows, re-exported so stores need not import
+// database/sql just to compare against it.
+var ErrNoRows = sql.ErrNoRows
+
+// IsNoRows reports whether err means a query found nothing.
+func IsNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
