@@ -15,14 +15,23 @@ import (
 // Invalid is a permanent failure caused by the request itself. Its message
 // is safe to show to the person who made the request.
 type Invalid struct {
-	Msg string
+	Msg  string
+	Kind error // optional sentinel for errors.Is, e.g. lists.ErrNotFound
 }
 
 func (e *Invalid) Error() string { return e.Msg }
 
+// Unwrap exposes Kind so that errors.Is(err, lists.ErrNotFound) works.
+func (e *Invalid) Unwrap() error { return e.Kind }
+
 // Invalidf returns an *Invalid with a formatted message.
 func Invalidf(format string, args ...any) error {
 	return &Invalid{Msg: fmt.Sprintf(format, args...)}
+}
+
+// Kindf returns an *Invalid of the given kind with a formatted message.
+func Kindf(kind error, format string, args ...any) error {
+	return &Invalid{Msg: fmt.Sprintf(format, args...), Kind: kind}
 }
 
 // IsInvalid reports whether err is or wraps an *Invalid.

@@ -1,0 +1,228 @@
+// Package lists owns mailing lists and their domains: creating, reading,
+// changing and deleting list records and their per-list settings.
+//
+// A list's identity (its address, UIDVALIDITY and article counter) never
+// changes after creation; everything else is a setting.
+package lists
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/errs"
+	"github.com/parley-list/parley/internal/mailaddr"
+)
+
+// Errors callers branch on (with errors.Is); they arrive as *errs.Invalid.
+var (
+	ErrNotFound = errors.New("no such list")
+	ErrExists   = errors.New("list exists")
+)
+
+// PostPolicy decides who may post.
+type PostPolicy string
+
+// Posting policies.
+const (
+	PostOpen      PostPolicy = "open"      // anyone
+	PostMembers   PostPolicy = "members"   // members; others per the non-member rule
+	PostModerated PostPolicy = "moderated" // every post is held
+	PostAnnounce  PostPolicy = "announce"  // owners and moderators only
+)
+
+// ParsePostPolicy validates a policy name.
+func ParsePostPolicy(s string) (PostPolicy, error) {
+	switch p := PostPolicy(strings.ToLower(strings.TrimSpace(s))); p {
+	case PostOpen, PostMembers, PostModerated, PostAnnounce:
+		return p, nil
+	}
+	return "", errs.Invalidf("unknown post policy %q (want open, members, moderated or announce)", s)
+}
+
+// Archive is who may read the list's archive.
+type Archive string
+
+// Archive visibilities.
+const (
+	ArchivePublic  Archive = "public"  // anyone, anonymously
+	ArchivePrivate Archive = "private" // members only
+)
+
+// ParseArchive validates an archive visibility.
+func ParseArchive(s string) (Archive, error) {
+	switch a := Archive(strings.ToLower(strings.TrimSpace(s))); a {
+	case ArchivePublic, ArchivePrivate:
+		return a, nil
+	}
+	return "", errs.Invalidf("unknown archive visibility %q (want public or private)", s)
+}
+
+// List is one mailing list.
+type List struct {
+	ID            int64      `db:"id" json:"-"`
+	Address       string     `db:"address" json:"address"`
+	LocalPart     string     `db:"local_part" json:"-"`
+	Domain        string     `db:"domain" json:"domain"`
+	DisplayName   string     `db:"display_name" json:"display_name"`
+	Description   string     `db:"description" json:"description"`
+	PostPolicy    PostPolicy `db:"post_policy" json:"post_policy"`
+	Archive       Archive    `db:"archive" json:"archive"`
+	SubjectPrefix string     `db:"subject_prefix" json:"subject_prefix"`
+	UIDValidity   int64      `db:"uidvalidity" json:"uidvalidity"`
+	NextArticle   int64      `db:"next_article" json:"next_article"`
+	Members       int64      `db:"members" json:"members"`
+	CreatedAt     time.Time  `db:"created_at" json:"created_at"`
+	UpdatedAt     time.Time  `db:"updated_at" json:"updated_at"`
+}
+
+// Settings are the changeable parts of a list. A nil field is left as it is
+// (or at its default on Create).
+type Settings struct {
+	DisplayName   *string
+	Description   *string
+	PostPolicy    *PostPolicy
+	Archive       *Archive
+	SubjectPrefix *string
+}
+
+// validate checks free-text settings: they end up in mail headers, so no
+// line breaks or control characters, and bounded length.
+func (s Settings) validate() error {
+	check := func(name string, v *string, max int, multiline bool) error {
+		if v == nil {
+			return nil
+		}
+		if !utf8.ValidString(*v) || utf8.RuneCountInString(*v) > max {
+			return errs.Invalidf("%s: must be valid UTF-8 of at most %d characters", name, max)
+		}
+		for _, r := range *v {
+			if unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\t')) {
+				return errs.Invalidf("%s: control characters are not allowed", name)
+			}
+		}
+		return nil
+	}
+	return errors.Join(
+		check("display name", s.DisplayName, 200, false),
+		check("description", s.Description, 4000, true),
+		check("subject prefix", s.SubjectPrefix, 64, false),
+	)
+}
+
+const selectList = `
+SELECT l.id, l.address, l.local_part, d.name AS domain, l.display_name, l.description,
+       l.post_policy, l.archive, l.subject_prefix, l.uidvalidity, l.next_article,
+       (SELECT count(*) FROM members m WHERE m.list_id = l.id) AS members,
+       l.created_at, l.updated_at
+  FROM lists l JOIN domains d ON d.id = l.domain_id`
+
+// Create makes a list (and its domain, if new). now fixes UIDVALIDITY.
+func Create(ctx context.Context, q db.Querier, addr mailaddr.Address, s Settings, now time.Time) (List, error) {
+	if err := s.validate(); err != nil {
+		return List{}, err
+	}
+	var domainID int64
+	err := q.QueryRowxContext(ctx, `
+		WITH ins AS (INSERT INTO domains (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id)
+		SELECT id FROM ins UNION ALL SELECT id FROM domains WHERE name = $1 LIMIT 1`, addr.Domain).Scan(&domainID)
+	if err != nil {
+		return List{}, fmt.Errorf("create list: %w", err)
+	}
+	_, err = q.ExecContext(ctx, `
+		INSERT INTO lists (domain_id, local_part, address, display_name, description, post_policy,
+		                   archive, subject_prefix, uidvalidity, created_at, updated_at)
+		VALUES ($1, $2, $3, coalesce($4, ''), coalesce($5, ''), coalesce($6, 'members'),
+		        coalesce($7, 'public'), coalesce($8, ''), $9, $10, $10)`,
+		domainID, addr.Local, addr.String(), s.DisplayName, s.Description, s.PostPolicy,
+		s.Archive, s.SubjectPrefix, uidValidity(now), now)
+	if _, dup := db.IsUniqueViolation(err); dup {
+		return List{}, errs.Kindf(ErrExists, "list %s already exists", addr)
+	}
+	if err != nil {
+		return List{}, fmt.Errorf("create list: %w", err)
+	}
+	return Get(ctx, q, addr.String())
+}
+
+// uidValidity derives a list's IMAP UIDVALIDITY from its creation time, as
+// public-inbox does: positive, 32-bit, and different for a list deleted and
+// re-created later.
+func uidValidity(now time.Time) int64 {
+	v := now.Unix() & 0xffffffff
+	if v == 0 {
+		v = 1
+	}
+	return v
+}
+
+// Get returns the list with the given address.
+func Get(ctx context.Context, q db.Querier, address string) (List, error) {
+	a, err := mailaddr.ParseList(address)
+	if err != nil {
+		return List{}, err
+	}
+	var l List
+	err = q.GetContext(ctx, &l, selectList+` WHERE l.address = $1`, a.String())
+	if db.IsNoRows(err) {
+		return List{}, errs.Kindf(ErrNotFound, "no list %s", a)
+	}
+	if err != nil {
+		return List{}, fmt.Errorf("get list: %w", err)
+	}
+	return l, nil
+}
+
+// All returns every list, ordered by domain and name.
+func All(ctx context.Context, q db.Querier) ([]List, error) {
+	var ls []List
+	if err := q.SelectContext(ctx, &ls, selectList+` ORDER BY d.name, l.local_part`); err != nil {
+		return nil, fmt.Errorf("list lists: %w", err)
+	}
+	return ls, nil
+}
+
+// Count returns the number of lists.
+func Count(ctx context.Context, q db.Querier) (int64, error) {
+	var n int64
+	err := q.GetContext(ctx, &n, `SELECT count(*) FROM lists`)
+	return n, err
+}
+
+// Update changes the settings that are set in s.
+func Update(ctx context.Context, q db.Querier, address string, s Settings) (List, error) {
+	if err := s.validate(); err != nil {
+		return List{}, err
+	}
+	l, err := Get(ctx, q, address)
+	if err != nil {
+		return List{}, err
+	}
+	_, err = q.ExecContext(ctx, `
+		UPDATE lists SET display_name = coalesce($2, display_name), description = coalesce($3, description),
+		       post_policy = coalesce($4, post_policy), archive = coalesce($5, archive),
+		       subject_prefix = coalesce($6, subject_prefix), updated_at = now()
+		 WHERE id = $1`,
+		l.ID, s.DisplayName, s.Description, s.PostPolicy, s.Archive, s.SubjectPrefix)
+	if err != nil {
+		return List{}, fmt.Errorf("update list: %w", err)
+	}
+	return Get(ctx, q, address)
+}
+
+// Delete removes a list and everything that belongs to it.
+func Delete(ctx context.Context, q db.Querier, address string) error {
+	l, err := Get(ctx, q, address)
+	if err != nil {
+		return err
+	}
+	if _, err := q.ExecContext(ctx, `DELETE FROM lists WHERE id = $1`, l.ID); err != nil {
+		return fmt.Errorf("delete list: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+// Package members owns subscriptions: who is on which list, in which role,
+// with which delivery mode and status.
+//
+// An address is stored twice: as the person gave it (for display and for
+// mail we send them) and normalised (local part as given, domain lower
+// case) for every comparison, so Alice@Example.ORG and Alice@example.org are
+// one member while alice@example.org is another, as RFC 5321 says.
+package members
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/errs"
+	"github.com/parley-list/parley/internal/mailaddr"
+)
+
+// Errors callers branch on (with errors.Is); they arrive as *errs.Invalid.
+var (
+	ErrNotFound = errors.New("not a member")
+	ErrExists   = errors.New("already a member")
+)
+
+// Role is what a member may do beyond reading and posting.
+type Role string
+
+// Roles.
+const (
+	RoleMember    Role = "member"
+	RoleModerator Role = "moderator"
+	RoleOwner     Role = "owner"
+)
+
+// ParseRole validates a role name.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(strings.ToLower(strings.TrimSpace(s))); r {
+	case RoleMember, RoleModerator, RoleOwner:
+		return r, nil
+	}
+	return "", errs.Invalidf("unknown role %q (want member, moderator or owner)", s)
+}
+
+// Delivery is how a member receives posts.
+type Delivery string
+
+// Delivery modes.
+const (
+	DeliveryRegular Delivery = "regular" // every post as it arrives
+	DeliveryDigest  Delivery = "digest"  // periodic digests
+	DeliveryNoMail  Delivery = "nomail"  // nothing (reads the archive)
+)
+
+// ParseDelivery validates a delivery mode.
+func ParseDelivery(s string) (Delivery, error) {
+	switch d := Delivery(strings.ToLower(strings.TrimSpace(s))); d {
+	case DeliveryRegular, DeliveryDigest, DeliveryNoMail:
+		return d, nil
+	}
+	return "", errs.Invalidf("unknown delivery mode %q (want regular, digest or nomail)", s)
+}
+
+// Status says whether mail is sent to the member at all.
+type Status string
+
+// Statuses.
+const (
+	StatusActive   Status = "active"
+	StatusDisabled Status = "disabled" // e.g. by bounces; no mail until re-enabled
+)
+
+// ParseStatus validates a status.
+func ParseStatus(s string) (Status, error) {
+	switch st := Status(strings.ToLower(strings.TrimSpace(s))); st {
+	case StatusActive, StatusDisabled:
+		return st, nil
+	}
+	return "", errs.Invalidf("unknown status %q (want active or disabled)", s)
+}
+
+// Member is one subscription.
+type Member struct {
+	ID          int64     `db:"id" json:"-"`
+	ListID      int64     `db:"list_id" json:"-"`
+	Address     string    `db:"address" json:"address"`
+	AddressNorm string    `db:"address_norm" json:"-"`
+	DisplayName string    `db:"display_name" json:"display_name,omitempty"`
+	Role        Role      `db:"role" json:"role"`
+	Delivery    Delivery  `db:"delivery" json:"delivery"`
+	Status      Status    `db:"status" json:"status"`
+	Moderated   bool      `db:"moderated" json:"moderated"`
+	JoinedAt    time.Time `db:"joined_at" json:"joined_at"`
+	UpdatedAt   time.Time `db:"updated_at" json:"updated_at"`
+}
+
+// New describes a member to add.
+type New struct {
+	Given    string // the address as the person wrote it
+	Address  mailaddr.Address
+	Role     Role     // default member
+	Delivery Delivery // default regular
+}
+
+// ParseNew parses an address for adding.
+func ParseNew(s string, role Role, delivery Delivery) (New, error) {
+	a, err := mailaddr.Parse(s)
+	if err != nil {
+		return New{}, err
+	}
+	given := strings.TrimSpace(s)
+	return New{Given: given, Address: a, Role: role, Delivery: delivery}, nil
+}
+
+// Existing returns which of the given normalised addresses are already
+// members of the list.
+func Existing(ctx context.Context, q db.Querier, listID int64, norms []string) ([]string, error) {
+	var found []string
+	err := q.SelectContext(ctx, &found,
+		`SELECT address_norm FROM members WHERE list_id = $1 AND address_norm = ANY($2) ORDER BY address_norm`,
+		listID, norms)
+	if err != nil {
+		return nil, fmt.Errorf("members: %w", err)
+	}
+	return found, nil
+}
+
+// Add inserts members in one statement, however many there are, and
+// returns the normalised addresses it added. Addresses that are already
+// members are left untouched and not returned.
+func Add(ctx context.Context, q db.Querier, listID int64, ms []New) ([]string, error) {
+	given := make([]string, len(ms))
+	norm := make([]string, len(ms))
+	roles := make([]string, len(ms))
+	modes := make([]string, len(ms))
+	for i, m := range ms {
+		given[i], norm[i] = m.Given, m.Address.String()
+		roles[i], modes[i] = string(orDefault(m.Role, RoleMember)), string(orDefault(m.Delivery, DeliveryRegular))
+	}
+	var added []string
+	err := q.SelectContext(ctx, &added, `
+		INSERT INTO members (list_id, address, address_norm, role, delivery)
+		SELECT $1, g, n, r, d FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u(g, n, r, d)
+		ON CONFLICT (list_id, address_norm) DO NOTHING
+		RETURNING address_norm`, listID, given, norm, roles, modes)
+	if err != nil {
+		return nil, fmt.Errorf("add members: %w", err)
+	}
+	return added, nil
+}
+
+func orDefault[T ~string](v, def T) T {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// cols are the columns Member scans; named so a new column never breaks it.
+const cols = `id, list_id, address, address_norm, display_name, role, delivery, status, moderated, joined_at, updated_at`
+
+// Get returns one member of a list.
+func Get(ctx context.Context, q db.Querier, listID int64, address string) (Member, error) {
+	a, err := mailaddr.Parse(address)
+	if err != nil {
+		return Member{}, err
+	}
+	var m Member
+	err = q.GetContext(ctx, &m, `SELECT `+cols+` FROM members WHERE list_id = $1 AND address_norm = $2`, listID, a.String())
+	if db.IsNoRows(err) {
+		return Member{}, errs.Kindf(ErrNotFound, "%s is not a member", a)
+	}
+	if err != nil {
+		return Member{}, fmt.Errorf("get member: %w", err)
+	}
+	return m, nil
+}
+
+// Filter narrows All.
+type Filter struct {
+	Role   Role   // empty: any
+	Status Status // empty: any
+}
+
+// All returns the list's members in address order.
+func All(ctx context.Context, q db.Querier, listID int64, f Filter) ([]Member, error) {
+	var ms []Member
+	err := q.SelectContext(ctx, &ms, `
+		SELECT `+cols+` FROM members WHERE list_id = $1
+		   AND ($2 = '' OR role = $2) AND ($3 = '' OR status = $3)
+		 ORDER BY address_norm`, listID, string(f.Role), string(f.Status))
+	if err != nil {
+		return nil, fmt.Errorf("list members: %w", err)
+	}
+	return ms, nil
+}
+
+// Remove deletes a member.
+func Remove(ctx context.Context, q db.Querier, listID int64, address string) error {
+	m, err := Get(ctx, q, listID, address)
+	if err != nil {
+		return err
+	}
+	if _, err := q.ExecContext(ctx, `DELETE FROM members WHERE id = $1`, m.ID); err != nil {
+		return fmt.Errorf("remove member: %w", err)
+	}
+	return nil
+}
+
+// Settings are the changeable parts of a membership; nil leaves a field as
+// it is.
+type Settings struct {
+	Role      *Role
+	Delivery  *Delivery
+	Status    *Status
+	Moderated *bool
+}
+
+// Update changes the settings that are set in s.
+func Update(ctx context.Context, q db.Querier, listID int64, address string, s Settings) (Member, error) {
+	m, err := Get(ctx, q, listID, address)
+	if err != nil {
+		return Member{}, err
+	}
+	_, err = q.ExecContext(ctx, `
+		UPDATE members SET role = coalesce($2, role), delivery = coalesce($3, delivery),
+		       status = coalesce($4, status), moderated = coalesce($5, moderated), updated_at = now()
+		 WHERE id = $1`, m.ID, s.Role, s.Delivery, s.Status, s.Moderated)
+	if err != nil {
+		return Member{}, fmt.Errorf("update member: %w", err)
+	}
+	return Get(ctx, q, listID, address)
+}
