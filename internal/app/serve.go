@@ -1,0 +1,122 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/parley-list/parley/internal/config"
+	"github.com/parley-list/parley/internal/httpd"
+	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/obs"
+)
+
+// shutdownBudget bounds the graceful part of shutdown; the embedded
+// cluster's stop comes after it, and the whole must fit in 10 s.
+const shutdownBudget = 5 * time.Second
+
+// Serve runs parley until ctx is cancelled (SIGINT/SIGTERM), then stops
+// accepting, finishes in-flight work and stops the database. When every
+// listener is bound it writes exactly one JSON line to stdout, the
+// readiness line that tests and supervisors wait for.
+func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) (err error) {
+	start := time.Now()
+	if err := prepareDataDir(cfg); err != nil {
+		return err
+	}
+	d, err := OpenDatabase(ctx, cfg, RoleServe, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		err = errors.Join(err, d.Close(cctx))
+	}()
+	if err := ensureDemoList(ctx, d, cfg, log); err != nil {
+		return err
+	}
+
+	reg := obs.NewRegistry(Version)
+	reg.MustRegister(collectors.NewDBStatsCollector(d.DB.DB, "parley"))
+	httpLn, err := net.Listen("tcp", string(cfg.HTTP.Listen))
+	if err != nil {
+		return fmt.Errorf("http listener: %w", err)
+	}
+	srv := httpd.NewServer(httpd.Handler(httpd.Options{DB: d, Registry: reg, Logger: log}), log)
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Serve(httpLn) }()
+
+	ready := map[string]string{"event": "ready", "http": httpLn.Addr().String()}
+	if err := json.NewEncoder(stdout).Encode(ready); err != nil {
+		return err
+	}
+	log.Info("parley ready", "event", "ready", "http", httpLn.Addr().String(),
+		"version", Version, "startup", time.Since(start).Round(time.Millisecond))
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "event", "shutdown")
+	case err := <-httpDone:
+		return fmt.Errorf("http server: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownBudget)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http shutdown", "event", "shutdown", "err", err)
+	}
+	return nil
+}
+
+// prepareDataDir creates the data directory and the file relay's outbox.
+func prepareDataDir(cfg config.Config) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	if kind, dir, _ := cfg.Relay.Parse(); kind == config.RelayFile {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("relay outbox: %w", err)
+		}
+	}
+	return nil
+}
+
+// ensureDemoList creates the configured demo list when there is no list
+// at all, so a newcomer can post right away.
+func ensureDemoList(ctx context.Context, d *Database, cfg config.Config, log *slog.Logger) error {
+	if cfg.DemoList == "" {
+		return nil
+	}
+	n, err := lists.Count(ctx, d)
+	if err != nil || n > 0 {
+		return err
+	}
+	addr, err := mailaddr.ParseList(cfg.DemoList)
+	if err != nil {
+		return err
+	}
+	open := lists.PostOpen
+	name, desc := "Demo list", "A list parley made on first start so there is something to post to. Delete it with: parley list delete "+addr.String()+" --yes"
+	prefix := "[" + addr.Local + "]"
+	_, err = lists.Create(ctx, d, addr, lists.Settings{
+		DisplayName: &name, Description: &desc, PostPolicy: &open, SubjectPrefix: &prefix,
+	}, time.Now())
+	if errors.Is(err, lists.ErrExists) {
+		return nil // another parley process made it first
+	}
+	if err != nil {
+		return fmt.Errorf("demo list: %w", err)
+	}
+	log.Info("created demo list", "event", "demo_list", "list", addr.String())
+	return nil
+}

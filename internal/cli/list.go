@@ -1,0 +1,260 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/parley-list/parley/internal/app"
+	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/members"
+)
+
+func listCmd(e *env) *cobra.Command {
+	return group("list", "Create, inspect, change and delete lists",
+		listCreateCmd(e), listLsCmd(e), listShowCmd(e), listSetCmd(e), listDeleteCmd(e))
+}
+
+// listFlags are the settings flags shared by `list create` and `list set`.
+type listFlags struct {
+	name, description, policy, archive, prefix string
+}
+
+func (f *listFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.name, "name", "", "display name")
+	fs.StringVar(&f.description, "description", "", "one-paragraph description")
+	fs.StringVar(&f.policy, "post-policy", "", "who may post: open, members, moderated or announce (default members)")
+	fs.StringVar(&f.archive, "archive", "", "who may read the archive: public or private (default public)")
+	fs.StringVar(&f.prefix, "subject-prefix", "", `prefix added to subjects, e.g. "[dev]"`)
+}
+
+// settings converts the flags that were given into lists.Settings.
+func (f *listFlags) settings(fs *pflag.FlagSet) (lists.Settings, error) {
+	var s lists.Settings
+	if fs.Changed("name") {
+		s.DisplayName = &f.name
+	}
+	if fs.Changed("description") {
+		s.Description = &f.description
+	}
+	if fs.Changed("subject-prefix") {
+		s.SubjectPrefix = &f.prefix
+	}
+	if fs.Changed("post-policy") {
+		p, err := lists.ParsePostPolicy(f.policy)
+		if err != nil {
+			return s, err
+		}
+		s.PostPolicy = &p
+	}
+	if fs.Changed("archive") {
+		a, err := lists.ParseArchive(f.archive)
+		if err != nil {
+			return s, err
+		}
+		s.Archive = &a
+	}
+	return s, nil
+}
+
+func listCreateCmd(e *env) *cobra.Command {
+	var f listFlags
+	var owners []string
+	c := &cobra.Command{
+		Use:   "create ADDRESS",
+		Short: "Create a list",
+		Example: `  parley list create dev@lists.example.org --owner alice@example.org \
+    --post-policy members --archive public --subject-prefix "[dev]"`,
+		Args: nArgs(1, 1, "one list ADDRESS"),
+		RunE: func(c *cobra.Command, args []string) error {
+			addr, err := mailaddr.ParseList(args[0])
+			if err != nil {
+				return err
+			}
+			s, err := f.settings(c.Flags())
+			if err != nil {
+				return err
+			}
+			var ms []members.New
+			for _, o := range owners {
+				m, err := members.ParseNew(o, members.RoleOwner, members.DeliveryRegular)
+				if err != nil {
+					return fmt.Errorf("--owner: %w", err)
+				}
+				ms = append(ms, m)
+			}
+			return e.withDB(c.Context(), func(d *app.Database) error {
+				err := db.InTx(c.Context(), d.DB, func(tx *sqlx.Tx) error {
+					l, err := lists.Create(c.Context(), tx, addr, s, time.Now())
+					if err != nil {
+						return err
+					}
+					_, err = members.Add(c.Context(), tx, l.ID, ms)
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.io.Stdout, "created list %s\n", addr)
+				return nil
+			})
+		},
+	}
+	f.register(c.Flags())
+	c.Flags().StringArrayVar(&owners, "owner", nil, "owner address (repeatable); owners are also members")
+	return c
+}
+
+func listLsCmd(e *env) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "ls",
+		Short: "List all lists",
+		Args:  nArgs(0, 0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			return e.withDB(c.Context(), func(d *app.Database) error {
+				ls, err := lists.All(c.Context(), d)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(e.io.Stdout, nonNil(ls))
+				}
+				tw := tabwriter.NewWriter(e.io.Stdout, 2, 8, 2, ' ', 0)
+				fmt.Fprintln(tw, "ADDRESS\tPOLICY\tARCHIVE\tMEMBERS\tPOSTS\tNAME")
+				for _, l := range ls {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", l.Address, l.PostPolicy, l.Archive, l.Members, l.NextArticle-1, l.DisplayName)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func listShowCmd(e *env) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "show ADDRESS",
+		Short: "Show one list's settings",
+		Args:  nArgs(1, 1, "one list ADDRESS"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return e.withDB(c.Context(), func(d *app.Database) error {
+				l, err := lists.Get(c.Context(), d, args[0])
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(e.io.Stdout, l)
+				}
+				return writeList(e.io.Stdout, l)
+			})
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func writeList(w io.Writer, l lists.List) error {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	rows := [][2]string{
+		{"address", l.Address},
+		{"name", l.DisplayName},
+		{"description", strings.ReplaceAll(l.Description, "\n", " ")},
+		{"post policy", string(l.PostPolicy)},
+		{"archive", string(l.Archive)},
+		{"subject prefix", l.SubjectPrefix},
+		{"members", fmt.Sprint(l.Members)},
+		{"posts", fmt.Sprint(l.NextArticle - 1)},
+		{"uidvalidity", fmt.Sprint(l.UIDValidity)},
+		{"created", l.CreatedAt.UTC().Format(time.RFC3339)},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
+	}
+	return tw.Flush()
+}
+
+func listSetCmd(e *env) *cobra.Command {
+	var f listFlags
+	c := &cobra.Command{
+		Use:     "set ADDRESS",
+		Short:   "Change a list's settings",
+		Example: `  parley list set dev@lists.example.org --post-policy moderated --archive private`,
+		Args:    nArgs(1, 1, "one list ADDRESS"),
+		RunE: func(c *cobra.Command, args []string) error {
+			s, err := f.settings(c.Flags())
+			if err != nil {
+				return err
+			}
+			if s == (lists.Settings{}) {
+				return usagef("%s: nothing to change (see --help for the settings)", c.CommandPath())
+			}
+			return e.withDB(c.Context(), func(d *app.Database) error {
+				l, err := lists.Update(c.Context(), d, args[0], s)
+				if err != nil {
+					return err
+				}
+				return writeList(e.io.Stdout, l)
+			})
+		},
+	}
+	f.register(c.Flags())
+	return c
+}
+
+func listDeleteCmd(e *env) *cobra.Command {
+	var yes bool
+	c := &cobra.Command{
+		Use:   "delete ADDRESS",
+		Short: "Delete a list with its members (and, later, its archive)",
+		Long: `Delete a list and everything that belongs to it. A list that has members or
+archived posts is deleted only with --yes.`,
+		Args: nArgs(1, 1, "one list ADDRESS"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return e.withDB(c.Context(), func(d *app.Database) error {
+				return db.InTx(c.Context(), d.DB, func(tx *sqlx.Tx) error {
+					l, err := lists.Get(c.Context(), tx, args[0])
+					if err != nil {
+						return err
+					}
+					if !yes && (l.Members > 0 || l.NextArticle > 1) {
+						return usagef("list %s has %d members and %d posts: add --yes to delete it and all of them",
+							l.Address, l.Members, l.NextArticle-1)
+					}
+					if err := lists.Delete(c.Context(), tx, l.Address); err != nil {
+						return err
+					}
+					fmt.Fprintf(e.io.Stdout, "deleted list %s\n", l.Address)
+					return nil
+				})
+			})
+		},
+	}
+	c.Flags().BoolVar(&yes, "yes", false, "delete even when the list has members or posts")
+	return c
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// nonNil makes an empty result print as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

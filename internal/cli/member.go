@@ -1,0 +1,354 @@
+package cli
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/spf13/cobra"
+
+	"github.com/parley-list/parley/internal/app"
+	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/errs"
+	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/members"
+)
+
+func memberCmd(e *env) *cobra.Command {
+	return group("member", "Add, remove, list and change members of a list",
+		memberAddCmd(e), memberRmCmd(e), memberLsCmd(e), memberSetCmd(e))
+}
+
+// maxLine bounds one line of an address file.
+const maxLine = 4096
+
+// addInput is one address to add and where it came from, for messages.
+type addInput struct {
+	where, text string
+}
+
+// readAddresses reads one address per line; blank lines and lines starting
+// with '#' are skipped.
+func readAddresses(r io.Reader, name string) ([]addInput, error) {
+	var in []addInput
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, maxLine), maxLine)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		in = append(in, addInput{where: fmt.Sprintf("%s:%d", name, n), text: line})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, usagef("%s: %v", name, err)
+	}
+	return in, nil
+}
+
+// parseAll parses every input, reporting each bad or repeated one. Bad
+// addresses abort the whole command before anything changes.
+func (e *env) parseAll(in []addInput, role members.Role, mode members.Delivery) ([]members.New, error) {
+	var out []members.New
+	seen := map[string]string{}
+	bad := 0
+	for _, a := range in {
+		m, err := members.ParseNew(a.text, role, mode)
+		if err != nil {
+			fmt.Fprintf(e.io.Stderr, "parley: %s: %v\n", a.where, err)
+			bad++
+			continue
+		}
+		norm := m.Address.String()
+		if first, dup := seen[norm]; dup {
+			fmt.Fprintf(e.io.Stdout, "skipped %s (%s repeats %s)\n", a.text, a.where, first)
+			continue
+		}
+		seen[norm] = a.where
+		out = append(out, m)
+	}
+	if bad > 0 {
+		return nil, errs.Invalidf("%d malformed address(es); nothing changed", bad)
+	}
+	return out, nil
+}
+
+func memberAddCmd(e *env) *cobra.Command {
+	var file, role, mode string
+	var skipExisting bool
+	c := &cobra.Command{
+		Use:   "add LIST [ADDRESS...]",
+		Short: "Add members (from arguments, or one per line from --file, '-' for stdin)",
+		Long: `Add members to a list. Every address is checked first: if any is malformed,
+or already a member (unless --skip-existing), each problem is reported and
+nothing changes. Otherwise all are added in one transaction and each
+address's result is printed.`,
+		Example: `  parley member add dev@lists.example.org bob@example.org carol@example.org
+  parley member add dev@lists.example.org --file members.txt --skip-existing
+  cut -d, -f1 export.csv | parley member add dev@lists.example.org --file -`,
+		Args: nArgs(1, -1, "LIST and at least one ADDRESS or --file"),
+		RunE: func(c *cobra.Command, args []string) error {
+			r, err := members.ParseRole(role)
+			if err != nil {
+				return err
+			}
+			d, err := members.ParseDelivery(mode)
+			if err != nil {
+				return err
+			}
+			var in []addInput
+			for i, a := range args[1:] {
+				in = append(in, addInput{where: fmt.Sprintf("argument %d", i+2), text: a})
+			}
+			if file != "" {
+				rc, err := e.open(file)
+				if err != nil {
+					return err
+				}
+				fromFile, err := readAddresses(rc, file)
+				rc.Close()
+				if err != nil {
+					return err
+				}
+				in = append(in, fromFile...)
+			}
+			if len(in) == 0 {
+				return usagef("%s: no addresses given", c.CommandPath())
+			}
+			ms, err := e.parseAll(in, r, d)
+			if err != nil {
+				return err
+			}
+			return e.withDB(c.Context(), func(d *app.Database) error {
+				return e.addMembers(c, d, args[0], ms, skipExisting)
+			})
+		},
+	}
+	c.Flags().StringVar(&file, "file", "", "read addresses from FILE, one per line ('-' for stdin)")
+	c.Flags().StringVar(&role, "role", "member", "role: member, moderator or owner")
+	c.Flags().StringVar(&mode, "delivery", "regular", "delivery: regular, digest or nomail")
+	c.Flags().BoolVar(&skipExisting, "skip-existing", false, "skip addresses that are already members instead of refusing")
+	return c
+}
+
+// addMembers adds ms in one transaction after checking for existing
+// members, so a refusal changes nothing.
+func (e *env) addMembers(c *cobra.Command, d *app.Database, list string, ms []members.New, skipExisting bool) error {
+	ctx := c.Context()
+	return db.InTx(ctx, d.DB, func(tx *sqlx.Tx) error {
+		l, err := lists.Get(ctx, tx, list)
+		if err != nil {
+			return err
+		}
+		norms := make([]string, len(ms))
+		for i, m := range ms {
+			norms[i] = m.Address.String()
+		}
+		existing, err := members.Existing(ctx, tx, l.ID, norms)
+		if err != nil {
+			return err
+		}
+		if len(existing) > 0 && !skipExisting {
+			for _, x := range existing {
+				fmt.Fprintf(e.io.Stderr, "parley: %s is already a member of %s\n", x, l.Address)
+			}
+			return errs.Kindf(members.ErrExists, "%d address(es) already members of %s; nothing changed (--skip-existing adds the rest)", len(existing), l.Address)
+		}
+		added, err := members.Add(ctx, tx, l.ID, ms)
+		if err != nil {
+			return err
+		}
+		isAdded := make(map[string]bool, len(added))
+		for _, a := range added {
+			isAdded[a] = true
+		}
+		w := bufio.NewWriter(e.io.Stdout)
+		for _, m := range ms {
+			if isAdded[m.Address.String()] {
+				fmt.Fprintf(w, "added %s\n", m.Given)
+			} else {
+				fmt.Fprintf(w, "skipped %s (already a member)\n", m.Given)
+			}
+		}
+		if len(ms) > 1 {
+			fmt.Fprintf(w, "%s: %d added, %d skipped\n", l.Address, len(added), len(ms)-len(added))
+		}
+		return w.Flush()
+	})
+}
+
+func memberRmCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm LIST ADDRESS...",
+		Short:   "Remove members (all or nothing)",
+		Example: `  parley member rm dev@lists.example.org bob@example.org`,
+		Args:    nArgs(2, -1, "LIST and at least one ADDRESS"),
+		RunE: func(c *cobra.Command, args []string) error {
+			ctx := c.Context()
+			return e.withDB(ctx, func(d *app.Database) error {
+				return db.InTx(ctx, d.DB, func(tx *sqlx.Tx) error {
+					l, err := lists.Get(ctx, tx, args[0])
+					if err != nil {
+						return err
+					}
+					for _, a := range args[1:] {
+						if err := members.Remove(ctx, tx, l.ID, a); err != nil {
+							return fmt.Errorf("%w; nothing changed", err)
+						}
+					}
+					for _, a := range args[1:] {
+						fmt.Fprintf(e.io.Stdout, "removed %s\n", a)
+					}
+					return nil
+				})
+			})
+		},
+	}
+}
+
+func memberLsCmd(e *env) *cobra.Command {
+	var asJSON bool
+	var role, status string
+	c := &cobra.Command{
+		Use:   "ls LIST",
+		Short: "List a list's members",
+		Args:  nArgs(1, 1, "one LIST"),
+		RunE: func(c *cobra.Command, args []string) error {
+			var f members.Filter
+			var err error
+			if role != "" {
+				if f.Role, err = members.ParseRole(role); err != nil {
+					return err
+				}
+			}
+			if status != "" {
+				if f.Status, err = members.ParseStatus(status); err != nil {
+					return err
+				}
+			}
+			return e.withDB(c.Context(), func(d *app.Database) error {
+				l, err := lists.Get(c.Context(), d, args[0])
+				if err != nil {
+					return err
+				}
+				ms, err := members.All(c.Context(), d, l.ID, f)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(e.io.Stdout, nonNil(ms))
+				}
+				return writeMembers(e.io.Stdout, ms)
+			})
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().StringVar(&role, "role", "", "only members with this role")
+	c.Flags().StringVar(&status, "status", "", "only members with this status (active or disabled)")
+	return c
+}
+
+func writeMembers(w io.Writer, ms []members.Member) error {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "ADDRESS\tROLE\tDELIVERY\tSTATUS\tMODERATED\tJOINED")
+	for _, m := range ms {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Address, m.Role, m.Delivery, m.Status,
+			onOff(m.Moderated), m.JoinedAt.UTC().Format(time.DateOnly))
+	}
+	return tw.Flush()
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func parseOnOff(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "on", "yes":
+		return true, nil
+	case "off", "no":
+		return false, nil
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, errs.Invalidf("%q is not on or off", s)
+	}
+	return b, nil
+}
+
+func memberSetCmd(e *env) *cobra.Command {
+	var role, mode, status, moderated string
+	c := &cobra.Command{
+		Use:     "set LIST ADDRESS",
+		Short:   "Change a member's role, delivery, status or moderation",
+		Example: `  parley member set dev@lists.example.org bob@example.org --role moderator --moderated off`,
+		Args:    nArgs(2, 2, "LIST and ADDRESS"),
+		RunE: func(c *cobra.Command, args []string) error {
+			s, err := memberSettings(c, role, mode, status, moderated)
+			if err != nil {
+				return err
+			}
+			return e.withDB(c.Context(), func(d *app.Database) error {
+				l, err := lists.Get(c.Context(), d, args[0])
+				if err != nil {
+					return err
+				}
+				m, err := members.Update(c.Context(), d, l.ID, args[1], s)
+				if err != nil {
+					return err
+				}
+				return writeMembers(e.io.Stdout, []members.Member{m})
+			})
+		},
+	}
+	c.Flags().StringVar(&role, "role", "", "member, moderator or owner")
+	c.Flags().StringVar(&mode, "delivery", "", "regular, digest or nomail")
+	c.Flags().StringVar(&status, "status", "", "active or disabled")
+	c.Flags().StringVar(&moderated, "moderated", "", "on: hold this member's posts for moderation; off: don't")
+	return c
+}
+
+func memberSettings(c *cobra.Command, role, mode, status, moderated string) (members.Settings, error) {
+	var s members.Settings
+	fs := c.Flags()
+	if fs.Changed("role") {
+		r, err := members.ParseRole(role)
+		if err != nil {
+			return s, err
+		}
+		s.Role = &r
+	}
+	if fs.Changed("delivery") {
+		d, err := members.ParseDelivery(mode)
+		if err != nil {
+			return s, err
+		}
+		s.Delivery = &d
+	}
+	if fs.Changed("status") {
+		st, err := members.ParseStatus(status)
+		if err != nil {
+			return s, err
+		}
+		s.Status = &st
+	}
+	if fs.Changed("moderated") {
+		b, err := parseOnOff(moderated)
+		if err != nil {
+			return s, err
+		}
+		s.Moderated = &b
+	}
+	if s == (members.Settings{}) {
+		return s, usagef("%s: nothing to change (see --help)", c.CommandPath())
+	}
+	return s, nil
+}
