@@ -91,4 +91,3 @@ func versionCmd(e *env) *cobra.Command {
 		},
 	}
 }
-

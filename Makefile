@@ -1,0 +1,50 @@
+# parley — see README.md. Every target works on a fresh machine with Go and
+# the PostgreSQL server binaries; tests start their own throwaway cluster
+# unless PARLEY_TEST_DATABASE_URL points at a server.
+
+GO       ?= go
+BIN      := bin/parley
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X github.com/parley-list/parley/internal/app.Version=$(VERSION)
+# Fuzzing time per target, e.g. make fuzz FUZZTIME=5m
+FUZZTIME ?= 60s
+# Extra go test flags, e.g. make test TESTFLAGS='-run TestServe -v'
+TESTFLAGS ?=
+
+.PHONY: all build run test lint fuzz cover clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/parley
+
+# Start a server with the embedded PostgreSQL under ./data, mail written to
+# ./data/outbox, and a demo list. Ctrl-C stops it (and the database).
+run: build
+	./$(BIN) serve
+
+# The whole suite: unit, PostgreSQL-backed and end-to-end, with the race
+# detector. Shuffled so tests cannot depend on order.
+test:
+	$(GO) test -race -shuffle=on -timeout 20m $(TESTFLAGS) ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+# Run every fuzz target for FUZZTIME each; a crash fails the run.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+cover:
+	$(GO) test -shuffle=on -coverprofile=coverage.out ./...
+	$(GO) tool cover -func=coverage.out | tail -1
+
+clean:
+	rm -rf bin coverage.out
