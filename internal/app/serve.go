@@ -49,33 +49,38 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 
 	reg := obs.NewRegistry(Version)
 	reg.MustRegister(collectors.NewDBStatsCollector(d.DB.DB, "parley"))
+	var g group
+	defer g.stop(ctx, log)
+	ready := map[string]string{"event": "ready"}
+	if err := startSMTP(&g, cfg, d, log, ready); err != nil {
+		return err
+	}
 	httpLn, err := net.Listen("tcp", string(cfg.HTTP.Listen))
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
 	}
 	srv := httpd.NewServer(httpd.Handler(httpd.Options{DB: d, Registry: reg, Logger: log}), log)
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- srv.Serve(httpLn) }()
+	g.add("http", func() error {
+		if err := srv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, srv.Shutdown)
+	ready["http"] = httpLn.Addr().String()
 
-	ready := map[string]string{"event": "ready", "http": httpLn.Addr().String()}
 	if err := json.NewEncoder(stdout).Encode(ready); err != nil {
 		return err
 	}
-	log.Info("parley ready", "event", "ready", "http", httpLn.Addr().String(),
+	log.Info("parley ready", "event", "ready", "listeners", ready,
 		"version", Version, "startup", time.Since(start).Round(time.Millisecond))
 
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down", "event", "shutdown")
-	case err := <-httpDone:
-		return fmt.Errorf("http server: %w", err)
+		return nil
+	case err := <-g.failed:
+		return err
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownBudget)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Warn("http shutdown", "event", "shutdown", "err", err)
-	}
-	return nil
 }
 
 // prepareDataDir creates the data directory and the file relay's outbox.

@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -37,7 +38,8 @@ type Config struct {
 	DemoList string   `toml:"demo_list" doc:"A list created at start-up when the database has no list at all, so a newcomer has something to post to. Empty disables it."`
 	Relay    Relay    `toml:"relay" doc:"Where outbound mail goes: smtp://host:port (a smarthost), mx (direct delivery), or file:///dir (one .eml file per copy). Empty means file://<data_dir>/outbox."`
 	Database Database `toml:"database"`
-	SMTP     Listener `toml:"smtp"`
+	SMTP     SMTP     `toml:"smtp"`
+	LMTP     LMTP     `toml:"lmtp"`
 	IMAP     Listener `toml:"imap"`
 	HTTP     HTTP     `toml:"http"`
 	Log      Log      `toml:"log"`
@@ -48,6 +50,28 @@ type Database struct {
 	URL          string   `toml:"url" doc:"PostgreSQL connection URL (postgres://user:pass@host/db?sslmode=...). Empty runs a private PostgreSQL cluster under data_dir, reached over a Unix socket and stopped when parley exits." secret:"true"`
 	MaxOpenConns int      `toml:"max_open_conns" doc:"Upper bound on open connections from this process."`
 	QueryTimeout Duration `toml:"query_timeout" doc:"Deadline for one ordinary query or transaction."`
+}
+
+// SMTP configures mail intake.
+type SMTP struct {
+	Listen              HostPort `toml:"listen" doc:"host:port for SMTP intake (posts and list service addresses); port 0 picks a free port, reported in the readiness line."`
+	TLSCert             string   `toml:"tls_cert" doc:"PEM certificate chain for STARTTLS (and the LMTP listener). Empty: no STARTTLS."`
+	TLSKey              string   `toml:"tls_key" doc:"PEM private key for tls_cert." secret:"true"`
+	MaxMessageBytes     int64    `toml:"max_message_bytes" doc:"Largest message accepted, server-wide (advertised as SIZE; keep it at least your front MTA's limit). A list can set a smaller one."`
+	MaxRecipients       int      `toml:"max_recipients" doc:"Most recipients in one SMTP transaction; more get 452 and are sent again by the client."`
+	MaxHeaderBytes      int      `toml:"max_header_bytes" doc:"Largest header block accepted."`
+	MaxHeaderFields     int      `toml:"max_header_fields" doc:"Most header fields in one message."`
+	MaxMIMEDepth        int      `toml:"max_mime_depth" doc:"Deepest multipart nesting accepted."`
+	MaxLineLength       int      `toml:"max_line_length" doc:"Longest line accepted in commands and message data."`
+	MaxConnections      int      `toml:"max_connections" doc:"Most simultaneous SMTP connections; more are answered 421 and closed."`
+	MaxConnectionsPerIP int      `toml:"max_connections_per_ip" doc:"Most simultaneous SMTP connections from one client address."`
+	CommandTimeout      Duration `toml:"command_timeout" doc:"How long to wait for the client's next command."`
+	DataTimeout         Duration `toml:"data_timeout" doc:"How long the whole DATA transfer may take; a slower sender gets 451 and retries."`
+}
+
+// LMTP configures the optional LMTP listener for a front MTA.
+type LMTP struct {
+	Listen string `toml:"listen" doc:"LMTP listener for sites that put Postfix or Exim in front: host:port, or unix:/path/to/socket. Empty: none."`
 }
 
 // Listener is a TCP listening address.
@@ -73,7 +97,19 @@ func Default() Config {
 		Hostname: "localhost",
 		DemoList: "demo@localhost",
 		Database: Database{MaxOpenConns: 20, QueryTimeout: Duration(30 * time.Second)},
-		SMTP:     Listener{Listen: "127.0.0.1:2525"},
+		SMTP: SMTP{
+			Listen:              "127.0.0.1:2525",
+			MaxMessageBytes:     32 << 20,
+			MaxRecipients:       100,
+			MaxHeaderBytes:      256 << 10,
+			MaxHeaderFields:     1000,
+			MaxMIMEDepth:        32,
+			MaxLineLength:       64 << 10,
+			MaxConnections:      1000,
+			MaxConnectionsPerIP: 50,
+			CommandTimeout:      Duration(5 * time.Minute),
+			DataTimeout:         Duration(10 * time.Minute),
+		},
 		IMAP:     Listener{Listen: "127.0.0.1:1143"},
 		HTTP:     HTTP{Listen: "127.0.0.1:8025"},
 		Log:      Log{Format: "text", Level: "info"},
@@ -147,6 +183,16 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("demo_list: %w", err))
 		}
 	}
+	errs = append(errs, c.SMTP.validate()...)
+	if c.LMTP.Listen != "" {
+		if path, ok := strings.CutPrefix(c.LMTP.Listen, "unix:"); ok {
+			if !filepath.IsAbs(path) {
+				errs = append(errs, fmt.Errorf("lmtp.listen: %q: unix socket path must be absolute", c.LMTP.Listen))
+			}
+		} else if err := new(HostPort).UnmarshalText([]byte(c.LMTP.Listen)); err != nil {
+			errs = append(errs, fmt.Errorf("lmtp.listen: %w", err))
+		}
+	}
 	if c.Database.MaxOpenConns < 2 {
 		errs = append(errs, errors.New("database.max_open_conns: must be at least 2"))
 	}
@@ -154,6 +200,35 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("database.query_timeout: must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+func (s SMTP) validate() []error {
+	var errs []error
+	positive := map[string]int64{
+		"smtp.max_message_bytes": s.MaxMessageBytes, "smtp.max_recipients": int64(s.MaxRecipients),
+		"smtp.max_header_bytes": int64(s.MaxHeaderBytes), "smtp.max_header_fields": int64(s.MaxHeaderFields),
+		"smtp.max_mime_depth": int64(s.MaxMIMEDepth), "smtp.max_line_length": int64(s.MaxLineLength),
+		"smtp.max_connections": int64(s.MaxConnections), "smtp.max_connections_per_ip": int64(s.MaxConnectionsPerIP),
+		"smtp.command_timeout": int64(s.CommandTimeout), "smtp.data_timeout": int64(s.DataTimeout),
+	}
+	for _, k := range sortedKeys(positive) {
+		if positive[k] <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive", k))
+		}
+	}
+	if (s.TLSCert == "") != (s.TLSKey == "") {
+		errs = append(errs, errors.New("smtp.tls_cert and smtp.tls_key: set both or neither"))
+	}
+	return errs
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func checkHostname(h string) error {

@@ -45,6 +45,26 @@ func ParsePostPolicy(s string) (PostPolicy, error) {
 	return "", errs.Invalidf("unknown post policy %q (want open, members, moderated or announce)", s)
 }
 
+// Action is what happens to a post from a non-member of a members-only
+// list.
+type Action string
+
+// Non-member actions.
+const (
+	ActionHold    Action = "hold"    // keep for a moderator
+	ActionReject  Action = "reject"  // refuse at SMTP time
+	ActionDiscard Action = "discard" // accept, record, never distribute
+)
+
+// ParseAction validates a non-member action.
+func ParseAction(s string) (Action, error) {
+	switch a := Action(strings.ToLower(strings.TrimSpace(s))); a {
+	case ActionHold, ActionReject, ActionDiscard:
+		return a, nil
+	}
+	return "", errs.Invalidf("unknown non-member action %q (want hold, reject or discard)", s)
+}
+
 // Archive is who may read the list's archive.
 type Archive string
 
@@ -74,6 +94,9 @@ type List struct {
 	PostPolicy    PostPolicy `db:"post_policy" json:"post_policy"`
 	Archive       Archive    `db:"archive" json:"archive"`
 	SubjectPrefix string     `db:"subject_prefix" json:"subject_prefix"`
+	NonMember     Action     `db:"nonmember_action" json:"nonmember_action"`
+	MaxMessage    int64      `db:"max_message_bytes" json:"max_message_bytes"`
+	SubjectThread bool       `db:"subject_threading" json:"subject_threading"`
 	UIDValidity   int64      `db:"uidvalidity" json:"uidvalidity"`
 	NextArticle   int64      `db:"next_article" json:"next_article"`
 	Members       int64      `db:"members" json:"members"`
@@ -89,6 +112,8 @@ type Settings struct {
 	PostPolicy    *PostPolicy
 	Archive       *Archive
 	SubjectPrefix *string
+	NonMember     *Action
+	MaxMessage    *int64
 }
 
 // validate checks free-text settings: they end up in mail headers, so no
@@ -108,6 +133,9 @@ func (s Settings) validate() error {
 		}
 		return nil
 	}
+	if s.MaxMessage != nil && *s.MaxMessage < 0 {
+		return errs.Invalidf("max message size: must not be negative")
+	}
 	return errors.Join(
 		check("display name", s.DisplayName, 200, false),
 		check("description", s.Description, 4000, true),
@@ -117,7 +145,8 @@ func (s Settings) validate() error {
 
 const selectList = `
 SELECT l.id, l.address, l.local_part, d.name AS domain, l.display_name, l.description,
-       l.post_policy, l.archive, l.subject_prefix, l.uidvalidity, l.next_article,
+       l.post_policy, l.archive, l.subject_prefix, l.nonmember_action, l.max_message_bytes,
+       l.subject_threading, l.uidvalidity, l.next_article,
        (SELECT count(*) FROM members m WHERE m.list_id = l.id) AS members,
        l.created_at, l.updated_at
   FROM lists l JOIN domains d ON d.id = l.domain_id`
@@ -136,11 +165,12 @@ func Create(ctx context.Context, q db.Querier, addr mailaddr.Address, s Settings
 	}
 	_, err = q.ExecContext(ctx, `
 		INSERT INTO lists (domain_id, local_part, address, display_name, description, post_policy,
-		                   archive, subject_prefix, uidvalidity, created_at, updated_at)
+		                   archive, subject_prefix, nonmember_action, max_message_bytes,
+		                   uidvalidity, created_at, updated_at)
 		VALUES ($1, $2, $3, coalesce($4, ''), coalesce($5, ''), coalesce($6, 'members'),
-		        coalesce($7, 'public'), coalesce($8, ''), $9, $10, $10)`,
+		        coalesce($7, 'public'), coalesce($8, ''), coalesce($9, 'hold'), coalesce($10, 0), $11, $12, $12)`,
 		domainID, addr.Local, addr.String(), s.DisplayName, s.Description, s.PostPolicy,
-		s.Archive, s.SubjectPrefix, uidValidity(now), now)
+		s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage, uidValidity(now), now)
 	if _, dup := db.IsUniqueViolation(err); dup {
 		return List{}, errs.Kindf(ErrExists, "list %s already exists", addr)
 	}
@@ -206,9 +236,10 @@ func Update(ctx context.Context, q db.Querier, address string, s Settings) (List
 	_, err = q.ExecContext(ctx, `
 		UPDATE lists SET display_name = coalesce($2, display_name), description = coalesce($3, description),
 		       post_policy = coalesce($4, post_policy), archive = coalesce($5, archive),
-		       subject_prefix = coalesce($6, subject_prefix), updated_at = now()
+		       subject_prefix = coalesce($6, subject_prefix), nonmember_action = coalesce($7, nonmember_action),
+		       max_message_bytes = coalesce($8, max_message_bytes), updated_at = now()
 		 WHERE id = $1`,
-		l.ID, s.DisplayName, s.Description, s.PostPolicy, s.Archive, s.SubjectPrefix)
+		l.ID, s.DisplayName, s.Description, s.PostPolicy, s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage)
 	if err != nil {
 		return List{}, fmt.Errorf("update list: %w", err)
 	}

@@ -1,0 +1,77 @@
+package app
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/parley-list/parley/internal/config"
+	"github.com/parley-list/parley/internal/ingest"
+	"github.com/parley-list/parley/internal/mailmsg"
+	"github.com/parley-list/parley/internal/smtpin"
+)
+
+// startSMTP starts the SMTP listener and, when configured, the LMTP one,
+// recording their bound addresses in ready.
+func startSMTP(g *group, cfg config.Config, d *Database, log *slog.Logger, ready map[string]string) error {
+	svc := ingest.New(ingest.Options{
+		DB: d.DB, Logger: log, Hostname: cfg.Hostname,
+		MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
+		QueryTimeout:    cfg.Database.QueryTimeout.D(),
+		Limits: mailmsg.Limits{
+			MaxHeaderBytes: cfg.SMTP.MaxHeaderBytes, MaxHeaderFields: cfg.SMTP.MaxHeaderFields,
+			MaxMIMEDepth: cfg.SMTP.MaxMIMEDepth,
+		},
+	})
+	tlsConfig, err := loadTLS(cfg.SMTP)
+	if err != nil {
+		return err
+	}
+	opts := smtpin.Options{
+		Intake: svc, Logger: log, Hostname: cfg.Hostname,
+		MaxMessageBytes: cfg.SMTP.MaxMessageBytes, MaxRecipients: cfg.SMTP.MaxRecipients,
+		MaxLineLength: cfg.SMTP.MaxLineLength, MaxConns: cfg.SMTP.MaxConnections,
+		MaxConnsPerIP: cfg.SMTP.MaxConnectionsPerIP, CommandTimeout: cfg.SMTP.CommandTimeout.D(),
+		DataTimeout: cfg.SMTP.DataTimeout.D(), TLS: tlsConfig,
+	}
+	ln, err := net.Listen("tcp", string(cfg.SMTP.Listen))
+	if err != nil {
+		return fmt.Errorf("smtp listener: %w", err)
+	}
+	srv := smtpin.New(opts)
+	g.add("smtp", func() error { return srv.Serve(ln) }, srv.Shutdown)
+	ready["smtp"] = ln.Addr().String()
+	if cfg.LMTP.Listen == "" {
+		return nil
+	}
+	network, addr := "tcp", cfg.LMTP.Listen
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		network, addr = "unix", path
+		_ = os.Remove(path) // a socket left by a previous run
+	}
+	lln, err := net.Listen(network, addr)
+	if err != nil {
+		return fmt.Errorf("lmtp listener: %w", err)
+	}
+	opts.LMTP = true
+	lsrv := smtpin.New(opts)
+	g.add("lmtp", func() error { return lsrv.Serve(lln) }, lsrv.Shutdown)
+	ready["lmtp"] = lln.Addr().String()
+	return nil
+}
+
+// loadTLS returns the STARTTLS configuration, or nil when none is set:
+// TLS 1.2 or newer only.
+func loadTLS(c config.SMTP) (*tls.Config, error) {
+	if c.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("smtp.tls_cert/tls_key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}

@@ -1,0 +1,164 @@
+package archive
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/lib/pq"
+
+	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/errs"
+	"github.com/parley-list/parley/internal/mailmsg"
+)
+
+// Entry is an archived post without its bytes.
+type Entry struct {
+	ID         int64          `db:"id"`
+	Article    int64          `db:"article"`
+	MessageID  string         `db:"message_id"`
+	ThreadID   int64          `db:"thread_id"`
+	Refs       pq.StringArray `db:"refs"`
+	Subject    string         `db:"subject"`
+	From       string         `db:"from_addr"`
+	FromName   string         `db:"from_name"`
+	SentAt     *time.Time     `db:"sent_at"`
+	ReceivedAt time.Time      `db:"received_at"`
+	Size       int64          `db:"size"`
+}
+
+// Entries returns a list's posts in article order, those received at or
+// after since when since is not zero.
+func Entries(ctx context.Context, q db.Querier, listID int64, since time.Time) ([]Entry, error) {
+	var es []Entry
+	err := q.SelectContext(ctx, &es, `
+		SELECT id, article, message_id, thread_id, refs, subject, from_addr, from_name, sent_at, received_at, size
+		  FROM messages WHERE list_id = $1 AND received_at >= $2 ORDER BY article`, listID, since)
+	if err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	return es, nil
+}
+
+// ErrNoArticle says an article number is not in the archive.
+var ErrNoArticle = fmt.Errorf("no such article")
+
+// Raw returns one post's bytes.
+func Raw(ctx context.Context, q db.Querier, listID, article int64) ([]byte, error) {
+	var raw []byte
+	err := q.GetContext(ctx, &raw, `SELECT raw FROM messages WHERE list_id = $1 AND article = $2`, listID, article)
+	if db.IsNoRows(err) {
+		return nil, errs.Kindf(ErrNoArticle, "no article %d", article)
+	}
+	return raw, err
+}
+
+// Parents maps each article to the article it replies to: the nearest
+// ancestor in its References that is in the archive (so a reply whose
+// direct parent never arrived hangs under the grandparent). Parent links
+// that would form a cycle (forged or looping References) are cut, so the
+// result is always a forest.
+func Parents(es []Entry) map[int64]int64 {
+	first := make(map[string]int64, len(es))
+	for _, e := range es {
+		if _, ok := first[e.MessageID]; !ok {
+			first[e.MessageID] = e.Article
+		}
+	}
+	parent := make(map[int64]int64, len(es))
+	for _, e := range es {
+		for i := len(e.Refs) - 1; i >= 0; i-- {
+			if a, ok := first[e.Refs[i]]; ok && a != e.Article {
+				parent[e.Article] = a
+				break
+			}
+		}
+	}
+	breakCycles(es, parent)
+	return parent
+}
+
+// breakCycles walks each parent chain once, iteratively, marking nodes as
+// in progress and done; reaching a node in progress means a cycle, which is
+// cut by removing the link that closed it.
+func breakCycles(es []Entry, parent map[int64]int64) {
+	const (
+		unseen = iota
+		active
+		done
+	)
+	state := make(map[int64]int, len(es))
+	for _, e := range es {
+		var path []int64
+		prev := int64(0)
+		for n := e.Article; ; {
+			if state[n] == done {
+				break
+			}
+			if state[n] == active {
+				delete(parent, prev)
+				break
+			}
+			state[n] = active
+			path = append(path, n)
+			p, ok := parent[n]
+			if !ok {
+				break
+			}
+			prev, n = n, p
+		}
+		for _, n := range path {
+			state[n] = done
+		}
+	}
+}
+
+// Rethread rebuilds every post's summary-derived fields and thread
+// placement from the raw bytes, in article order, exactly as intake placed
+// them. It returns the number of posts placed.
+func Rethread(ctx context.Context, q db.Querier, listID int64, host string) (int, error) {
+	if _, err := q.ExecContext(ctx, `SELECT 1 FROM lists WHERE id = $1 FOR UPDATE`, listID); err != nil {
+		return 0, err
+	}
+	if _, err := q.ExecContext(ctx, `DELETE FROM ghosts WHERE list_id = $1`, listID); err != nil {
+		return 0, err
+	}
+	if _, err := q.ExecContext(ctx, `UPDATE messages SET thread_id = 0 WHERE list_id = $1`, listID); err != nil {
+		return 0, err
+	}
+	var arts []int64
+	if err := q.SelectContext(ctx, &arts, `SELECT article FROM messages WHERE list_id = $1 ORDER BY article`, listID); err != nil {
+		return 0, err
+	}
+	for _, a := range arts {
+		raw, err := Raw(ctx, q, listID, a)
+		if err != nil {
+			return 0, err
+		}
+		var msgid string
+		if err := q.GetContext(ctx, &msgid, `SELECT message_id FROM messages WHERE list_id = $1 AND article = $2`, listID, a); err != nil {
+			return 0, err
+		}
+		s, err := mailmsg.Parse(raw, host, mailmsg.Limits{MaxHeaderBytes: len(raw) + 1, MaxHeaderFields: 1 << 20, MaxMIMEDepth: 1 << 10})
+		if err != nil {
+			return 0, fmt.Errorf("article %d: %w", a, err)
+		}
+		refs := s.Refs
+		tid, err := placeInThread(ctx, q, listID, a, msgid, refs)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE messages SET thread_id = $3, refs = $4, parent_msgid = $5
+			WHERE list_id = $1 AND article = $2`, listID, a, tid, textArray(refs), nullIfEmpty(lastOf(refs))); err != nil {
+			return 0, err
+		}
+	}
+	return len(arts), nil
+}
+
+func lastOf(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[len(s)-1]
+}

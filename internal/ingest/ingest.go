@@ -1,0 +1,167 @@
+// Package ingest owns what happens to a message once a sender has handed
+// it over: recipients are resolved when they are named (RCPT), and at the
+// end of DATA the message is judged by each list's policy and archived,
+// held, recorded or refused, with its outbound work queued, all in one
+// transaction.
+//
+// Invariants (DESIGN.md):
+//   - No 250 before commit: Accept returns nil only after the commit.
+//     Any internal failure is a plain error, which the SMTP side answers
+//     with 451 4.3.0; nothing is half-written because nothing is committed.
+//   - Intake is idempotent: the same post again (same Message-ID and
+//     content) archives nothing new and still succeeds.
+//   - Refusals are decided before acceptance: an unknown list or domain is
+//     refused at RCPT, a policy rejection in DATA; parley never accepts a
+//     message only to bounce it later.
+//
+// Whether a failure is permanent is in its type: *Rejection is a 5xx with
+// a text safe to show the sender; every other error is temporary.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/mailmsg"
+)
+
+// Rejection is a permanent refusal, answered with a 5xx reply.
+type Rejection struct {
+	Code     int    // 550, 552, 554, …
+	Enhanced [3]int // RFC 3463 enhanced status code
+	Msg      string // short and generic: no internals
+}
+
+func (r *Rejection) Error() string { return r.Msg }
+
+func reject(code int, enh [3]int, format string, args ...any) *Rejection {
+	return &Rejection{Code: code, Enhanced: enh, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Options configure a Service.
+type Options struct {
+	DB              *sqlx.DB
+	Logger          *slog.Logger
+	Hostname        string
+	Limits          mailmsg.Limits
+	MaxMessageBytes int64 // server-wide; a list may set a smaller limit
+	QueryTimeout    time.Duration
+	Now             func() time.Time
+}
+
+// Service resolves recipients and accepts messages.
+type Service struct {
+	o Options
+}
+
+// New returns a Service.
+func New(o Options) *Service {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.QueryTimeout == 0 {
+		o.QueryTimeout = 30 * time.Second
+	}
+	return &Service{o: o}
+}
+
+// Recipient is a resolved RCPT TO address.
+type Recipient struct {
+	Address string // normalised
+	Route   mailaddr.Route
+	List    lists.List
+}
+
+// Resolve classifies a recipient when the sender names it. size is the
+// SIZE the sender declared (0 when unknown).
+func (s *Service) Resolve(ctx context.Context, rcpt string, size int64) (Recipient, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.o.QueryTimeout)
+	defer cancel()
+	a, err := mailaddr.Parse(rcpt)
+	if err != nil {
+		return Recipient{}, reject(501, [3]int{5, 1, 3}, "bad recipient address syntax")
+	}
+	var served bool
+	if err := s.o.DB.GetContext(ctx, &served, `SELECT EXISTS (SELECT 1 FROM domains WHERE name = $1)`, a.Domain); err != nil {
+		return Recipient{}, fmt.Errorf("resolve: %w", err)
+	}
+	if !served {
+		return Recipient{}, reject(550, [3]int{5, 7, 1}, "relay access denied")
+	}
+	route, ok := mailaddr.Classify(a.Local)
+	if !ok {
+		return Recipient{}, reject(550, [3]int{5, 1, 1}, "no such list")
+	}
+	l, err := lists.Get(ctx, s.o.DB, route.List+"@"+a.Domain)
+	if errors.Is(err, lists.ErrNotFound) {
+		return Recipient{}, reject(550, [3]int{5, 1, 1}, "no such list")
+	}
+	if err != nil {
+		return Recipient{}, fmt.Errorf("resolve: %w", err)
+	}
+	if size > 0 && size > s.maxBytes(l) {
+		return Recipient{}, reject(552, [3]int{5, 3, 4}, "message too big for this list")
+	}
+	return Recipient{Address: a.String(), Route: route, List: l}, nil
+}
+
+func (s *Service) maxBytes(l lists.List) int64 {
+	if l.MaxMessage > 0 && (s.o.MaxMessageBytes <= 0 || l.MaxMessage < s.o.MaxMessageBytes) {
+		return l.MaxMessage
+	}
+	if s.o.MaxMessageBytes <= 0 {
+		return 1 << 62
+	}
+	return s.o.MaxMessageBytes
+}
+
+// Envelope is a message as the sender handed it over.
+type Envelope struct {
+	From   string // MAIL FROM, "" for the null sender
+	Rcpts  []Recipient
+	Data   []byte // as received; line endings are canonicalised here
+	Source string // "smtp" or "lmtp"
+	Remote string // client address, for logs
+}
+
+// prepared is a message checked and parsed, ready for the transaction.
+type prepared struct {
+	raw []byte
+	sum *mailmsg.Summary
+}
+
+// prepare canonicalises line endings, parses the message and records a
+// synthesised Message-ID in the bytes themselves, so members and readers
+// see the id the archive uses.
+func (s *Service) prepare(env Envelope) (*prepared, error) {
+	raw := mailmsg.Canonicalize(env.Data)
+	for _, r := range env.Rcpts {
+		if int64(len(raw)) > s.maxBytes(r.List) {
+			return nil, reject(552, [3]int{5, 3, 4}, "message too big for %s", r.List.Address)
+		}
+	}
+	sum, err := mailmsg.Parse(raw, s.o.Hostname, s.o.Limits)
+	var pe *mailmsg.Error
+	if errors.As(err, &pe) {
+		if pe.Kind == mailmsg.HeaderTooLarge {
+			return nil, reject(552, [3]int{5, 3, 4}, "%s", pe.Msg)
+		}
+		return nil, reject(554, [3]int{5, 6, 0}, "%s", pe.Msg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if sum.Synthesised {
+		field := []byte("Message-ID: <" + sum.MessageID + ">\r\n")
+		raw = append(field, raw...)
+		sum.HeaderLen += len(field)
+	}
+	return &prepared{raw: raw, sum: sum}, nil
+}

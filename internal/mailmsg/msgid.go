@@ -1,0 +1,105 @@
+package mailmsg
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// Bounds on message identifiers.
+const (
+	// MaxRefs is how many References a message keeps: the first (the
+	// thread's root) and the most recent MaxRefs-1, which is all threading
+	// needs. A header with 100,000 ids costs no more than one with 64.
+	MaxRefs = 64
+	// maxIDLen bounds one id; longer tokens are not ids.
+	maxIDLen = 500
+)
+
+// MsgIDs extracts the message identifiers from a Message-ID, In-Reply-To or
+// References value: every <...> token with no white space inside, in order,
+// without the angle brackets. Garbage between tokens is skipped rather than
+// ending the scan (go-message's MsgIDList stops at the first bad token and
+// loses the rest). Duplicates are dropped, keeping the first occurrence.
+func MsgIDs(v string) []string {
+	var ids []string
+	seen := map[string]bool{}
+	for {
+		open := strings.IndexByte(v, '<')
+		if open < 0 {
+			return ids
+		}
+		v = v[open+1:]
+		end := strings.IndexAny(v, "<> \t\r\n")
+		if end < 0 {
+			return ids
+		}
+		if v[end] != '>' {
+			v = v[end:] // not an id; resume at the next character
+			continue
+		}
+		id := v[:end]
+		v = v[end+1:]
+		if validID(id) && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+}
+
+func validID(id string) bool {
+	if id == "" || len(id) > maxIDLen || !utf8.ValidString(id) {
+		return false
+	}
+	for _, r := range id {
+		if r < 0x21 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// BoundRefs keeps the first reference and the newest MaxRefs-1.
+func BoundRefs(refs []string) []string {
+	if len(refs) <= MaxRefs {
+		return refs
+	}
+	out := make([]string, 0, MaxRefs)
+	out = append(out, refs[0])
+	return append(out, refs[len(refs)-(MaxRefs-1):]...)
+}
+
+// ThreadRefs combines References and In-Reply-To into the ancestor list
+// used for threading, oldest first: References in order, then the
+// In-Reply-To id if References did not end with it (some clients send only
+// In-Reply-To, some put it elsewhere). self is removed: a message never
+// refers to itself.
+func ThreadRefs(references, inReplyTo []string, self string) []string {
+	var out []string
+	seen := map[string]bool{self: true}
+	add := func(id string) {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	for _, id := range references {
+		add(id)
+	}
+	if len(inReplyTo) > 0 && inReplyTo[0] != self {
+		if irt := inReplyTo[0]; len(out) == 0 || out[len(out)-1] != irt {
+			// In-Reply-To names the direct parent: it goes last.
+			out = append(removeID(out, irt), irt)
+		}
+	}
+	return BoundRefs(out)
+}
+
+func removeID(ids []string, id string) []string {
+	out := ids[:0]
+	for _, x := range ids {
+		if x != id {
+			out = append(out, x)
+		}
+	}
+	return out
+}
