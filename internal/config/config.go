@@ -110,9 +110,9 @@ func Default() Config {
 			CommandTimeout:      Duration(5 * time.Minute),
 			DataTimeout:         Duration(10 * time.Minute),
 		},
-		IMAP:     Listener{Listen: "127.0.0.1:1143"},
-		HTTP:     HTTP{Listen: "127.0.0.1:8025"},
-		Log:      Log{Format: "text", Level: "info"},
+		IMAP: Listener{Listen: "127.0.0.1:1143"},
+		HTTP: HTTP{Listen: "127.0.0.1:8025"},
+		Log:  Log{Format: "text", Level: "info"},
 	}
 }
 
