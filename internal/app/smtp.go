@@ -17,15 +17,7 @@ import (
 // startSMTP starts the SMTP listener and, when configured, the LMTP one,
 // recording their bound addresses in ready.
 func startSMTP(g *group, cfg config.Config, d *Database, log *slog.Logger, ready map[string]string) error {
-	svc := ingest.New(ingest.Options{
-		DB: d.DB, Logger: log, Hostname: cfg.Hostname,
-		MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
-		QueryTimeout:    cfg.Database.QueryTimeout.D(),
-		Limits: mailmsg.Limits{
-			MaxHeaderBytes: cfg.SMTP.MaxHeaderBytes, MaxHeaderFields: cfg.SMTP.MaxHeaderFields,
-			MaxMIMEDepth: cfg.SMTP.MaxMIMEDepth,
-		},
-	})
+	svc := NewIngest(cfg, d, log)
 	tlsConfig, err := loadTLS(cfg.SMTP)
 	if err != nil {
 		return err
@@ -61,6 +53,20 @@ func startSMTP(g *group, cfg config.Config, d *Database, log *slog.Logger, ready
 	g.add("lmtp", func() error { return lsrv.Serve(lln) }, lsrv.Shutdown)
 	ready["lmtp"] = lln.Addr().String()
 	return nil
+}
+
+// NewIngest returns the intake service, as SMTP and the CLI (held posts,
+// imports) use it.
+func NewIngest(cfg config.Config, d *Database, log *slog.Logger) *ingest.Service {
+	return ingest.New(ingest.Options{
+		DB: d.DB, Logger: log, Hostname: cfg.Hostname,
+		MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
+		QueryTimeout:    cfg.Database.QueryTimeout.D(),
+		Limits: mailmsg.Limits{
+			MaxHeaderBytes: cfg.SMTP.MaxHeaderBytes, MaxHeaderFields: cfg.SMTP.MaxHeaderFields,
+			MaxMIMEDepth: cfg.SMTP.MaxMIMEDepth,
+		},
+	})
 }
 
 // loadTLS returns the STARTTLS configuration, or nil when none is set:

@@ -162,3 +162,27 @@ func lastOf(s []string) string {
 	}
 	return s[len(s)-1]
 }
+
+// EachRaw calls fn for every post received at or after since, in article
+// order, streaming rows so that exporting a large archive needs memory
+// for one message at a time.
+func EachRaw(ctx context.Context, q db.Querier, listID int64, since time.Time, fn func(from string, received time.Time, raw []byte) error) error {
+	rows, err := q.QueryxContext(ctx, `SELECT from_addr, received_at, raw FROM messages
+		WHERE list_id = $1 AND received_at >= $2 ORDER BY article`, listID, since)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var from string
+		var at time.Time
+		var raw []byte
+		if err := rows.Scan(&from, &at, &raw); err != nil {
+			return err
+		}
+		if err := fn(from, at, raw); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -78,6 +78,9 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 type env struct {
 	io         IO
 	configPath string
+	// set by withDB for the command it runs
+	cfg config.Config
+	log *slog.Logger
 }
 
 // config loads the configuration from --config (or $PARLEY_CONFIG) and
@@ -113,6 +116,7 @@ func (e *env) withDB(ctx context.Context, fn func(d *app.Database) error) error 
 		level = slog.LevelDebug
 	}
 	log := obs.NewLogger(e.io.Stderr, string(cfg.Log.Format), level)
+	e.cfg, e.log = cfg, log
 	d, err := app.OpenDatabase(ctx, cfg, app.RoleCommand, log)
 	if err != nil {
 		return err
@@ -142,7 +146,7 @@ func newRoot(sio IO) *cobra.Command {
 	})
 	root.AddCommand(
 		serveCmd(e), migrateCmd(e), configCmd(e), versionCmd(e),
-		listCmd(e), memberCmd(e),
+		listCmd(e), memberCmd(e), heldCmd(e), archiveCmd(e), banCmd(e),
 	)
 	return root
 }

@@ -26,7 +26,8 @@ func listCmd(e *env) *cobra.Command {
 
 // listFlags are the settings flags shared by `list create` and `list set`.
 type listFlags struct {
-	name, description, policy, archive, prefix string
+	name, description, policy, archive, prefix, nonmember string
+	maxSize                                               int64
 }
 
 func (f *listFlags) register(fs *pflag.FlagSet) {
@@ -35,6 +36,8 @@ func (f *listFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.policy, "post-policy", "", "who may post: open, members, moderated or announce (default members)")
 	fs.StringVar(&f.archive, "archive", "", "who may read the archive: public or private (default public)")
 	fs.StringVar(&f.prefix, "subject-prefix", "", `prefix added to subjects, e.g. "[dev]"`)
+	fs.StringVar(&f.nonmember, "nonmember", "", "what happens to non-member posts on a members list: hold, reject or discard (default hold)")
+	fs.Int64Var(&f.maxSize, "max-message-size", 0, "largest post in bytes for this list (0: the server's limit)")
 }
 
 // settings converts the flags that were given into lists.Settings.
@@ -55,6 +58,16 @@ func (f *listFlags) settings(fs *pflag.FlagSet) (lists.Settings, error) {
 			return s, err
 		}
 		s.PostPolicy = &p
+	}
+	if fs.Changed("nonmember") {
+		a, err := lists.ParseAction(f.nonmember)
+		if err != nil {
+			return s, err
+		}
+		s.NonMember = &a
+	}
+	if fs.Changed("max-message-size") {
+		s.MaxMessage = &f.maxSize
 	}
 	if fs.Changed("archive") {
 		a, err := lists.ParseArchive(f.archive)
@@ -174,6 +187,8 @@ func writeList(w io.Writer, l lists.List) error {
 		{"post policy", string(l.PostPolicy)},
 		{"archive", string(l.Archive)},
 		{"subject prefix", l.SubjectPrefix},
+		{"non-member posts", string(l.NonMember)},
+		{"max message size", sizeOr(l.MaxMessage)},
 		{"members", fmt.Sprint(l.Members)},
 		{"posts", fmt.Sprint(l.NextArticle - 1)},
 		{"uidvalidity", fmt.Sprint(l.UIDValidity)},
@@ -257,4 +272,11 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+func sizeOr(n int64) string {
+	if n == 0 {
+		return "server limit"
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

@@ -19,6 +19,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -142,6 +143,11 @@ type prepared struct {
 // see the id the archive uses.
 func (s *Service) prepare(env Envelope) (*prepared, error) {
 	raw := mailmsg.Canonicalize(env.Data)
+	if !bytes.HasSuffix(raw, []byte("\r\n")) {
+		// Every archived message ends its last line, so exports and
+		// re-imports reproduce it byte for byte.
+		raw = append(raw[:len(raw):len(raw)], '\r', '\n')
+	}
 	for _, r := range env.Rcpts {
 		if int64(len(raw)) > s.maxBytes(r.List) {
 			return nil, reject(552, [3]int{5, 3, 4}, "message too big for %s", r.List.Address)

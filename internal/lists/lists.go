@@ -208,6 +208,19 @@ func Get(ctx context.Context, q db.Querier, address string) (List, error) {
 	return l, nil
 }
 
+// GetByID returns the list with the given id.
+func GetByID(ctx context.Context, q db.Querier, id int64) (List, error) {
+	var l List
+	err := q.GetContext(ctx, &l, selectList+` WHERE l.id = $1`, id)
+	if db.IsNoRows(err) {
+		return List{}, errs.Kindf(ErrNotFound, "no list with id %d", id)
+	}
+	if err != nil {
+		return List{}, fmt.Errorf("get list: %w", err)
+	}
+	return l, nil
+}
+
 // All returns every list, ordered by domain and name.
 func All(ctx context.Context, q db.Querier) ([]List, error) {
 	var ls []List

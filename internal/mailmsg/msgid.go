@@ -72,12 +72,14 @@ func BoundRefs(refs []string) []string {
 // used for threading, oldest first: References in order, then the
 // In-Reply-To id if References did not end with it (some clients send only
 // In-Reply-To, some put it elsewhere). self is removed: a message never
-// refers to itself.
+// refers to itself. Only ids with an '@' count: real message ids have one,
+// and this drops the well-known garbage such as git send-email's
+// "In-Reply-To: <yes>", which would otherwise tie unrelated threads.
 func ThreadRefs(references, inReplyTo []string, self string) []string {
 	var out []string
 	seen := map[string]bool{self: true}
 	add := func(id string) {
-		if !seen[id] {
+		if !seen[id] && strings.Contains(id, "@") {
 			seen[id] = true
 			out = append(out, id)
 		}
@@ -85,7 +87,7 @@ func ThreadRefs(references, inReplyTo []string, self string) []string {
 	for _, id := range references {
 		add(id)
 	}
-	if len(inReplyTo) > 0 && inReplyTo[0] != self {
+	if len(inReplyTo) > 0 && inReplyTo[0] != self && strings.Contains(inReplyTo[0], "@") {
 		if irt := inReplyTo[0]; len(out) == 0 || out[len(out)-1] != irt {
 			// In-Reply-To names the direct parent: it goes last.
 			out = append(removeID(out, irt), irt)

@@ -1,0 +1,151 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/parley-list/parley/internal/app"
+	"github.com/parley-list/parley/internal/errs"
+	"github.com/parley-list/parley/internal/ingest"
+	"github.com/parley-list/parley/internal/lists"
+)
+
+func heldCmd(e *env) *cobra.Command {
+	return group("held", "List and decide on posts held for moderation",
+		heldLsCmd(e), heldShowCmd(e), heldDecideCmd(e, "approve"), heldDecideCmd(e, "reject"), heldDecideCmd(e, "discard"))
+}
+
+// whoAmI names the operator in moderation records.
+func whoAmI() string {
+	if u := os.Getenv("USER"); u != "" {
+		return "cli:" + u
+	}
+	return "cli"
+}
+
+func heldLsCmd(e *env) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "ls LIST",
+		Short: "List the posts waiting for a moderator",
+		Args:  nArgs(1, 1, "one LIST"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return e.withDB(c.Context(), func(d *app.Database) error {
+				l, err := lists.Get(c.Context(), d, args[0])
+				if err != nil {
+					return err
+				}
+				hs, err := ingest.HeldPosts(c.Context(), d, l.ID)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(e.io.Stdout, nonNil(hs))
+				}
+				tw := tabwriter.NewWriter(e.io.Stdout, 2, 8, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tRECEIVED\tFROM\tSUBJECT\tREASON")
+				for _, h := range hs {
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", h.ID, h.ReceivedAt.UTC().Format(time.DateTime), h.From, clip(h.Subject, 50), h.Reason)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func heldID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, errs.Invalidf("%q is not a held post ID", s)
+	}
+	return id, nil
+}
+
+func heldShowCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Print a held post's raw message",
+		Args:  nArgs(1, 1, "one ID"),
+		RunE: func(c *cobra.Command, args []string) error {
+			id, err := heldID(args[0])
+			if err != nil {
+				return err
+			}
+			return e.withDB(c.Context(), func(d *app.Database) error {
+				h, err := ingest.GetHeld(c.Context(), d, id)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.io.Stderr, "held post %d (%s): %s: %s\n", h.ID, h.State, h.Rule, h.Reason)
+				_, err = e.io.Stdout.Write(h.Raw)
+				return err
+			})
+		},
+	}
+}
+
+func heldDecideCmd(e *env, verb string) *cobra.Command {
+	var reason string
+	short := map[string]string{
+		"approve": "Approve a held post: archive it and send it to the members",
+		"reject":  "Reject a held post and tell its author (with --reason)",
+		"discard": "Discard a held post silently",
+	}[verb]
+	c := &cobra.Command{
+		Use:   verb + " ID",
+		Short: short,
+		Args:  nArgs(1, 1, "one ID"),
+		RunE: func(c *cobra.Command, args []string) error {
+			id, err := heldID(args[0])
+			if err != nil {
+				return err
+			}
+			return e.withDB(c.Context(), func(d *app.Database) error {
+				svc := app.NewIngest(e.cfg, d, e.log)
+				switch verb {
+				case "approve":
+					st, err := svc.Approve(c.Context(), id, whoAmI())
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(e.io.Stdout, "approved %d: archived as article %d\n", id, st.Article)
+					return nil
+				case "reject":
+					err = svc.RejectHeld(c.Context(), id, reason, whoAmI())
+				default:
+					err = svc.DiscardHeld(c.Context(), id, whoAmI())
+				}
+				if err == nil {
+					fmt.Fprintf(e.io.Stdout, "%sed %d\n", trimE(verb), id)
+				}
+				return err
+			})
+		},
+	}
+	if verb == "reject" {
+		c.Flags().StringVar(&reason, "reason", "", "reason told to the author")
+	}
+	return c
+}
+
+func trimE(verb string) string {
+	if verb[len(verb)-1] == 'e' {
+		return verb[:len(verb)-1]
+	}
+	return verb
+}
+
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}

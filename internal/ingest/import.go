@@ -1,0 +1,72 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/parley-list/parley/internal/archive"
+	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/lists"
+)
+
+// ImportItem is one message from an archive file.
+type ImportItem struct {
+	Data  []byte    // as read; line ends are canonicalised
+	Date  time.Time // fallback archive date (the mbox From_ line) when Date: does not parse
+	Where string    // position in the source, for reports
+}
+
+// ImportResult says what happened to one item.
+type ImportResult struct {
+	Where     string
+	Article   int64
+	Duplicate bool
+	Problem   string // why the item could not be imported; "" when it was
+}
+
+// Import archives a batch of messages in one transaction, in order,
+// without policy and without delivery to members: the posts keep their
+// original dates (Date:, else the mbox date) as their archive dates.
+// Messages that cannot be parsed are reported in the results, never
+// dropped silently; a database failure aborts the whole batch.
+func (s *Service) Import(ctx context.Context, l lists.List, items []ImportItem) ([]ImportResult, error) {
+	res := make([]ImportResult, len(items))
+	preps := make([]*prepared, len(items))
+	for i, it := range items {
+		res[i].Where = it.Where
+		p, err := s.prepare(Envelope{Data: it.Data, Rcpts: []Recipient{{List: l}}})
+		var rej *Rejection
+		if errors.As(err, &rej) {
+			res[i].Problem = rej.Msg
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		preps[i] = p
+	}
+	err := db.InTx(ctx, s.o.DB, func(tx *sqlx.Tx) error {
+		for i, p := range preps {
+			if p == nil {
+				continue
+			}
+			when := items[i].Date
+			if p.sum.Date != nil && !p.sum.Date.IsZero() {
+				when = *p.sum.Date
+			}
+			if when.IsZero() {
+				when = s.o.Now()
+			}
+			st, err := archive.Insert(ctx, tx, archive.Post{ListID: l.ID, Raw: p.raw, Summary: p.sum, Source: "import", ReceivedAt: when})
+			if err != nil {
+				return err
+			}
+			res[i].Article, res[i].Duplicate = st.Article, st.Duplicate
+		}
+		return nil
+	})
+	return res, err
+}
