@@ -11,7 +11,7 @@ FUZZTIME ?= 60s
 # Extra go test flags, e.g. make test TESTFLAGS='-run TestServe -v'
 TESTFLAGS ?=
 
-.PHONY: all build run test lint fuzz cover clean
+.PHONY: all build run test lint fuzz fuzz-corpus cover clean
 
 all: build
 
@@ -40,6 +40,18 @@ fuzz:
 	    echo "== $$pkg $$f ($(FUZZTIME))"; \
 	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
+	done
+
+# Copy up to 30 inputs per fuzz target from the fuzzer's cache into the
+# package's testdata/fuzz, so they are committed and replayed by go test.
+fuzz-corpus:
+	@cache=$$($(GO) env GOCACHE)/fuzz; \
+	for dir in $$(find $$cache -type d -name 'Fuzz*' 2>/dev/null); do \
+	  pkg=$${dir#$$cache/}; pkg=$${pkg%/*}; name=$${dir##*/}; \
+	  rel=$${pkg#github.com/parley-list/parley/}; [ -d "$$rel" ] || continue; \
+	  mkdir -p $$rel/testdata/fuzz/$$name; \
+	  ls $$dir | head -30 | while read f; do cp -n $$dir/$$f $$rel/testdata/fuzz/$$name/; done; \
+	  echo "$$rel/testdata/fuzz/$$name: $$(ls $$rel/testdata/fuzz/$$name | wc -l) inputs"; \
 	done
 
 cover:

@@ -99,7 +99,7 @@ func Parse(raw []byte, host string, lim Limits) (*Summary, error) {
 	if n := bytes.Count(raw[:hlen], []byte("\r\n")); n > lim.MaxHeaderFields*4 {
 		return nil, &Error{HeaderTooLarge, "too many header lines"}
 	}
-	th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(withBlankLine(raw[:hlen]))))
+	th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(withBlankLine(skipFromLine(raw[:hlen])))))
 	if err != nil {
 		return nil, &Error{Malformed, "malformed message header"}
 	}
@@ -132,6 +132,17 @@ func Parse(raw []byte, host string, lim Limits) (*Summary, error) {
 	}
 	s.MIME = mime
 	return s, nil
+}
+
+// skipFromLine passes over an mbox "From " envelope line that some
+// software leaves at the top of a message; it is not a header field.
+func skipFromLine(h []byte) []byte {
+	if bytes.HasPrefix(h, []byte("From ")) {
+		if i := bytes.Index(h, []byte("\r\n")); i >= 0 {
+			return h[i+2:]
+		}
+	}
+	return h
 }
 
 // withBlankLine makes sure the header block ends with an empty line, as

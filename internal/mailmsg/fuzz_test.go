@@ -1,0 +1,66 @@
+package mailmsg
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzMsgIDs: the References parser never panics, returns only
+// well-formed ids (no brackets, no white space, bounded, valid UTF-8, no
+// duplicates), and never more ids than '<' in the input; ThreadRefs keeps
+// at most MaxRefs and never the message itself.
+func FuzzMsgIDs(f *testing.F) {
+	for _, s := range []string{"<a@b> <c@d>", "<1@x> broken <2@x>", "<<>>", "<a@b", "<yes>", "<a b@c> <ok@x>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ids := MsgIDs(s)
+		if len(ids) > strings.Count(s, "<") {
+			t.Fatalf("MsgIDs(%q) = %d ids from %d '<'", s, len(ids), strings.Count(s, "<"))
+		}
+		seen := map[string]bool{}
+		for _, id := range ids {
+			if id == "" || len(id) > maxIDLen || strings.ContainsAny(id, "<> \t\r\n") || !utf8.ValidString(id) || seen[id] {
+				t.Fatalf("MsgIDs(%q) returned bad id %q", s, id)
+			}
+			seen[id] = true
+		}
+		self := "self@x"
+		if len(ids) > 0 {
+			self = ids[0]
+		}
+		refs := ThreadRefs(ids, ids, self)
+		if len(refs) > MaxRefs || slices.Contains(refs, self) {
+			t.Fatalf("ThreadRefs(%q) = %q", ids, refs)
+		}
+	})
+}
+
+// FuzzParse: any byte string either parses to a well-formed summary or is
+// refused with a *Error; canonicalising is idempotent.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("From: a@b.c\r\nMessage-ID: <x@y>\r\nReferences: <p@q>\r\n\r\nbody\r\n"))
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\n\r\nx\r\n--c--\r\n--b--\r\n"))
+	f.Add([]byte("Subject: =?x-unknown?q?abc?=\r\nFrom: \"bad <x\r\n\r\n"))
+	f.Add([]byte("\n.\n\r.\r\r\n.\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		raw := Canonicalize(data)
+		if again := Canonicalize(raw); !bytes.Equal(again, raw) {
+			t.Fatalf("Canonicalize not idempotent on %q", data)
+		}
+		s, err := Parse(raw, "h.example", Limits{MaxMIMEDepth: 8})
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("Parse error %T %v is not *Error", err, err)
+			}
+			return
+		}
+		if s.MessageID == "" || s.HeaderLen > len(raw) || len(s.Refs) > MaxRefs || !utf8.ValidString(s.Subject) ||
+			strings.ContainsAny(s.Subject+s.From+s.FromName, "\x00\r\n") || len(s.ContentKey) != 32 {
+			t.Fatalf("Parse(%q) = bad summary %+v", data, s)
+		}
+	})
+}

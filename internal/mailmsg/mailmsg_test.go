@@ -1,0 +1,210 @@
+package mailmsg
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestCanonicalize(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"a\r\nb\r\n", "a\r\nb\r\n"},
+		{"a\nb\n", "a\r\nb\r\n"},
+		{"a\rb\r", "a\r\nb\r\n"},
+		{"a\r\r\nb", "a\r\n\r\nb"},
+		{"a\n\r\nb", "a\r\n\r\nb"},
+		{"\n.\n", "\r\n.\r\n"},
+		{"x\r", "x\r\n"},
+	}
+	for _, tc := range tests {
+		if got := string(Canonicalize([]byte(tc.in))); got != tc.want {
+			t.Errorf("Canonicalize(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	in := []byte("already\r\ncanonical\r\n")
+	if out := Canonicalize(in); &out[0] != &in[0] {
+		t.Error("Canonicalize copied a canonical message")
+	}
+}
+
+func TestMsgIDs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"<a@b>", []string{"a@b"}},
+		{" <a@b> <c@d>\r\n\t<e@f>", []string{"a@b", "c@d", "e@f"}},
+		{"<1@x> broken <2@x>", []string{"1@x", "2@x"}},
+		{"<a@b> <a@b>", []string{"a@b"}},
+		{"<has space@x> <ok@x>", []string{"ok@x"}},
+		{"<<nested@x>>", []string{"nested@x"}},
+		{"no ids here", nil},
+		{"<unterminated@x", nil},
+		{"<>", nil},
+		{"(comment) <a@b> (another <fake@x)", []string{"a@b"}},
+	}
+	for _, tc := range tests {
+		if got := MsgIDs(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("MsgIDs(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestThreadRefs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		refs, irt []string
+		self      string
+		want      []string
+	}{
+		{"references only", []string{"a@x", "b@x"}, nil, "c@x", []string{"a@x", "b@x"}},
+		{"in-reply-to only", nil, []string{"b@x"}, "c@x", []string{"b@x"}},
+		{"in-reply-to agrees", []string{"a@x", "b@x"}, []string{"b@x"}, "c@x", []string{"a@x", "b@x"}},
+		{"in-reply-to is the parent", []string{"b@x", "a@x"}, []string{"b@x"}, "c@x", []string{"a@x", "b@x"}},
+		{"self reference dropped", []string{"a@x", "c@x"}, []string{"c@x"}, "c@x", []string{"a@x"}},
+		{"garbage without @ dropped", []string{"a@x"}, []string{"yes"}, "c@x", []string{"a@x"}},
+	}
+	for _, tc := range tests {
+		if got := ThreadRefs(tc.refs, tc.irt, tc.self); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: ThreadRefs() = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	var many []string
+	for i := range 100000 {
+		many = append(many, strings.Repeat("x", i%7)+"@"+string(rune('a'+i%26))+strings.Repeat("y", i%5)+"."+strconv.Itoa(i))
+	}
+	got := ThreadRefs(many, nil, "self@x")
+	if len(got) != MaxRefs || got[0] != many[0] || got[len(got)-1] != many[len(many)-1] {
+		t.Errorf("100,000 references: kept %d, first %q, last %q", len(got), got[0], got[len(got)-1])
+	}
+}
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+	raw := Canonicalize([]byte("From: =?utf-8?q?J=C3=B6rg?= <joerg@example.org>\n" +
+		"To: dev@lists.example.org\nSubject: =?iso-8859-1?q?caf=E9?= question\n" +
+		"Date: Thu, 26 Nov 2026 10:00:00 +0100\nMessage-ID: <q1@example.org>\n" +
+		"References: <r1@example.org> junk <r2@example.org>\nIn-Reply-To: <r2@example.org>\n" +
+		"List-Id: Other list <other.example.net>\nAuto-Submitted: auto-replied; x=y\n\nbody\n"))
+	s, err := Parse(raw, "parley.test", Limits{})
+	if err != nil {
+		t.Fatalf("Parse() = %v", err)
+	}
+	checks := []struct{ name, got, want string }{
+		{"MessageID", s.MessageID, "q1@example.org"},
+		{"From", s.From, "joerg@example.org"},
+		{"FromName", s.FromName, "Jörg"},
+		{"Subject", s.Subject, "café question"},
+		{"Parent", s.Parent(), "r2@example.org"},
+		{"AutoSubmitted", s.AutoSubmitted, "auto-replied"},
+		{"ListIDs", strings.Join(s.ListIDs, ","), "other.example.net"},
+		{"Date", s.Date.UTC().Format("2006-01-02 15:04"), "2026-11-26 09:00"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	if !slices.Equal(s.Refs, []string{"r1@example.org", "r2@example.org"}) || s.Synthesised {
+		t.Errorf("Refs = %q, synthesised %v", s.Refs, s.Synthesised)
+	}
+}
+
+// TestParseSynthesisedID: a message without Message-ID gets one that
+// depends only on its content, so a retry gets the same id.
+func TestParseSynthesisedID(t *testing.T) {
+	t.Parallel()
+	raw := []byte("From: a@example.org\r\nSubject: no id\r\n\r\nbody\r\n")
+	s1, err1 := Parse(raw, "h.example", Limits{})
+	s2, err2 := Parse(append([]byte("Received: from elsewhere\r\n"), raw...), "h.example", Limits{})
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	if !s1.Synthesised || s1.MessageID != s2.MessageID || !strings.HasSuffix(s1.MessageID, "@h.example") {
+		t.Errorf("synthesised ids %q and %q (synthesised=%v), want equal, @h.example", s1.MessageID, s2.MessageID, s1.Synthesised)
+	}
+}
+
+func TestParseLimits(t *testing.T) {
+	t.Parallel()
+	nest := func(depth int) []byte {
+		var b bytes.Buffer
+		b.WriteString("From: a@example.org\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n")
+		for i := 1; i <= depth; i++ {
+			b.WriteString("--b" + strconv.Itoa(i-1) + "\r\nContent-Type: multipart/mixed; boundary=b" + strconv.Itoa(i) + "\r\n\r\n")
+		}
+		b.WriteString("--b" + strconv.Itoa(depth) + "\r\nContent-Type: text/plain\r\n\r\nleaf\r\n")
+		for i := depth; i >= 0; i-- {
+			b.WriteString("--b" + strconv.Itoa(i) + "--\r\n")
+		}
+		return b.Bytes()
+	}
+	if s, err := Parse(nest(5), "h", Limits{}); err != nil || s.MIME.Total != 1 || s.MIME.Parts[0].Path != "1.1.1.1.1.1" {
+		t.Errorf("depth 5: %v, %+v", err, s)
+	}
+	var pe *Error
+	_, err := Parse(nest(1000), "h", Limits{})
+	if !asError(err, &pe) || pe.Kind != Malformed || !strings.Contains(pe.Msg, "nested") {
+		t.Errorf("depth 1000: %v, want a nesting refusal", err)
+	}
+	many := bytes.Repeat([]byte("X-A: b\r\n"), 100000)
+	_, err = Parse(append(many, []byte("\r\nbody\r\n")...), "h", Limits{})
+	if !asError(err, &pe) || pe.Kind != HeaderTooLarge {
+		t.Errorf("100,000 fields: %v, want HeaderTooLarge", err)
+	}
+	noBoundary := []byte("Content-Type: multipart/mixed; boundary=never\r\n\r\njust text\r\n")
+	if s, err := Parse(noBoundary, "h", Limits{}); err != nil || !s.MIME.Malformed {
+		t.Errorf("missing boundary: %v, %+v, want accepted and marked malformed", err, s)
+	}
+	if s, err := Parse([]byte("Subject: all header\r\nFrom: a@b.c\r\n"), "h", Limits{}); err != nil || s.Subject != "all header" {
+		t.Errorf("all-header message: %v, %+v", err, s)
+	}
+}
+
+func asError(err error, target **Error) bool {
+	e, ok := err.(*Error)
+	*target = e
+	return ok
+}
+
+// TestParseCorpora parses every real message in the shared corpora: none
+// may fail for anything but a clearly malformed header, and every summary
+// must be well formed.
+func TestParseCorpora(t *testing.T) {
+	t.Parallel()
+	root := "../../../shared/corpora"
+	if _, err := os.Stat(root); err != nil {
+		t.Skipf("shared corpora not found at %s", root)
+	}
+	n := 0
+	filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.Contains(path, "README") || strings.Contains(path, "LICENSE") {
+			return nil
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		n++
+		s, err := Parse(Canonicalize(raw), "h.example", Limits{})
+		if err != nil {
+			t.Logf("%s: refused: %v", path, err)
+			return nil
+		}
+		if s.MessageID == "" || slices.Contains(s.Refs, s.MessageID) || len(s.Refs) > MaxRefs {
+			t.Errorf("%s: bad summary: id %q refs %q", path, s.MessageID, s.Refs)
+		}
+		return nil
+	})
+	if n < 100 {
+		t.Errorf("parsed only %d corpus files", n)
+	}
+}
