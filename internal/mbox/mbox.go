@@ -194,7 +194,9 @@ func (w *Writer) Write(sender string, date time.Time, msg []byte) error {
 		} else {
 			msg = nil
 		}
-		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		if bytes.HasSuffix(line, []byte("\n")) {
+			line = bytes.TrimSuffix(line[:len(line)-1], []byte("\r"))
+		}
 		i := 0
 		for i < len(line) && line[i] == '>' {
 			i++
