@@ -1,0 +1,248 @@
+package archive_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/parley-list/parley/internal/archive"
+	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/mailmsg"
+	"github.com/parley-list/parley/internal/testutil/pgtest"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+const corpora = "../../../shared/corpora/notmuch"
+
+func newList(t *testing.T) (*sqlx.DB, lists.List) {
+	t.Helper()
+	d := pgtest.New(t)
+	a, _ := mailaddr.ParseList("dev@lists.example.org")
+	l, err := lists.Create(t.Context(), d, a, lists.Settings{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, l
+}
+
+// insert archives one message as intake does, in its own transaction.
+func insert(t *testing.T, d *sqlx.DB, listID int64, raw []byte) archive.Stored {
+	t.Helper()
+	raw = mailmsg.Canonicalize(raw)
+	s, err := mailmsg.Parse(raw, "h.example", mailmsg.Limits{})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	tx := d.MustBeginTx(t.Context(), nil)
+	defer tx.Rollback()
+	st, err := archive.Insert(t.Context(), tx, archive.Post{ListID: listID, Raw: raw, Summary: s, Source: "import", ReceivedAt: time.Unix(0, 0)})
+	if err != nil {
+		t.Fatalf("Insert: %v", err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func msg(id, subject string, refs ...string) []byte {
+	h := fmt.Sprintf("From: a@example.org\r\nSubject: %s\r\nMessage-ID: <%s>\r\n", subject, id)
+	if len(refs) > 0 {
+		h += "References: <" + strings.Join(refs, "> <") + ">\r\n"
+	}
+	return []byte(h + "\r\nbody of " + id + "\r\n")
+}
+
+func entries(t *testing.T, d *sqlx.DB, listID int64) []archive.Entry {
+	t.Helper()
+	es, err := archive.Entries(t.Context(), d, listID, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+// snapshot is everything derived that Rethread rebuilds.
+func snapshot(t *testing.T, d *sqlx.DB, listID int64) string {
+	t.Helper()
+	var rows []string
+	err := d.SelectContext(t.Context(), &rows, `
+		SELECT format('%s %s %s %s', article, thread_id, refs, coalesce(parent_msgid, '-')) FROM messages WHERE list_id = $1
+		UNION ALL SELECT format('ghost %s %s', message_id, thread_id) FROM ghosts WHERE list_id = $1
+		ORDER BY 1`, listID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(rows, "\n")
+}
+
+func TestArticlesAndDuplicates(t *testing.T) {
+	t.Parallel()
+	d, l := newList(t)
+	a := insert(t, d, l.ID, msg("a@x", "first"))
+	b := insert(t, d, l.ID, msg("b@x", "second"))
+	again := insert(t, d, l.ID, msg("a@x", "first"))
+	if a.Article != 1 || b.Article != 2 || !again.Duplicate || again.Article != 1 {
+		t.Errorf("articles %d, %d; retry %+v; want 1, 2 and a duplicate of 1", a.Article, b.Article, again)
+	}
+	// A different message reusing a Message-ID is kept as its own article.
+	other := insert(t, d, l.ID, msg("a@x", "an impostor"))
+	if other.Duplicate || other.Article != 3 {
+		t.Errorf("reused Message-ID with other content: %+v, want article 3", other)
+	}
+}
+
+// TestOutOfOrder: a reply that arrives before its parent forms a thread
+// with a ghost; the parent then joins that thread.
+func TestOutOfOrder(t *testing.T) {
+	t.Parallel()
+	d, l := newList(t)
+	reply := insert(t, d, l.ID, msg("reply@x", "Re: q", "q@x"))
+	other := insert(t, d, l.ID, msg("other@x", "unrelated"))
+	sibling := insert(t, d, l.ID, msg("sib@x", "Re: q", "q@x"))
+	parent := insert(t, d, l.ID, msg("q@x", "q"))
+	if reply.ThreadID != 1 || sibling.ThreadID != 1 || parent.ThreadID != 1 || other.ThreadID != 2 {
+		t.Errorf("threads: reply %d, sibling %d, parent %d, other %d; want 1, 1, 1, 2",
+			reply.ThreadID, sibling.ThreadID, parent.ThreadID, other.ThreadID)
+	}
+	ps := archive.Parents(entries(t, d, l.ID))
+	if ps[reply.Article] != parent.Article || ps[sibling.Article] != parent.Article {
+		t.Errorf("parents = %v, want both replies under article %d", ps, parent.Article)
+	}
+}
+
+// TestThreadMerge: a message referencing two threads joins them; the
+// older id survives.
+func TestThreadMerge(t *testing.T) {
+	t.Parallel()
+	d, l := newList(t)
+	insert(t, d, l.ID, msg("a@x", "a"))
+	insert(t, d, l.ID, msg("b@x", "b"))
+	insert(t, d, l.ID, msg("c@x", "c", "a@x", "b@x"))
+	for _, e := range entries(t, d, l.ID) {
+		if e.ThreadID != 1 {
+			t.Errorf("article %d in thread %d, want 1", e.Article, e.ThreadID)
+		}
+	}
+}
+
+// TestReferenceLoops: messages referring to each other (and themselves)
+// are archived, threaded together, and their parent links form no cycle.
+func TestReferenceLoops(t *testing.T) {
+	t.Parallel()
+	d, l := newList(t)
+	insert(t, d, l.ID, msg("p@x", "p", "q@x", "p@x"))
+	insert(t, d, l.ID, msg("q@x", "q", "p@x"))
+	insert(t, d, l.ID, msg("r@x", "r", "r@x", "r@x"))
+	es := entries(t, d, l.ID)
+	ps := archive.Parents(es)
+	for _, e := range es {
+		seen := map[int64]bool{}
+		for n, ok := e.Article, true; ok; n, ok = ps[n] {
+			if seen[n] {
+				t.Fatalf("parent cycle through %d: %v", n, ps)
+			}
+			seen[n] = true
+		}
+	}
+	if es[0].ThreadID != es[1].ThreadID {
+		t.Errorf("p and q in threads %d and %d, want one", es[0].ThreadID, es[1].ThreadID)
+	}
+}
+
+func TestParentsBreaksCycles(t *testing.T) {
+	t.Parallel()
+	es := []archive.Entry{
+		{Article: 1, MessageID: "a", Refs: []string{"c"}},
+		{Article: 2, MessageID: "b", Refs: []string{"a"}},
+		{Article: 3, MessageID: "c", Refs: []string{"b"}},
+		{Article: 4, MessageID: "d", Refs: []string{"c"}},
+	}
+	ps := archive.Parents(es)
+	if len(ps) != 3 || ps[4] != 3 {
+		t.Errorf("Parents() = %v, want one link of the 3-cycle cut and 4 -> 3 kept", ps)
+	}
+}
+
+// corpusFiles lists a corpus's messages in a stable order.
+func corpusFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	filepath.WalkDir(dir, func(p string, de os.DirEntry, err error) error {
+		if err == nil && !de.IsDir() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	sort.Strings(files)
+	return files
+}
+
+// TestCorpusThreads threads the real corpora, compares the trees with
+// hand-checked golden files, and checks that Rethread rebuilds exactly
+// what incremental placement produced.
+func TestCorpusThreads(t *testing.T) {
+	if _, err := os.Stat(corpora); err != nil {
+		t.Skipf("shared corpora not found at %s", corpora)
+	}
+	for _, name := range []string{"default", "lkml", "threading", "broken", "duplicate"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			d, l := newList(t)
+			for _, f := range corpusFiles(t, filepath.Join(corpora, name)) {
+				raw, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				insert(t, d, l.ID, raw)
+			}
+			es := entries(t, d, l.ID)
+			var buf bytes.Buffer
+			if err := archive.WriteTrees(&buf, es, archive.Parents(es)); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, filepath.Join("testdata", "threads", name+".golden"), buf.Bytes())
+
+			before := snapshot(t, d, l.ID)
+			tx := d.MustBeginTx(context.Background(), nil)
+			if _, err := archive.Rethread(t.Context(), tx, l.ID, "h.example"); err != nil {
+				t.Fatalf("Rethread: %v", err)
+			}
+			tx.Commit()
+			if after := snapshot(t, d, l.ID); after != before {
+				t.Errorf("Rethread changed derived data:\nincremental:\n%s\nrethread:\n%s", before, after)
+			}
+		})
+	}
+}
+
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		os.WriteFile(path+".got", got, 0o644)
+		t.Errorf("%s differs; see %s.got (diff them; -update accepts)", path, path)
+	}
+}
