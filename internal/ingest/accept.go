@@ -27,6 +27,9 @@ type outcome struct {
 // post recipient's policy refuses the message, nothing is written and the
 // first refusal is returned as a *Rejection.
 func (s *Service) Accept(ctx context.Context, env Envelope) error {
+	if env.Source == "" {
+		env.Source = "smtp"
+	}
 	p, err := s.prepare(env)
 	if err != nil {
 		return err
