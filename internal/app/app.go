@@ -72,6 +72,15 @@ func OpenDatabase(ctx context.Context, cfg config.Config, role DBRole, log *slog
 	return d, nil
 }
 
+// ClusterExited is closed if the embedded PostgreSQL this process runs
+// dies; nil when there is none.
+func (d *Database) ClusterExited() <-chan struct{} {
+	if d.cluster == nil {
+		return nil
+	}
+	return d.cluster.Exited()
+}
+
 // Close closes the pool and stops (or leaves) the embedded cluster.
 func (d *Database) Close(ctx context.Context) error {
 	if d.DB != nil {

@@ -80,6 +80,11 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		return nil
 	case err := <-g.failed:
 		return err
+	case <-d.ClusterExited():
+		// Without its database parley can only refuse mail; exit so the
+		// supervisor restarts the whole process, cluster included.
+		log.Error("embedded PostgreSQL exited; stopping", "event", "pg_died")
+		return errors.New("embedded PostgreSQL exited unexpectedly")
 	}
 }
 

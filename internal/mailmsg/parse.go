@@ -112,13 +112,18 @@ func Parse(raw []byte, host string, lim Limits) (*Summary, error) {
 	s.readText(h)
 	ids := MsgIDs(h.Get("Message-Id"))
 	refs, irt := MsgIDs(h.Get("References")), MsgIDs(h.Get("In-Reply-To"))
-	s.ContentKey = contentKey(raw, hlen, h)
+	msgidField := h.Get("Message-Id")
 	if len(ids) > 0 {
 		s.MessageID = ids[0]
 	} else {
-		s.MessageID = "parley-" + hex.EncodeToString(s.ContentKey[:16]) + "@" + host
+		// The made-up id depends on the content only, so a retry gets the
+		// same one; the key is then computed as if the message had carried
+		// it, which it will once intake records it in the bytes.
+		s.MessageID = "parley-" + hex.EncodeToString(contentKey(raw, hlen, h, msgidField)[:16]) + "@" + host
 		s.Synthesised = true
+		msgidField = "<" + s.MessageID + ">"
 	}
+	s.ContentKey = contentKey(raw, hlen, h, msgidField)
 	if len(irt) > 0 {
 		s.InReplyTo = irt[0]
 	}
@@ -219,9 +224,10 @@ func clean(s string, max int) string {
 // contentKey identifies "the same post": the body and the author-set
 // fields, not the Received trail that differs between two deliveries of
 // one message.
-func contentKey(raw []byte, hlen int, h mail.Header) []byte {
+func contentKey(raw []byte, hlen int, h mail.Header, msgid string) []byte {
 	k := sha256.New()
-	for _, f := range []string{"Message-Id", "From", "Date", "Subject", "In-Reply-To", "References"} {
+	fmt.Fprintf(k, "Message-Id:%s\x00", msgid)
+	for _, f := range []string{"From", "Date", "Subject", "In-Reply-To", "References"} {
 		fmt.Fprintf(k, "%s:%s\x00", f, h.Get(f))
 	}
 	k.Write(raw[hlen:])

@@ -263,6 +263,15 @@ func quoteDSN(v string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
 
+// Exited is closed when the postmaster this process runs exits on its own;
+// it is nil (never ready) when this process is not the owner.
+func (c *Cluster) Exited() <-chan struct{} {
+	if c == nil || c.proc == nil {
+		return nil
+	}
+	return c.proc.done
+}
+
 // Owner reports whether this process runs the postmaster.
 func (c *Cluster) Owner() bool { return c.owner != nil }
 

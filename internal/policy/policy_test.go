@@ -4,8 +4,8 @@ import (
 	"testing"
 
 	"github.com/parley-list/parley/internal/lists"
-	"github.com/parley-list/parley/internal/members"
 	"github.com/parley-list/parley/internal/mailmsg"
+	"github.com/parley-list/parley/internal/members"
 )
 
 func TestDecide(t *testing.T) {

@@ -1,8 +1,8 @@
 package smtpin_test
 
 import (
-	"bytes"
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"

@@ -1,0 +1,222 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/testutil/pgtest"
+)
+
+// swaks runs the swaks SMTP client against addr and returns its transcript
+// and exit status (0: accepted; 23-25: refused at RCPT/DATA).
+func swaks(t *testing.T, addr string, args ...string) (string, int) {
+	t.Helper()
+	path, err := exec.LookPath("swaks")
+	if err != nil {
+		t.Fatal("swaks is not installed (apt-get install swaks); .ci/run installs it")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, append([]string{"--server", addr, "--helo", "client.example", "--timeout", "30"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code
+}
+
+type lsLine struct {
+	Article   int64  `json:"article"`
+	MessageID string `json:"message_id"`
+	Thread    int64  `json:"thread"`
+	Parent    *int64 `json:"parent"`
+	Subject   string `json:"subject"`
+}
+
+func archiveLs(t *testing.T, env []string, list string) []lsLine {
+	t.Helper()
+	var out []lsLine
+	sc := bufio.NewScanner(strings.NewReader(mustRun(t, env, "archive", "ls", list, "--json")))
+	for sc.Scan() {
+		var l lsLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("archive ls --json line %q: %v", sc.Text(), err)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// TestPostWithSwaks is the posting path end to end with a real client:
+// a member's post is archived, threaded and queued; a non-member's is
+// held; an unknown list is refused at RCPT.
+func TestPostWithSwaks(t *testing.T) {
+	t.Parallel()
+	data := dataDir(t)
+	env := baseEnv(data)
+	s := startServer(t, env)
+	smtp := s.ready["smtp"]
+	if smtp == "" {
+		t.Fatalf("readiness line has no smtp listener: %v", s.ready)
+	}
+	mustRun(t, env, "list", "create", "dev@lists.example.org", "--owner", "owner@example.org", "--post-policy", "members")
+	mustRun(t, env, "member", "add", "dev@lists.example.org", "bob@example.org", "carol@example.org")
+
+	out, code := swaks(t, smtp, "--to", "dev@lists.example.org", "--from", "bob@example.org",
+		"--header", "Subject: How do I build parley?", "--header", "Message-Id: <q1@example.org>", "--body", "Is there a Makefile?")
+	if code != 0 {
+		t.Fatalf("member post refused (exit %d):\n%s", code, out)
+	}
+	out, code = swaks(t, smtp, "--to", "dev@lists.example.org", "--from", "carol@example.org",
+		"--header", "Subject: Re: How do I build parley?", "--header", "In-Reply-To: <q1@example.org>", "--body", "make run")
+	if code != 0 {
+		t.Fatalf("reply refused (exit %d):\n%s", code, out)
+	}
+	posts := archiveLs(t, env, "dev@lists.example.org")
+	if len(posts) != 2 || posts[1].Parent == nil || *posts[1].Parent != 1 || posts[0].Thread != posts[1].Thread {
+		t.Errorf("archive after a question and a reply: %+v", posts)
+	}
+
+	out, code = swaks(t, smtp, "--to", "dev@lists.example.org", "--from", "eve@example.net", "--header", "Subject: buy now")
+	if code != 0 {
+		t.Fatalf("non-member post: exit %d (want accepted and held):\n%s", code, out)
+	}
+	if held := mustRun(t, env, "held", "ls", "dev@lists.example.org"); !strings.Contains(held, "eve@example.net") {
+		t.Errorf("held ls = %q, want eve's post", held)
+	}
+	out, code = swaks(t, smtp, "--to", "nosuchlist@lists.example.org", "--from", "bob@example.org")
+	if code == 0 || !strings.Contains(out, "550 5.1.1") {
+		t.Errorf("unknown list: exit %d, transcript:\n%s", code, out)
+	}
+	// The held post approved through the CLI joins the archive.
+	var hs []struct{ ID int64 }
+	json.Unmarshal([]byte(mustRun(t, env, "held", "ls", "dev@lists.example.org", "--json")), &hs)
+	if len(hs) != 1 {
+		t.Fatalf("held posts: %+v", hs)
+	}
+	mustRun(t, env, "held", "approve", fmt.Sprint(hs[0].ID))
+	if posts := archiveLs(t, env, "dev@lists.example.org"); len(posts) != 3 {
+		t.Errorf("after approval: %d posts, want 3", len(posts))
+	}
+	s.stop()
+}
+
+// TestConnectionCutMidTransaction: the database connection of an intake
+// transaction is killed while the transaction waits; the client gets 451,
+// nothing is half-written, and the client's retry succeeds.
+func TestConnectionCutMidTransaction(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDSN(t)
+	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+dsn)
+	s := startServer(t, env)
+	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open")
+	admin, err := db.Open(t.Context(), dsn, db.Options{MaxOpenConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	// Hold the list row so intake blocks inside its transaction.
+	tx := admin.MustBeginTx(t.Context(), nil)
+	tx.MustExec(`SELECT 1 FROM lists WHERE address = 'dev@lists.example.org' FOR UPDATE`)
+	done := make(chan string, 1)
+	go func() {
+		out, _ := swaks(t, s.ready["smtp"], "--to", "dev@lists.example.org", "--from", "a@example.org",
+			"--header", "Message-Id: <cut@example.org>", "--header", "Subject: cut")
+		done <- out
+	}()
+	var pid int
+	deadline := time.Now().Add(30 * time.Second)
+	for pid == 0 && time.Now().Before(deadline) {
+		admin.GetContext(t.Context(), &pid, `SELECT coalesce(max(pid), 0) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE lists%'`)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pid == 0 {
+		t.Fatal("intake never blocked on the list row")
+	}
+	admin.MustExec(`SELECT pg_terminate_backend($1)`, pid)
+	out := <-done
+	tx.Rollback()
+	if !strings.Contains(out, "451 4.3.0") {
+		t.Errorf("cut connection: transcript\n%s\nwant 451 4.3.0", out)
+	}
+	var n int
+	admin.GetContext(t.Context(), &n, `SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM outbound)`)
+	if n != 0 {
+		t.Errorf("%d rows half-written", n)
+	}
+	if out, code := swaks(t, s.ready["smtp"], "--to", "dev@lists.example.org", "--from", "a@example.org",
+		"--header", "Message-Id: <cut@example.org>", "--header", "Subject: cut"); code != 0 {
+		t.Errorf("retry refused:\n%s", out)
+	}
+	if posts := archiveLs(t, env, "dev@lists.example.org"); len(posts) != 1 || posts[0].Article != 1 {
+		t.Errorf("after retry: %+v, want article 1 only", posts)
+	}
+	s.stop()
+}
+
+// TestImportExportRoundTrip: import an mbox, export it, import the export
+// into another list and export again: the raw bytes of every post and the
+// two exports are identical.
+func TestImportExportRoundTrip(t *testing.T) {
+	t.Parallel()
+	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+pgtest.NewDSN(t))
+	mustRun(t, env, "list", "create", "a@lists.example.org")
+	mustRun(t, env, "list", "create", "b@lists.example.org")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.mbox")
+	os.WriteFile(src, []byte(sampleMbox()), 0o600)
+	out := mustRun(t, env, "archive", "import", "a@lists.example.org", src)
+	if !strings.Contains(out, "imported 4, duplicates 1, unparseable 1") {
+		t.Errorf("first import: %q", out)
+	}
+	first := mustRun(t, env, "archive", "export", "a@lists.example.org")
+	exp := filepath.Join(dir, "a.mbox")
+	os.WriteFile(exp, []byte(first), 0o600)
+	mustRun(t, env, "archive", "import", "b@lists.example.org", exp)
+	second := mustRun(t, env, "archive", "export", "b@lists.example.org")
+	if first != second {
+		t.Errorf("exports differ:\n--- a\n%s\n--- b\n%s", first, second)
+	}
+	for article := 1; article <= 4; article++ {
+		a := mustRun(t, env, "archive", "show", "a@lists.example.org", fmt.Sprint(article))
+		b := mustRun(t, env, "archive", "show", "b@lists.example.org", fmt.Sprint(article))
+		if a != b || !strings.HasSuffix(a, "\r\n") {
+			t.Errorf("article %d differs after the round trip:\n%q\n%q", article, a, b)
+		}
+	}
+	if again := mustRun(t, env, "archive", "import", "a@lists.example.org", exp); !strings.Contains(again, "imported 0, duplicates 4") {
+		t.Errorf("re-import: %q", again)
+	}
+}
+
+func sampleMbox() string {
+	var b bytes.Buffer
+	b.WriteString("From alice@example.org Mon Jan  5 10:00:00 2015\n" +
+		"From: alice@example.org\nSubject: first\nDate: Mon, 5 Jan 2015 10:00:00 +0000\nMessage-ID: <one@example.org>\n\n" +
+		">From the start of a line\n>>From quoted deeper\nbody\n\n")
+	b.WriteString("From bob@example.org Mon Jan  5 11:00:00 2015\n" +
+		"From: bob@example.org\nSubject: Re: first\nIn-Reply-To: <one@example.org>\nMessage-ID: <two@example.org>\n\nreply\n\n")
+	b.WriteString("From carol@example.org Mon Jan  5 12:00:00 2015\n" +
+		"From: carol@example.org\nSubject: no message id\n\nstill archived\n\n")
+	b.WriteString("From alice@example.org Mon Jan  5 10:00:00 2015\n" +
+		"From: alice@example.org\nSubject: first\nDate: Mon, 5 Jan 2015 10:00:00 +0000\nMessage-ID: <one@example.org>\n\n" +
+		">From the start of a line\n>>From quoted deeper\nbody\n\n")
+	b.WriteString("From broken@example.org Mon Jan  5 13:00:00 2015\nthis is not a header\n\nbody\n\n")
+	b.WriteString("From dave@example.org Mon Jan  5 14:00:00 2015\n" +
+		"From: dave@example.org\nSubject: last\nMessage-ID: <four@example.org>\n\nend\n")
+	return b.String()
+}
