@@ -73,7 +73,7 @@ func FuzzClassify(f *testing.F) {
 		if detail != "" || strings.Contains(local, "+") {
 			up += "+" + detail
 		}
-		if r2, ok2 := Classify(up); ok2 && (r2.List != r.List || r2.Kind != r.Kind) && strings.ToLower(up) == strings.ToLower(local) {
+		if r2, ok2 := Classify(up); ok2 && (r2.List != r.List || r2.Kind != r.Kind) && strings.EqualFold(up, local) {
 			t.Fatalf("Classify(%q) = %+v but Classify(%q) = %+v", local, r, up, r2)
 		}
 	})
