@@ -11,7 +11,7 @@ FUZZTIME ?= 60s
 # Extra go test flags, e.g. make test TESTFLAGS='-run TestServe -v'
 TESTFLAGS ?=
 
-.PHONY: all build run test lint fuzz fuzz-corpus cover clean
+.PHONY: all build run test lint bench fuzz fuzz-corpus cover clean
 
 all: build
 
@@ -32,6 +32,12 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+
+# Benchmarks against the real binary on loopback (see shared/PERFORMANCE.md);
+# prints "BENCH <name> <value> <unit>" lines. BENCHFLAGS='-only ingest' etc.
+BENCHFLAGS ?=
+bench: build
+	$(GO) run ./cmd/parley-bench -parley $(BIN) $(BENCHFLAGS)
 
 # Run every fuzz target for FUZZTIME each; a crash fails the run.
 fuzz:

@@ -28,7 +28,7 @@ CREATE TABLE messages (
     in_reply_to   text,
     refs          text[] NOT NULL DEFAULT '{}', -- References (+In-Reply-To), oldest first, bounded
     parent_msgid  text,                     -- the reference this message replies to
-    thread_id     bigint NOT NULL,          -- smallest article of the thread: stable, rebuildable
+    thread_id     bigint NOT NULL DEFAULT 0, -- smallest article of the thread: stable, rebuildable
     mime          jsonb NOT NULL DEFAULT '[]',
     source        text NOT NULL DEFAULT 'smtp' CHECK (source IN ('smtp', 'lmtp', 'approved', 'import')),
     UNIQUE (list_id, article),
@@ -50,6 +50,107 @@ CREATE TABLE ghosts (
     PRIMARY KEY (list_id, message_id)
 );
 CREATE INDEX ghosts_by_thread ON ghosts (list_id, thread_id);
+
+-- archive_thread places article p_article (message id p_msgid, ancestors
+-- p_refs oldest first) in a thread of list p_list and returns the thread
+-- id. A post joins every thread that holds one of its ancestors (as a post
+-- or a ghost) or a ghost of itself (replies that came first); threads it
+-- connects are merged under the smallest id; its unseen ancestors become
+-- ghosts. Only posts with a smaller article count as present: when posts
+-- are placed as they arrive that is all of them, and when a rebuild places
+-- them again in article order it hides the later ones, so both give the
+-- same result. Nothing here follows a chain of references.
+-- +goose StatementBegin
+CREATE FUNCTION archive_thread(p_list bigint, p_article bigint, p_msgid text, p_refs text[])
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    found bigint[];
+    tid bigint;
+BEGIN
+    SELECT coalesce(array_agg(DISTINCT t), '{}') INTO found FROM (
+        SELECT thread_id AS t FROM messages
+         WHERE list_id = p_list AND message_id = ANY (p_refs || p_msgid) AND article < p_article
+        UNION
+        SELECT thread_id FROM ghosts WHERE list_id = p_list AND message_id = ANY (p_refs || p_msgid)) x;
+    SELECT least(p_article, min(f)) INTO tid FROM unnest(found) AS f;
+    IF cardinality(found) > 1 OR (cardinality(found) = 1 AND found[1] <> tid) THEN
+        UPDATE messages SET thread_id = tid WHERE list_id = p_list AND thread_id = ANY (found) AND thread_id <> tid;
+        UPDATE ghosts SET thread_id = tid WHERE list_id = p_list AND thread_id = ANY (found) AND thread_id <> tid;
+    END IF;
+    DELETE FROM ghosts WHERE list_id = p_list AND message_id = p_msgid;
+    INSERT INTO ghosts (list_id, message_id, thread_id)
+    SELECT p_list, r, tid FROM unnest(p_refs) AS r
+     WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.list_id = p_list AND m.message_id = r AND m.article < p_article)
+    ON CONFLICT (list_id, message_id) DO UPDATE SET thread_id = EXCLUDED.thread_id;
+    RETURN tid;
+END $$;
+-- +goose StatementEnd
+
+-- archive_post stores a post with its article number and thread, and
+-- queues its delivery to the members when p_queue, all in one call: intake
+-- of a post to one list is a single statement, its own transaction, one
+-- round trip. The list row is locked first, which orders posts to one list
+-- (numbers follow commit order, without gaps) and makes the duplicate
+-- check exact: the same post again (same list, Message-ID and content)
+-- changes nothing and returns the stored post with duplicate = true. The
+-- row is written once, complete: updating it afterwards would write the
+-- whole message and every index entry twice.
+--
+-- It sends no NOTIFY: a notifying transaction holds a database-wide lock
+-- through its commit, which would serialise every intake commit behind one
+-- WAL flush at a time; parley notifies after commit (internal/notify).
+-- +goose StatementBegin
+CREATE FUNCTION archive_post(
+    p_list bigint, p_msgid text, p_synth boolean, p_key bytea, p_raw bytea, p_header_len integer,
+    p_received timestamptz, p_sent timestamptz, p_from text, p_from_name text, p_subject text,
+    p_in_reply_to text, p_refs text[], p_parent text, p_mime jsonb, p_source text, p_queue boolean,
+    OUT id bigint, OUT article bigint, OUT thread_id bigint, OUT duplicate boolean)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM lists WHERE lists.id = p_list FOR UPDATE;
+    SELECT m.id, m.article, m.thread_id, true INTO id, article, thread_id, duplicate
+      FROM messages m WHERE m.list_id = p_list AND m.message_id = p_msgid AND m.content_key = p_key;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    duplicate := false;
+    UPDATE lists SET next_article = next_article + 1 WHERE lists.id = p_list RETURNING next_article - 1 INTO article;
+    thread_id := archive_thread(p_list, article, p_msgid, p_refs);
+    INSERT INTO messages (list_id, article, message_id, msgid_synth, content_key, raw, size, header_len,
+                          received_at, sent_at, from_addr, from_name, subject, in_reply_to, refs,
+                          parent_msgid, thread_id, mime, source)
+    VALUES (p_list, article, p_msgid, p_synth, p_key, p_raw, length(p_raw), p_header_len, p_received, p_sent,
+            p_from, p_from_name, p_subject, p_in_reply_to, p_refs, p_parent, thread_id, p_mime, p_source)
+    RETURNING messages.id INTO id;
+    IF p_queue THEN
+        INSERT INTO outbound (kind, list_id, message) VALUES ('post', p_list, id);
+    END IF;
+END $$;
+-- +goose StatementEnd
+
+-- archive_posts is archive_post for a batch, in order, in one call: the
+-- per-post fields come as a JSON array of objects, the bytes as bytea
+-- arrays. Intake's group commit uses it so that a batch costs one round
+-- trip, not one per post.
+-- +goose StatementBegin
+CREATE FUNCTION archive_posts(p_posts jsonb, p_raw bytea[], p_key bytea[])
+RETURNS TABLE (id bigint, article bigint, thread_id bigint, duplicate boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    p jsonb;
+    i integer := 0;
+BEGIN
+    FOR p IN SELECT value FROM jsonb_array_elements(p_posts) LOOP
+        i := i + 1;
+        RETURN QUERY SELECT * FROM archive_post(
+            (p->>'list')::bigint, p->>'msgid', (p->>'synth')::boolean, p_key[i], p_raw[i],
+            (p->>'header_len')::integer, (p->>'received')::timestamptz, (p->>'sent')::timestamptz,
+            p->>'from', p->>'from_name', p->>'subject', p->>'in_reply_to',
+            ARRAY(SELECT jsonb_array_elements_text(p->'refs')), p->>'parent', p->'mime',
+            p->>'source', (p->>'queue')::boolean);
+    END LOOP;
+END $$;
+-- +goose StatementEnd
 
 -- Posts that did not go straight to the archive: held for a moderator, or
 -- discarded (loops, auto-replies, ...) with the reason kept so nothing
@@ -127,6 +228,9 @@ CREATE TABLE outbound (
 CREATE INDEX outbound_due ON outbound (next_attempt_at) WHERE state = 'pending';
 
 -- +goose Down
+DROP FUNCTION archive_posts(jsonb, bytea[], bytea[]);
+DROP FUNCTION archive_post(bigint, text, boolean, bytea, bytea, integer, timestamptz, timestamptz, text, text, text, text, text[], text, jsonb, text, boolean);
+DROP FUNCTION archive_thread(bigint, bigint, text, text[]);
 DROP TABLE outbound;
 DROP TABLE bans;
 DROP TABLE inbound;

@@ -14,6 +14,7 @@ import (
 
 	"github.com/parley-list/parley/internal/config"
 	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/notify"
 	"github.com/parley-list/parley/internal/pgembed"
 )
 
@@ -27,6 +28,9 @@ type Database struct {
 	*sqlx.DB
 	cluster *pgembed.Cluster
 	log     *slog.Logger
+	// Notify sends cross-process wake-ups after commits (see notify).
+	Notify     *notify.Notifier
+	stopNotify context.CancelFunc
 }
 
 // DBRole says whether the database is opened for `parley serve` or a
@@ -63,6 +67,12 @@ func OpenDatabase(ctx context.Context, cfg config.Config, role DBRole, log *slog
 		return nil, err
 	}
 	d.DB = conn
+	nctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	d.stopNotify = stop
+	d.Notify = notify.New(nctx, func(ctx context.Context, channel, payload string) error {
+		_, err := conn.ExecContext(ctx, `SELECT pg_notify($1, $2)`, channel, payload)
+		return err
+	}, log)
 	mctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	if err := db.Migrate(mctx, conn.DB, log); err != nil {
@@ -83,6 +93,10 @@ func (d *Database) ClusterExited() <-chan struct{} {
 
 // Close closes the pool and stops (or leaves) the embedded cluster.
 func (d *Database) Close(ctx context.Context) error {
+	if d.stopNotify != nil {
+		d.stopNotify() // sends what is pending, then stops
+		<-d.Notify.Done()
+	}
 	if d.DB != nil {
 		d.DB.Close()
 	}

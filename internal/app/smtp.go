@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,9 @@ func startSMTP(g *group, cfg config.Config, d *Database, log *slog.Logger, ready
 		return fmt.Errorf("smtp listener: %w", err)
 	}
 	srv := smtpin.New(opts)
+	// Stopping intake: first the listener and its sessions, then the
+	// writers they hand posts to.
+	g.add("ingest", func() error { return nil }, func(context.Context) error { svc.Close(); return nil })
 	g.add("smtp", func() error { return srv.Serve(ln) }, srv.Shutdown)
 	ready["smtp"] = ln.Addr().String()
 	if cfg.LMTP.Listen == "" {
@@ -59,7 +63,7 @@ func startSMTP(g *group, cfg config.Config, d *Database, log *slog.Logger, ready
 // imports) use it.
 func NewIngest(cfg config.Config, d *Database, log *slog.Logger) *ingest.Service {
 	return ingest.New(ingest.Options{
-		DB: d.DB, Logger: log, Hostname: cfg.Hostname,
+		DB: d.DB, Logger: log, Hostname: cfg.Hostname, Notify: d.Notify,
 		MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
 		QueryTimeout:    cfg.Database.QueryTimeout.D(),
 		Limits: mailmsg.Limits{

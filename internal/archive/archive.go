@@ -14,7 +14,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/lib/pq"
@@ -30,126 +29,117 @@ type Post struct {
 	Summary    *mailmsg.Summary
 	Source     string // smtp, lmtp, approved, import
 	ReceivedAt time.Time
+	Queue      bool // also queue delivery to the list's members
 }
 
 // Stored is what Insert did.
 type Stored struct {
+	ListID    int64
 	ID        int64 // messages.id
 	Article   int64
 	ThreadID  int64
 	Duplicate bool // the same post was already archived; nothing was written
 }
 
-// Insert archives a post in the caller's transaction q. A post that is
-// already in the list's archive (same Message-ID and content) is reported
-// as Duplicate and nothing is written. Two identical posts racing each
-// other may both miss the check; the loser fails on the unique index and
-// its transaction is retried by the sender, which then finds the duplicate.
+// Insert archives a post in the caller's transaction q (or, given the
+// pool, as its own transaction). A post that is already in the list's
+// archive (same Message-ID and content) is reported as Duplicate and
+// nothing is written; two identical posts racing each other are
+// serialised by the unique index, and the second finds the first. With
+// p.Queue, the post's delivery to the members is queued in the same
+// transaction. The work is one call of archive_post (see the migrations):
+// the list row is locked only for its last step, and intake pays one
+// round trip to the database.
 func Insert(ctx context.Context, q db.Querier, p Post) (Stored, error) {
 	s := p.Summary
-	var existing Stored
-	err := q.QueryRowxContext(ctx, `
-		SELECT id, article, thread_id FROM messages
-		 WHERE list_id = $1 AND message_id = $2 AND content_key = $3`,
-		p.ListID, s.MessageID, s.ContentKey).Scan(&existing.ID, &existing.Article, &existing.ThreadID)
-	if err == nil {
-		existing.Duplicate = true
-		return existing, nil
-	}
-	if !db.IsNoRows(err) {
-		return Stored{}, fmt.Errorf("archive: %w", err)
-	}
-	var article int64
-	if err := q.QueryRowxContext(ctx,
-		`UPDATE lists SET next_article = next_article + 1 WHERE id = $1 RETURNING next_article - 1`,
-		p.ListID).Scan(&article); err != nil {
-		return Stored{}, fmt.Errorf("archive: article number: %w", err)
-	}
-	tid, err := placeInThread(ctx, q, p.ListID, article, s.MessageID, s.Refs)
-	if err != nil {
-		return Stored{}, err
-	}
 	mime, err := json.Marshal(s.MIME)
 	if err != nil {
 		return Stored{}, err
 	}
-	var id int64
-	err = q.QueryRowxContext(ctx, `
-		INSERT INTO messages (list_id, article, message_id, msgid_synth, content_key, raw, size, header_len,
-		                      received_at, sent_at, from_addr, from_name, subject, in_reply_to, refs,
-		                      parent_msgid, thread_id, mime, source)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-		RETURNING id`,
-		p.ListID, article, s.MessageID, s.Synthesised, s.ContentKey, p.Raw, len(p.Raw), s.HeaderLen,
-		p.ReceivedAt, s.Date, s.From, s.FromName, s.Subject, nullIfEmpty(s.InReplyTo), textArray(s.Refs),
-		nullIfEmpty(s.Parent()), tid, mime, p.Source).Scan(&id)
+	var st Stored
+	err = q.QueryRowxContext(ctx, `SELECT id, article, thread_id, duplicate
+		FROM archive_post($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		p.ListID, s.MessageID, s.Synthesised, s.ContentKey, p.Raw, s.HeaderLen, p.ReceivedAt, s.Date,
+		s.From, s.FromName, s.Subject, nullIfEmpty(s.InReplyTo), textArray(s.Refs), nullIfEmpty(s.Parent()),
+		string(mime), p.Source, p.Queue).Scan(&st.ID, &st.Article, &st.ThreadID, &st.Duplicate)
 	if err != nil {
 		return Stored{}, fmt.Errorf("archive: insert: %w", err)
 	}
-	// Readers (IMAP sessions in any parley process) learn of the new
-	// article on commit.
-	if _, err := q.ExecContext(ctx, `SELECT pg_notify('archive', $1)`,
-		strconv.FormatInt(p.ListID, 10)+":"+strconv.FormatInt(article, 10)); err != nil {
-		return Stored{}, fmt.Errorf("archive: notify: %w", err)
-	}
-	return Stored{ID: id, Article: article, ThreadID: tid}, nil
+	st.ListID = p.ListID
+	return st, nil
 }
 
-// placeInThread finds the thread a new post belongs to and merges threads
-// the post connects. A post joins every thread that contains one of its
-// ancestors (as a post or a ghost) or a ghost of itself (replies that came
-// first). The surviving id is the smallest; the others are renumbered.
-// Then the post's unseen ancestors become ghosts of the thread. No step
-// follows a chain of references, so loops cost nothing.
-//
-// Only posts with a smaller article count as present. When posts are
-// placed as they arrive that is all of them; when Rethread places them
-// again in article order it hides the later ones, so both ways give the
-// same threads.
-func placeInThread(ctx context.Context, q db.Querier, listID, article int64, msgid string, refs []string) (int64, error) {
-	ids := append(append([]string(nil), refs...), msgid)
-	var found []int64
-	err := q.SelectContext(ctx, &found, `
-		SELECT thread_id FROM messages WHERE list_id = $1 AND message_id = ANY($2) AND article < $3
-		UNION
-		SELECT thread_id FROM ghosts WHERE list_id = $1 AND message_id = ANY($2)`,
-		listID, pq.StringArray(ids), article)
+// batchPost is one post's fields for archive_posts.
+type batchPost struct {
+	List      int64               `json:"list"`
+	MsgID     string              `json:"msgid"`
+	Synth     bool                `json:"synth"`
+	HeaderLen int                 `json:"header_len"`
+	Received  time.Time           `json:"received"`
+	Sent      *time.Time          `json:"sent"`
+	From      string              `json:"from"`
+	FromName  string              `json:"from_name"`
+	Subject   string              `json:"subject"`
+	InReplyTo *string             `json:"in_reply_to"`
+	Refs      []string            `json:"refs"`
+	Parent    *string             `json:"parent"`
+	MIME      mailmsg.MIMESummary `json:"mime"`
+	Source    string              `json:"source"`
+	Queue     bool                `json:"queue"`
+}
+
+// InsertBatch archives posts in order, exactly as Insert would one by one,
+// in one call to the database (archive_posts), within q's transaction.
+func InsertBatch(ctx context.Context, q db.Querier, posts []Post) ([]Stored, error) {
+	meta := make([]batchPost, len(posts))
+	raws := make(pq.ByteaArray, len(posts))
+	keys := make(pq.ByteaArray, len(posts))
+	for i, p := range posts {
+		s := p.Summary
+		meta[i] = batchPost{List: p.ListID, MsgID: s.MessageID, Synth: s.Synthesised, HeaderLen: s.HeaderLen,
+			Received: p.ReceivedAt, Sent: s.Date, From: s.From, FromName: s.FromName, Subject: s.Subject,
+			InReplyTo: strPtr(s.InReplyTo), Refs: nonNilStrings(s.Refs), Parent: strPtr(s.Parent()),
+			MIME: s.MIME, Source: p.Source, Queue: p.Queue}
+		raws[i], keys[i] = p.Raw, s.ContentKey
+	}
+	js, err := json.Marshal(meta)
 	if err != nil {
-		return 0, fmt.Errorf("archive: thread lookup: %w", err)
+		return nil, err
 	}
-	tid := article
-	for _, t := range found {
-		tid = min(tid, t)
+	rows, err := q.QueryxContext(ctx, `SELECT id, article, thread_id, duplicate FROM archive_posts($1, $2, $3)`, string(js), raws, keys)
+	if err != nil {
+		return nil, fmt.Errorf("archive: insert batch: %w", err)
 	}
-	var merge []int64
-	for _, t := range found {
-		if t != tid {
-			merge = append(merge, t)
+	defer rows.Close()
+	out := make([]Stored, 0, len(posts))
+	for rows.Next() {
+		st := Stored{ListID: posts[len(out)].ListID}
+		if err := rows.Scan(&st.ID, &st.Article, &st.ThreadID, &st.Duplicate); err != nil {
+			return nil, err
 		}
+		out = append(out, st)
 	}
-	if len(merge) > 0 {
-		for _, table := range []string{"messages", "ghosts"} {
-			if _, err := q.ExecContext(ctx, `UPDATE `+table+` SET thread_id = $2 WHERE list_id = $1 AND thread_id = ANY($3)`,
-				listID, tid, pq.Int64Array(merge)); err != nil {
-				return 0, fmt.Errorf("archive: thread merge: %w", err)
-			}
-		}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("archive: insert batch: %w", err)
 	}
-	if _, err := q.ExecContext(ctx, `DELETE FROM ghosts WHERE list_id = $1 AND message_id = $2`, listID, msgid); err != nil {
-		return 0, fmt.Errorf("archive: ghosts: %w", err)
+	if len(out) != len(posts) {
+		return nil, fmt.Errorf("archive: insert batch: %d results for %d posts", len(out), len(posts))
 	}
-	if len(refs) > 0 {
-		_, err = q.ExecContext(ctx, `
-			INSERT INTO ghosts (list_id, message_id, thread_id)
-			SELECT $1, r, $2 FROM unnest($3::text[]) AS r
-			 WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.list_id = $1 AND m.message_id = r AND m.article < $4)
-			ON CONFLICT (list_id, message_id) DO UPDATE SET thread_id = EXCLUDED.thread_id`,
-			listID, tid, pq.StringArray(refs), article)
-		if err != nil {
-			return 0, fmt.Errorf("archive: ghosts: %w", err)
-		}
+	return out, nil
+}
+
+func strPtr(s string) *string {
+	if s == "" {
+		return nil
 	}
-	return tid, nil
+	return &s
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func nullIfEmpty(s string) any {

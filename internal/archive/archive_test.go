@@ -246,3 +246,32 @@ func golden(t *testing.T, path string, got []byte) {
 		t.Errorf("%s differs; see %s.got (diff them; -update accepts)", path, path)
 	}
 }
+
+// TestInsertBatch: a batch gives the same articles, threads and
+// duplicates as inserting the posts one by one.
+func TestInsertBatch(t *testing.T) {
+	t.Parallel()
+	d, l := newList(t)
+	var posts []archive.Post
+	for _, raw := range [][]byte{msg("a@x", "a"), msg("b@x", "Re: a", "a@x"), msg("a@x", "a"), msg("c@x", "c")} {
+		raw = mailmsg.Canonicalize(raw)
+		s, err := mailmsg.Parse(raw, "h.example", mailmsg.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		posts = append(posts, archive.Post{ListID: l.ID, Raw: raw, Summary: s, Source: "smtp", ReceivedAt: time.Unix(0, 0), Queue: true})
+	}
+	sts, err := archive.InsertBatch(t.Context(), d, posts)
+	if err != nil {
+		t.Fatalf("InsertBatch() = %v", err)
+	}
+	got := fmt.Sprint(sts[0].Article, sts[1].Article, sts[1].ThreadID, sts[2].Duplicate, sts[2].Article, sts[3].Article, sts[3].ThreadID)
+	if want := "1 2 1 true 1 3 3"; got != want {
+		t.Errorf("batch results %s, want %s (%+v)", got, want, sts)
+	}
+	var jobs int
+	d.GetContext(t.Context(), &jobs, `SELECT count(*) FROM outbound WHERE kind = 'post'`)
+	if jobs != 3 {
+		t.Errorf("%d delivery jobs, want 3", jobs)
+	}
+}

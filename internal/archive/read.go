@@ -144,9 +144,9 @@ func Rethread(ctx context.Context, q db.Querier, listID int64, host string) (int
 			return 0, fmt.Errorf("article %d: %w", a, err)
 		}
 		refs := s.Refs
-		tid, err := placeInThread(ctx, q, listID, a, msgid, refs)
-		if err != nil {
-			return 0, err
+		var tid int64
+		if err := q.GetContext(ctx, &tid, `SELECT archive_thread($1, $2, $3, $4)`, listID, a, msgid, textArray(refs)); err != nil {
+			return 0, fmt.Errorf("article %d: %w", a, err)
 		}
 		if _, err := q.ExecContext(ctx, `UPDATE messages SET thread_id = $3, refs = $4, parent_msgid = $5
 			WHERE list_id = $1 AND article = $2`, listID, a, tid, textArray(refs), nullIfEmpty(lastOf(refs))); err != nil {

@@ -163,7 +163,7 @@ func listShowCmd(e *env) *cobra.Command {
 		Args:  nArgs(1, 1, "one list ADDRESS"),
 		RunE: func(c *cobra.Command, args []string) error {
 			return e.withDB(c.Context(), func(d *app.Database) error {
-				l, err := lists.Get(c.Context(), d, args[0])
+				l, err := lists.Show(c.Context(), d, args[0])
 				if err != nil {
 					return err
 				}
@@ -239,7 +239,7 @@ archived posts is deleted only with --yes.`,
 		RunE: func(c *cobra.Command, args []string) error {
 			return e.withDB(c.Context(), func(d *app.Database) error {
 				return db.InTx(c.Context(), d.DB, func(tx *sqlx.Tx) error {
-					l, err := lists.Get(c.Context(), tx, args[0])
+					l, err := lists.Show(c.Context(), tx, args[0])
 					if err != nil {
 						return err
 					}

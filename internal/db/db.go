@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -44,7 +46,7 @@ type Options struct {
 
 // Open connects to dsn and checks the connection.
 func Open(ctx context.Context, dsn string, opts Options) (*sqlx.DB, error) {
-	db, err := sqlx.Open("postgres", dsn)
+	db, err := sqlx.Open("postgres", withBinaryParameters(dsn))
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
 	}
@@ -63,6 +65,26 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlx.DB, error) {
 		return nil, fmt.Errorf("database: %w", err)
 	}
 	return db, nil
+}
+
+// withBinaryParameters turns on lib/pq's binary_parameters unless the DSN
+// sets it: queries with parameters then take one round trip instead of
+// two (no separate prepare step), which halves the latency of every
+// statement on the intake path. []byte parameters are then sent as
+// binary, which suits bytea; callers pass JSON as string, not []byte.
+func withBinaryParameters(dsn string) string {
+	if strings.Contains(dsn, "binary_parameters") {
+		return dsn
+	}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if u, err := url.Parse(dsn); err == nil {
+			q := u.Query()
+			q.Set("binary_parameters", "yes")
+			u.RawQuery = q.Encode()
+			return u.String()
+		}
+	}
+	return dsn + " binary_parameters=yes"
 }
 
 // Migrate applies every pending migration. goose holds a PostgreSQL

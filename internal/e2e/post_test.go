@@ -141,7 +141,7 @@ func TestConnectionCutMidTransaction(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for pid == 0 && time.Now().Before(deadline) {
 		admin.GetContext(t.Context(), &pid, `SELECT coalesce(max(pid), 0) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE lists%'`)
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%archive_post%'`)
 		time.Sleep(20 * time.Millisecond)
 	}
 	if pid == 0 {

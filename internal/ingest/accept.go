@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -11,6 +12,7 @@ import (
 	"github.com/parley-list/parley/internal/archive"
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/notify"
 	"github.com/parley-list/parley/internal/policy"
 )
 
@@ -22,10 +24,15 @@ type outcome struct {
 	dup      bool
 }
 
-// Accept judges, archives or records the message for every recipient in
-// one transaction and returns nil only once it is committed. When every
-// post recipient's policy refuses the message, nothing is written and the
-// first refusal is returned as a *Rejection.
+// Accept judges, archives or records the message for every recipient and
+// returns nil only once that is committed. When every post recipient's
+// policy refuses the message, nothing is written and the first refusal is
+// returned as a *Rejection.
+//
+// The policy is decided first, from committed state; then everything is
+// written in one transaction. The common case, one list accepting the
+// post, goes through the group commit (batch.go): one statement in a
+// transaction shared with the posts that arrived at the same time.
 func (s *Service) Accept(ctx context.Context, env Envelope) error {
 	if env.Source == "" {
 		env.Source = "smtp"
@@ -36,29 +43,55 @@ func (s *Service) Accept(ctx context.Context, env Envelope) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.o.QueryTimeout)
 	defer cancel()
-	var outs []outcome
-	err = db.InTx(ctx, s.o.DB, func(tx *sqlx.Tx) error {
-		outs = outs[:0]
-		for _, r := range env.Rcpts {
-			o, err := s.acceptOne(ctx, tx, env, p, r)
-			if err != nil {
+	outs := make([]outcome, len(env.Rcpts))
+	for i, r := range env.Rcpts {
+		outs[i], err = s.decide(ctx, env, p, r)
+		if err != nil {
+			return err
+		}
+	}
+	if err := allRejected(outs); err != nil {
+		return err
+	}
+	if len(outs) == 1 && outs[0].rcpt.Route.Kind == mailaddr.KindPost && outs[0].decision.Action == policy.Accept {
+		st, err := s.batcher().write(ctx, s.post(outs[0].rcpt.List.ID, p, env.Source))
+		if err != nil {
+			return err
+		}
+		outs[0].article, outs[0].dup = st.Article, st.Duplicate
+	} else if err := db.InTx(ctx, s.o.DB, func(tx *sqlx.Tx) error {
+		for i := range outs {
+			if err := s.write(ctx, tx, env, p, &outs[i]); err != nil {
 				return err
 			}
-			outs = append(outs, o)
 		}
-		return allRejected(outs)
-	})
-	if err != nil {
+		return nil
+	}); err != nil {
 		return err
 	}
 	for _, o := range outs {
 		s.logOutcome(env, p, o)
+		s.announce(o)
 	}
 	return nil
 }
 
+// announce wakes readers and delivery workers after a commit.
+func (s *Service) announce(o outcome) {
+	if o.rcpt.Route.Kind != mailaddr.KindPost {
+		return
+	}
+	switch {
+	case o.decision.Action == policy.Accept && !o.dup:
+		s.poke(notify.Archive, strconv.FormatInt(o.rcpt.List.ID, 10))
+		s.poke(notify.Outbound, "")
+	case o.decision.Action == policy.Hold:
+		s.poke(notify.Outbound, "")
+	}
+}
+
 // allRejected returns the first rejection when no recipient took the
-// message, so the transaction rolls back and the sender is told.
+// message, so that nothing is written and the sender is told.
 func allRejected(outs []outcome) error {
 	for _, o := range outs {
 		if o.decision.Action != policy.Reject {
@@ -71,64 +104,67 @@ func allRejected(outs []outcome) error {
 	return reject(550, [3]int{5, 7, 1}, "%s", outs[0].decision.Reason)
 }
 
-func (s *Service) acceptOne(ctx context.Context, tx *sqlx.Tx, env Envelope, p *prepared, r Recipient) (outcome, error) {
+// decide judges the message for one recipient without writing anything.
+func (s *Service) decide(ctx context.Context, env Envelope, p *prepared, r Recipient) (outcome, error) {
 	if r.Route.Kind != mailaddr.KindPost {
-		return s.storeInbound(ctx, tx, env, p, r)
+		return outcome{rcpt: r, decision: policy.Decision{Action: policy.Accept, Rule: string(r.Route.Kind), Reason: "stored for processing"}}, nil
 	}
-	f, err := s.facts(ctx, tx, env, p, r)
+	f, err := s.facts(ctx, s.o.DB, env, p, r)
 	if err != nil {
 		return outcome{}, err
 	}
-	d := policy.Decide(f)
-	o := outcome{rcpt: r, decision: d}
+	return outcome{rcpt: r, decision: policy.Decide(f)}, nil
+}
+
+// write records one recipient's outcome in the transaction.
+func (s *Service) write(ctx context.Context, tx *sqlx.Tx, env Envelope, p *prepared, o *outcome) error {
+	r, d := o.rcpt, o.decision
+	if r.Route.Kind != mailaddr.KindPost {
+		return s.storeInbound(ctx, tx, env, p, r)
+	}
 	switch d.Action {
 	case policy.Accept:
 		st, err := s.archive(ctx, tx, r.List.ID, p, env.Source)
 		o.article, o.dup = st.Article, st.Duplicate
-		return o, err
+		return err
 	case policy.Hold:
-		return o, s.hold(ctx, tx, env, p, r, d)
+		return s.hold(ctx, tx, env, p, r, d)
 	default:
 		// Discarded, or rejected while another recipient accepted the
 		// message: record it so that nothing vanishes without a trace.
 		state := map[policy.Action]string{policy.Discard: "discarded", policy.Reject: "rejected"}[d.Action]
 		_, err := s.recordModeration(ctx, tx, env, p, r, d, state)
-		return o, err
+		return err
 	}
 }
 
+// post is an accepted post to archive, with its delivery to the members.
+func (s *Service) post(listID int64, p *prepared, source string) archive.Post {
+	return archive.Post{ListID: listID, Raw: p.raw, Summary: p.sum, Source: source, ReceivedAt: s.o.Now(), Queue: true}
+}
+
 // archive stores an accepted post and queues its delivery to the members.
-func (s *Service) archive(ctx context.Context, tx *sqlx.Tx, listID int64, p *prepared, source string) (archive.Stored, error) {
-	st, err := archive.Insert(ctx, tx, archive.Post{
-		ListID: listID, Raw: p.raw, Summary: p.sum, Source: source, ReceivedAt: s.o.Now(),
-	})
-	if err != nil || st.Duplicate {
-		return st, err
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO outbound (kind, list_id, message) VALUES ('post', $1, $2)`, listID, st.ID)
-	if err != nil {
-		return st, fmt.Errorf("queue delivery: %w", err)
-	}
-	_, err = tx.ExecContext(ctx, `SELECT pg_notify('outbound', '')`)
-	return st, err
+func (s *Service) archive(ctx context.Context, q db.Querier, listID int64, p *prepared, source string) (archive.Stored, error) {
+	return archive.Insert(ctx, q, s.post(listID, p, source))
 }
 
 // storeInbound keeps mail for a list's service addresses for its
 // processor (commands, owners, bounces).
-func (s *Service) storeInbound(ctx context.Context, tx *sqlx.Tx, env Envelope, p *prepared, r Recipient) (outcome, error) {
+func (s *Service) storeInbound(ctx context.Context, tx *sqlx.Tx, env Envelope, p *prepared, r Recipient) error {
 	_, err := tx.ExecContext(ctx, `
 		INSERT INTO inbound (list_id, kind, rcpt, detail, mail_from, content_key, raw)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (list_id, kind, rcpt, content_key) DO NOTHING`,
 		r.List.ID, string(r.Route.Kind), r.Address, r.Route.Detail, env.From, p.sum.ContentKey, p.raw)
 	if err != nil {
-		return outcome{}, fmt.Errorf("store %s mail: %w", r.Route.Kind, err)
+		return fmt.Errorf("store %s mail: %w", r.Route.Kind, err)
 	}
-	return outcome{rcpt: r, decision: policy.Decision{Action: policy.Accept, Rule: string(r.Route.Kind), Reason: "stored for processing"}}, nil
+	return nil
 }
 
-// facts gathers what the policy rules look at.
-func (s *Service) facts(ctx context.Context, tx *sqlx.Tx, env Envelope, p *prepared, r Recipient) (policy.Facts, error) {
+// facts gathers what the policy rules look at: membership of the From
+// address (or else the envelope sender) and the ban patterns, in one query.
+func (s *Service) facts(ctx context.Context, q db.Querier, env Envelope, p *prepared, r Recipient) (policy.Facts, error) {
 	f := policy.Facts{
 		List:        r.List.Address,
 		ListID:      policy.ListID(r.List.Address),
@@ -145,27 +181,38 @@ func (s *Service) facts(ctx context.Context, tx *sqlx.Tx, env Envelope, p *prepa
 	if f.Sender == "" {
 		f.Sender = env.From
 	}
-	for _, cand := range []string{p.sum.From, env.From} {
-		a, err := mailaddr.Parse(cand)
-		if err != nil {
-			continue
-		}
-		var m struct {
-			Role      string `db:"role"`
-			Moderated bool   `db:"moderated"`
-		}
-		err = tx.GetContext(ctx, &m, `SELECT role, moderated FROM members WHERE list_id = $1 AND address_norm = $2`, r.List.ID, a.String())
-		if err == nil {
-			f.Role, f.Moderated = memberRole(m.Role), m.Moderated
-			break
-		}
-		if !db.IsNoRows(err) {
-			return f, fmt.Errorf("membership: %w", err)
+	cands := pq.StringArray{}
+	for _, c := range []string{p.sum.From, env.From} {
+		if a, err := mailaddr.Parse(c); err == nil {
+			cands = append(cands, a.String())
 		}
 	}
-	banned, err := isBanned(ctx, tx, r.List.ID, f.Sender)
-	f.Banned = banned
-	return f, err
+	var row struct {
+		Role      *string        `db:"role"`
+		Moderated *bool          `db:"moderated"`
+		Patterns  pq.StringArray `db:"patterns"`
+	}
+	err := q.GetContext(ctx, &row, `
+		SELECT m.role, m.moderated, b.patterns
+		  FROM (SELECT coalesce(array_agg(pattern), '{}') AS patterns FROM bans WHERE list_id = $1 OR list_id IS NULL) b
+		  LEFT JOIN LATERAL (SELECT role, moderated FROM members
+		                      WHERE list_id = $1 AND address_norm = ANY ($2::text[])
+		                      ORDER BY array_position($2::text[], address_norm) LIMIT 1) m ON true`,
+		r.List.ID, cands)
+	if err != nil {
+		return f, fmt.Errorf("policy facts: %w", err)
+	}
+	if row.Role != nil {
+		f.Role = memberRole(*row.Role)
+		f.Moderated = row.Moderated != nil && *row.Moderated
+	}
+	addr := strings.ToLower(f.Sender)
+	for _, pat := range row.Patterns {
+		if Glob(pat, addr) {
+			f.Banned = true
+		}
+	}
+	return f, nil
 }
 
 // hold stores a post for moderation and notifies the moderators, once:
@@ -212,21 +259,4 @@ func (s *Service) logOutcome(env Envelope, p *prepared, o outcome) {
 		attrs = append(attrs, "kind", string(o.rcpt.Route.Kind))
 	}
 	s.o.Logger.Info("message "+event, attrs...)
-}
-
-// isBanned matches the sender against the list's and the server-wide
-// ban patterns.
-func isBanned(ctx context.Context, tx *sqlx.Tx, listID int64, sender string) (bool, error) {
-	var patterns pq.StringArray
-	err := tx.GetContext(ctx, &patterns, `SELECT coalesce(array_agg(pattern), '{}') FROM bans WHERE list_id = $1 OR list_id IS NULL`, listID)
-	if err != nil {
-		return false, fmt.Errorf("bans: %w", err)
-	}
-	addr := strings.ToLower(sender)
-	for _, p := range patterns {
-		if Glob(p, addr) {
-			return true, nil
-		}
-	}
-	return false, nil
 }

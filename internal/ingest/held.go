@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -13,6 +14,7 @@ import (
 	"github.com/parley-list/parley/internal/errs"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailmsg"
+	"github.com/parley-list/parley/internal/notify"
 	"github.com/parley-list/parley/internal/policy"
 )
 
@@ -96,6 +98,8 @@ func (s *Service) Approve(ctx context.Context, id int64, by string) (archive.Sto
 	})
 	if err == nil {
 		s.o.Logger.Info("held post approved", "event", "approved", "held_id", id, "article", st.Article, "by", by)
+		s.poke(notify.Archive, strconv.FormatInt(st.ListID, 10))
+		s.poke(notify.Outbound, "")
 	}
 	return st, err
 }
@@ -125,6 +129,7 @@ func (s *Service) RejectHeld(ctx context.Context, id int64, reason, by string) e
 	})
 	if err == nil {
 		s.o.Logger.Info("held post rejected", "event", "rejected", "held_id", id, "by", by)
+		s.poke(notify.Outbound, "")
 	}
 	return err
 }

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -10,6 +11,7 @@ import (
 	"github.com/parley-list/parley/internal/archive"
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/notify"
 )
 
 // ImportItem is one message from an archive file.
@@ -68,5 +70,8 @@ func (s *Service) Import(ctx context.Context, l lists.List, items []ImportItem) 
 		}
 		return nil
 	})
+	if err == nil {
+		s.poke(notify.Archive, strconv.FormatInt(l.ID, 10))
+	}
 	return res, err
 }

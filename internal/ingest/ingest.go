@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -46,9 +47,16 @@ func reject(code int, enh [3]int, format string, args ...any) *Rejection {
 	return &Rejection{Code: code, Enhanced: enh, Msg: fmt.Sprintf(format, args...)}
 }
 
+// Poker asks for a cross-process notification once a change is committed
+// (see internal/notify).
+type Poker interface {
+	Poke(channel, payload string)
+}
+
 // Options configure a Service.
 type Options struct {
 	DB              *sqlx.DB
+	Notify          Poker // nil: no notifications (listeners poll)
 	Logger          *slog.Logger
 	Hostname        string
 	Limits          mailmsg.Limits
@@ -59,7 +67,46 @@ type Options struct {
 
 // Service resolves recipients and accepts messages.
 type Service struct {
-	o Options
+	o         Options
+	batchOnce sync.Once
+	batch     *batcher // group commit for posts to one list, started on first use
+	lists     listCache
+}
+
+// listTTL is how long a list looked up at RCPT time is reused. Every
+// recipient of every post needs its list; lists change rarely, and a
+// change (a new policy, a deleted list) reaching intake a second later is
+// harmless: a post to a list deleted meanwhile fails its insert and gets
+// 451. Unknown lists are never cached, so a new list works at once.
+const listTTL = time.Second
+
+type listCache struct {
+	mu sync.Mutex
+	m  map[string]cachedList
+}
+
+type cachedList struct {
+	l       lists.List
+	expires time.Time
+}
+
+func (c *listCache) get(addr string, now time.Time) (lists.List, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[addr]
+	if !ok || now.After(e.expires) {
+		return lists.List{}, false
+	}
+	return e.l, true
+}
+
+func (c *listCache) put(addr string, l lists.List, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) > 10000 {
+		c.m = map[string]cachedList{} // bounded: start over rather than grow
+	}
+	c.m[addr] = cachedList{l: l, expires: now.Add(listTTL)}
 }
 
 // New returns a Service.
@@ -71,6 +118,25 @@ func New(o Options) *Service {
 		o.QueryTimeout = 30 * time.Second
 	}
 	return &Service{o: o}
+}
+
+// Close stops the group-commit writers; call it after the last Accept.
+func (s *Service) Close() {
+	if s.batch != nil {
+		s.batch.close()
+	}
+}
+
+func (s *Service) batcher() *batcher {
+	s.batchOnce.Do(func() { s.batch = newBatcher(s.o.DB, 4, s.o.QueryTimeout) })
+	return s.batch
+}
+
+// poke sends a notification if a notifier is configured.
+func (s *Service) poke(channel, payload string) {
+	if s.o.Notify != nil {
+		s.o.Notify.Poke(channel, payload)
+	}
 }
 
 // Recipient is a resolved RCPT TO address.
@@ -89,23 +155,32 @@ func (s *Service) Resolve(ctx context.Context, rcpt string, size int64) (Recipie
 	if err != nil {
 		return Recipient{}, reject(501, [3]int{5, 1, 3}, "bad recipient address syntax")
 	}
-	var served bool
-	if err := s.o.DB.GetContext(ctx, &served, `SELECT EXISTS (SELECT 1 FROM domains WHERE name = $1)`, a.Domain); err != nil {
-		return Recipient{}, fmt.Errorf("resolve: %w", err)
-	}
-	if !served {
-		return Recipient{}, reject(550, [3]int{5, 7, 1}, "relay access denied")
-	}
+	// The common case, a known list, costs one query; the domain is only
+	// looked at to tell "no such list" from "not our domain".
 	route, ok := mailaddr.Classify(a.Local)
-	if !ok {
-		return Recipient{}, reject(550, [3]int{5, 1, 1}, "no such list")
+	var l lists.List
+	if ok {
+		addr := route.List + "@" + a.Domain
+		var hit bool
+		if l, hit = s.lists.get(addr, s.o.Now()); !hit {
+			l, err = lists.Get(ctx, s.o.DB, addr)
+			if err != nil && !errors.Is(err, lists.ErrNotFound) {
+				return Recipient{}, fmt.Errorf("resolve: %w", err)
+			}
+			if err == nil {
+				s.lists.put(addr, l, s.o.Now())
+			}
+		}
 	}
-	l, err := lists.Get(ctx, s.o.DB, route.List+"@"+a.Domain)
-	if errors.Is(err, lists.ErrNotFound) {
+	if !ok || err != nil {
+		var served bool
+		if err := s.o.DB.GetContext(ctx, &served, `SELECT EXISTS (SELECT 1 FROM domains WHERE name = $1)`, a.Domain); err != nil {
+			return Recipient{}, fmt.Errorf("resolve: %w", err)
+		}
+		if !served {
+			return Recipient{}, reject(550, [3]int{5, 7, 1}, "relay access denied")
+		}
 		return Recipient{}, reject(550, [3]int{5, 1, 1}, "no such list")
-	}
-	if err != nil {
-		return Recipient{}, fmt.Errorf("resolve: %w", err)
 	}
 	if size > 0 && size > s.maxBytes(l) {
 		return Recipient{}, reject(552, [3]int{5, 3, 4}, "message too big for this list")

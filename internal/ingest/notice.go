@@ -109,6 +109,5 @@ func (s *Service) queueNotice(ctx context.Context, tx *sqlx.Tx, l lists.List, rc
 	if err != nil {
 		return fmt.Errorf("queue notice: %w", err)
 	}
-	_, err = tx.ExecContext(ctx, `SELECT pg_notify('outbound', '')`)
-	return err
+	return nil
 }

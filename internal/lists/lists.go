@@ -143,13 +143,18 @@ func (s Settings) validate() error {
 	)
 }
 
-const selectList = `
-SELECT l.id, l.address, l.local_part, d.name AS domain, l.display_name, l.description,
+// listCols are the columns of List; the member count is filled only where
+// it is shown (it costs a count over the list's members).
+const listCols = `l.id, l.address, l.local_part, d.name AS domain, l.display_name, l.description,
        l.post_policy, l.archive, l.subject_prefix, l.nonmember_action, l.max_message_bytes,
-       l.subject_threading, l.uidvalidity, l.next_article,
-       (SELECT count(*) FROM members m WHERE m.list_id = l.id) AS members,
-       l.created_at, l.updated_at
+       l.subject_threading, l.uidvalidity, l.next_article, l.created_at, l.updated_at`
+
+const (
+	selectList       = `SELECT ` + listCols + `, 0 AS members FROM lists l JOIN domains d ON d.id = l.domain_id`
+	selectListCounts = `SELECT ` + listCols + `,
+       (SELECT count(*) FROM members m WHERE m.list_id = l.id) AS members
   FROM lists l JOIN domains d ON d.id = l.domain_id`
+)
 
 // Create makes a list (and its domain, if new). now fixes UIDVALIDITY.
 func Create(ctx context.Context, q db.Querier, addr mailaddr.Address, s Settings, now time.Time) (List, error) {
@@ -177,7 +182,7 @@ func Create(ctx context.Context, q db.Querier, addr mailaddr.Address, s Settings
 	if err != nil {
 		return List{}, fmt.Errorf("create list: %w", err)
 	}
-	return Get(ctx, q, addr.String())
+	return Show(ctx, q, addr.String())
 }
 
 // uidValidity derives a list's IMAP UIDVALIDITY from its creation time, as
@@ -191,14 +196,23 @@ func uidValidity(now time.Time) int64 {
 	return v
 }
 
-// Get returns the list with the given address.
+// Get returns the list with the given address (Members is not counted).
 func Get(ctx context.Context, q db.Querier, address string) (List, error) {
+	return get(ctx, q, selectList, address)
+}
+
+// Show returns the list with the given address and its member count.
+func Show(ctx context.Context, q db.Querier, address string) (List, error) {
+	return get(ctx, q, selectListCounts, address)
+}
+
+func get(ctx context.Context, q db.Querier, query, address string) (List, error) {
 	a, err := mailaddr.ParseList(address)
 	if err != nil {
 		return List{}, err
 	}
 	var l List
-	err = q.GetContext(ctx, &l, selectList+` WHERE l.address = $1`, a.String())
+	err = q.GetContext(ctx, &l, query+` WHERE l.address = $1`, a.String())
 	if db.IsNoRows(err) {
 		return List{}, errs.Kindf(ErrNotFound, "no list %s", a)
 	}
@@ -224,7 +238,7 @@ func GetByID(ctx context.Context, q db.Querier, id int64) (List, error) {
 // All returns every list, ordered by domain and name.
 func All(ctx context.Context, q db.Querier) ([]List, error) {
 	var ls []List
-	if err := q.SelectContext(ctx, &ls, selectList+` ORDER BY d.name, l.local_part`); err != nil {
+	if err := q.SelectContext(ctx, &ls, selectListCounts+` ORDER BY d.name, l.local_part`); err != nil {
 		return nil, fmt.Errorf("list lists: %w", err)
 	}
 	return ls, nil
@@ -256,7 +270,7 @@ func Update(ctx context.Context, q db.Querier, address string, s Settings) (List
 	if err != nil {
 		return List{}, fmt.Errorf("update list: %w", err)
 	}
-	return Get(ctx, q, address)
+	return Show(ctx, q, address)
 }
 
 // Delete removes a list and everything that belongs to it.

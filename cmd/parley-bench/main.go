@@ -1,0 +1,40 @@
+// Command parley-bench runs parley's benchmarks (make bench) against the
+// real binary and prints "BENCH <name> <value> <unit>" lines.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/parley-list/parley/internal/bench"
+)
+
+func main() {
+	o := bench.Options{Out: os.Stdout, Log: os.Stderr, Only: map[string]bool{}}
+	only := flag.String("only", "", "comma-separated benchmarks to run: ingest,latency,import (default all)")
+	flag.StringVar(&o.Parley, "parley", "bin/parley", "the parley binary")
+	flag.StringVar(&o.WorkDir, "work", "", "scratch directory (default: a new temporary one)")
+	flag.IntVar(&o.IngestClients, "clients", 8, "concurrent SMTP clients for ingest_rate")
+	flag.IntVar(&o.IngestLists, "lists", 1, "spread ingest_rate's clients over this many lists")
+	flag.DurationVar(&o.IngestDuration, "duration", 10*time.Second, "how long ingest_rate sends")
+	flag.IntVar(&o.LatencyPosts, "latency-posts", 300, "posts timed for ack_latency")
+	flag.IntVar(&o.ImportCount, "import-count", 20000, "messages in the generated mbox for import_rate")
+	flag.Parse()
+	for _, name := range strings.Split(*only, ",") {
+		if name != "" {
+			o.Only[name] = true
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := bench.Run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "parley-bench:", err)
+		os.Exit(1)
+	}
+}
