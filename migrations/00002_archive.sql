@@ -60,9 +60,14 @@ CREATE INDEX ghosts_by_thread ON ghosts (list_id, thread_id);
 -- are placed as they arrive that is all of them, and when a rebuild places
 -- them again in article order it hides the later ones, so both give the
 -- same result. Nothing here follows a chain of references.
+--
+-- Its queries are planned for each call (force_custom_plan): a plan cached
+-- while the archive was small (say, at the start of a long import on one
+-- connection) may pick an index on list_id alone, which costs a scan of
+-- the whole list per post once the list is large.
 -- +goose StatementBegin
 CREATE FUNCTION archive_thread(p_list bigint, p_article bigint, p_msgid text, p_refs text[])
-RETURNS bigint LANGUAGE plpgsql AS $$
+RETURNS bigint LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     found bigint[];
     tid bigint;
@@ -86,40 +91,22 @@ BEGIN
 END $$;
 -- +goose StatementEnd
 
--- archive_post stores a post with its article number and thread, and
--- queues its delivery to the members when p_queue, all in one call: intake
--- of a post to one list is a single statement, its own transaction, one
--- round trip. The list row is locked first, which orders posts to one list
--- (numbers follow commit order, without gaps) and makes the duplicate
--- check exact: the same post again (same list, Message-ID and content)
--- changes nothing and returns the stored post with duplicate = true. The
--- row is written once, complete: updating it afterwards would write the
--- whole message and every index entry twice.
---
--- It sends no NOTIFY: a notifying transaction holds a database-wide lock
--- through its commit, which would serialise every intake commit behind one
--- WAL flush at a time; parley notifies after commit (internal/notify).
+-- archive_store writes a post as article p_article of list p_list, with
+-- its thread, and queues its delivery to the members when p_queue. The
+-- caller holds the list row's lock and has checked for a duplicate.
 -- +goose StatementBegin
-CREATE FUNCTION archive_post(
-    p_list bigint, p_msgid text, p_synth boolean, p_key bytea, p_raw bytea, p_header_len integer,
-    p_received timestamptz, p_sent timestamptz, p_from text, p_from_name text, p_subject text,
-    p_in_reply_to text, p_refs text[], p_parent text, p_mime jsonb, p_source text, p_queue boolean,
-    OUT id bigint, OUT article bigint, OUT thread_id bigint, OUT duplicate boolean)
+CREATE FUNCTION archive_store(
+    p_list bigint, p_article bigint, p_msgid text, p_synth boolean, p_key bytea, p_raw bytea,
+    p_header_len integer, p_received timestamptz, p_sent timestamptz, p_from text, p_from_name text,
+    p_subject text, p_in_reply_to text, p_refs text[], p_parent text, p_mime jsonb, p_source text,
+    p_queue boolean, OUT id bigint, OUT thread_id bigint)
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM 1 FROM lists WHERE lists.id = p_list FOR UPDATE;
-    SELECT m.id, m.article, m.thread_id, true INTO id, article, thread_id, duplicate
-      FROM messages m WHERE m.list_id = p_list AND m.message_id = p_msgid AND m.content_key = p_key;
-    IF FOUND THEN
-        RETURN;
-    END IF;
-    duplicate := false;
-    UPDATE lists SET next_article = next_article + 1 WHERE lists.id = p_list RETURNING next_article - 1 INTO article;
-    thread_id := archive_thread(p_list, article, p_msgid, p_refs);
+    thread_id := archive_thread(p_list, p_article, p_msgid, p_refs);
     INSERT INTO messages (list_id, article, message_id, msgid_synth, content_key, raw, size, header_len,
                           received_at, sent_at, from_addr, from_name, subject, in_reply_to, refs,
                           parent_msgid, thread_id, mime, source)
-    VALUES (p_list, article, p_msgid, p_synth, p_key, p_raw, length(p_raw), p_header_len, p_received, p_sent,
+    VALUES (p_list, p_article, p_msgid, p_synth, p_key, p_raw, length(p_raw), p_header_len, p_received, p_sent,
             p_from, p_from_name, p_subject, p_in_reply_to, p_refs, p_parent, thread_id, p_mime, p_source)
     RETURNING messages.id INTO id;
     IF p_queue THEN
@@ -128,27 +115,53 @@ BEGIN
 END $$;
 -- +goose StatementEnd
 
--- archive_posts is archive_post for a batch, in order, in one call: the
--- per-post fields come as a JSON array of objects, the bytes as bytea
--- arrays. Intake's group commit uses it so that a batch costs one round
--- trip, not one per post.
+-- archive_posts archives a batch of posts in order, in one call (one round
+-- trip): per-post fields come as a JSON array of objects, the bytes as
+-- bytea arrays. Each list's row is locked on first use, which orders posts
+-- to one list (numbers follow commit order, without gaps) and makes the
+-- duplicate check exact: the same post again (same list, Message-ID and
+-- content) changes nothing and comes back with duplicate = true. Article
+-- counters are advanced in memory and written once per list at the end:
+-- updating the same row once per post inside one transaction would leave
+-- a chain of row versions that every later access has to walk.
+--
+-- No NOTIFY here: a notifying transaction holds a database-wide lock
+-- through its commit, which would serialise every intake commit behind one
+-- WAL flush at a time; parley notifies after commit (internal/notify).
 -- +goose StatementBegin
 CREATE FUNCTION archive_posts(p_posts jsonb, p_raw bytea[], p_key bytea[])
 RETURNS TABLE (id bigint, article bigint, thread_id bigint, duplicate boolean)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     p jsonb;
     i integer := 0;
+    l bigint;
+    next jsonb := '{}';
 BEGIN
     FOR p IN SELECT value FROM jsonb_array_elements(p_posts) LOOP
         i := i + 1;
-        RETURN QUERY SELECT * FROM archive_post(
-            (p->>'list')::bigint, p->>'msgid', (p->>'synth')::boolean, p_key[i], p_raw[i],
-            (p->>'header_len')::integer, (p->>'received')::timestamptz, (p->>'sent')::timestamptz,
-            p->>'from', p->>'from_name', p->>'subject', p->>'in_reply_to',
-            ARRAY(SELECT jsonb_array_elements_text(p->'refs')), p->>'parent', p->'mime',
-            p->>'source', (p->>'queue')::boolean);
+        l := (p->>'list')::bigint;
+        IF NOT next ? l::text THEN
+            next := next || jsonb_build_object(l::text,
+                (SELECT lists.next_article FROM lists WHERE lists.id = l FOR UPDATE));
+        END IF;
+        SELECT m.id, m.article, m.thread_id, true INTO id, article, thread_id, duplicate
+          FROM messages m WHERE m.list_id = l AND m.message_id = p->>'msgid' AND m.content_key = p_key[i];
+        IF NOT FOUND THEN
+            article := (next->>l::text)::bigint;
+            next := jsonb_set(next, ARRAY[l::text], to_jsonb(article + 1));
+            duplicate := false;
+            SELECT s.id, s.thread_id INTO id, thread_id FROM archive_store(
+                l, article, p->>'msgid', (p->>'synth')::boolean, p_key[i], p_raw[i],
+                (p->>'header_len')::integer, (p->>'received')::timestamptz, (p->>'sent')::timestamptz,
+                p->>'from', p->>'from_name', p->>'subject', p->>'in_reply_to',
+                ARRAY(SELECT jsonb_array_elements_text(p->'refs')), p->>'parent', p->'mime',
+                p->>'source', (p->>'queue')::boolean) s;
+        END IF;
+        RETURN NEXT;
     END LOOP;
+    UPDATE lists SET next_article = (next->>lists.id::text)::bigint
+     WHERE lists.id IN (SELECT k::bigint FROM jsonb_object_keys(next) AS k);
 END $$;
 -- +goose StatementEnd
 
@@ -229,7 +242,7 @@ CREATE INDEX outbound_due ON outbound (next_attempt_at) WHERE state = 'pending';
 
 -- +goose Down
 DROP FUNCTION archive_posts(jsonb, bytea[], bytea[]);
-DROP FUNCTION archive_post(bigint, text, boolean, bytea, bytea, integer, timestamptz, timestamptz, text, text, text, text, text[], text, jsonb, text, boolean);
+DROP FUNCTION archive_store(bigint, bigint, text, boolean, bytea, bytea, integer, timestamptz, timestamptz, text, text, text, text, text[], text, jsonb, text, boolean);
 DROP FUNCTION archive_thread(bigint, bigint, text, text[]);
 DROP TABLE outbound;
 DROP TABLE bans;

@@ -45,28 +45,15 @@ type Stored struct {
 // pool, as its own transaction). A post that is already in the list's
 // archive (same Message-ID and content) is reported as Duplicate and
 // nothing is written; two identical posts racing each other are
-// serialised by the unique index, and the second finds the first. With
+// serialised by the list lock, and the second finds the first. With
 // p.Queue, the post's delivery to the members is queued in the same
-// transaction. The work is one call of archive_post (see the migrations):
-// the list row is locked only for its last step, and intake pays one
-// round trip to the database.
+// transaction. See archive_posts in the migrations for how it is stored.
 func Insert(ctx context.Context, q db.Querier, p Post) (Stored, error) {
-	s := p.Summary
-	mime, err := json.Marshal(s.MIME)
+	sts, err := InsertBatch(ctx, q, []Post{p})
 	if err != nil {
 		return Stored{}, err
 	}
-	var st Stored
-	err = q.QueryRowxContext(ctx, `SELECT id, article, thread_id, duplicate
-		FROM archive_post($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-		p.ListID, s.MessageID, s.Synthesised, s.ContentKey, p.Raw, s.HeaderLen, p.ReceivedAt, s.Date,
-		s.From, s.FromName, s.Subject, nullIfEmpty(s.InReplyTo), textArray(s.Refs), nullIfEmpty(s.Parent()),
-		string(mime), p.Source, p.Queue).Scan(&st.ID, &st.Article, &st.ThreadID, &st.Duplicate)
-	if err != nil {
-		return Stored{}, fmt.Errorf("archive: insert: %w", err)
-	}
-	st.ListID = p.ListID
-	return st, nil
+	return sts[0], nil
 }
 
 // batchPost is one post's fields for archive_posts.

@@ -6,10 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/parley-list/parley/internal/archive"
-	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/notify"
 )
@@ -50,26 +47,31 @@ func (s *Service) Import(ctx context.Context, l lists.List, items []ImportItem) 
 		}
 		preps[i] = p
 	}
-	err := db.InTx(ctx, s.o.DB, func(tx *sqlx.Tx) error {
-		for i, p := range preps {
-			if p == nil {
-				continue
-			}
-			when := items[i].Date
-			if p.sum.Date != nil && !p.sum.Date.IsZero() {
-				when = *p.sum.Date
-			}
-			if when.IsZero() {
-				when = s.o.Now()
-			}
-			st, err := archive.Insert(ctx, tx, archive.Post{ListID: l.ID, Raw: p.raw, Summary: p.sum, Source: "import", ReceivedAt: when})
-			if err != nil {
-				return err
-			}
-			res[i].Article, res[i].Duplicate = st.Article, st.Duplicate
+	var posts []archive.Post
+	var index []int
+	for i, p := range preps {
+		if p == nil {
+			continue
 		}
-		return nil
-	})
+		when := items[i].Date
+		if p.sum.Date != nil && !p.sum.Date.IsZero() {
+			when = *p.sum.Date
+		}
+		if when.IsZero() {
+			when = s.o.Now()
+		}
+		posts = append(posts, archive.Post{ListID: l.ID, Raw: p.raw, Summary: p.sum, Source: "import", ReceivedAt: when})
+		index = append(index, i)
+	}
+	var err error
+	if len(posts) > 0 {
+		// One statement for the whole batch: one transaction, one round trip.
+		var sts []archive.Stored
+		sts, err = archive.InsertBatch(ctx, s.o.DB, posts)
+		for j, st := range sts {
+			res[index[j]].Article, res[index[j]].Duplicate = st.Article, st.Duplicate
+		}
+	}
 	if err == nil {
 		s.poke(notify.Archive, strconv.FormatInt(l.ID, 10))
 	}

@@ -76,7 +76,7 @@ func (n *Notifier) run(ctx context.Context) {
 		}
 		// A short pause lets a burst of commits share one notification.
 		time.Sleep(2 * time.Millisecond)
-		n.flush(ctx)
+		n.flush(context.WithoutCancel(ctx))
 	}
 }
 
