@@ -25,6 +25,7 @@ CREATE TABLE messages (
     from_addr     text NOT NULL DEFAULT '',
     from_name     text NOT NULL DEFAULT '',
     subject       text NOT NULL DEFAULT '', -- decoded
+    subject_key   text NOT NULL DEFAULT '', -- mailmsg.BaseSubject: for subject-only threading
     in_reply_to   text,
     refs          text[] NOT NULL DEFAULT '{}', -- References (+In-Reply-To), oldest first, bounded
     parent_msgid  text,                     -- the reference this message replies to
@@ -39,6 +40,7 @@ CREATE TABLE messages (
 CREATE INDEX messages_by_msgid ON messages (list_id, message_id);
 CREATE INDEX messages_by_thread ON messages (list_id, thread_id, article);
 CREATE INDEX messages_by_date ON messages (list_id, received_at);
+CREATE INDEX messages_by_subject ON messages (list_id, subject_key, article);
 
 -- Message-IDs that posts refer to but that are not (yet) in the archive.
 -- They hold threads together until the real message arrives, which then
@@ -60,13 +62,16 @@ CREATE INDEX ghosts_by_thread ON ghosts (list_id, thread_id);
 -- are placed as they arrive that is all of them, and when a rebuild places
 -- them again in article order it hides the later ones, so both give the
 -- same result. Nothing here follows a chain of references.
+-- p_subject_key, when not empty (the list groups by subject and this is a
+-- "Re:" without references), also joins the latest earlier post with that
+-- base subject.
 --
 -- Its queries are planned for each call (force_custom_plan): a plan cached
 -- while the archive was small (say, at the start of a long import on one
 -- connection) may pick an index on list_id alone, which costs a scan of
 -- the whole list per post once the list is large.
 -- +goose StatementBegin
-CREATE FUNCTION archive_thread(p_list bigint, p_article bigint, p_msgid text, p_refs text[])
+CREATE FUNCTION archive_thread(p_list bigint, p_article bigint, p_msgid text, p_refs text[], p_subject_key text)
 RETURNS bigint LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     found bigint[];
@@ -76,7 +81,11 @@ BEGIN
         SELECT thread_id AS t FROM messages
          WHERE list_id = p_list AND message_id = ANY (p_refs || p_msgid) AND article < p_article
         UNION
-        SELECT thread_id FROM ghosts WHERE list_id = p_list AND message_id = ANY (p_refs || p_msgid)) x;
+        SELECT thread_id FROM ghosts WHERE list_id = p_list AND message_id = ANY (p_refs || p_msgid)
+        UNION
+        (SELECT thread_id FROM messages
+          WHERE p_subject_key <> '' AND list_id = p_list AND subject_key = p_subject_key AND article < p_article
+          ORDER BY article DESC LIMIT 1)) x;
     SELECT least(p_article, min(f)) INTO tid FROM unnest(found) AS f;
     IF cardinality(found) > 1 OR (cardinality(found) = 1 AND found[1] <> tid) THEN
         UPDATE messages SET thread_id = tid WHERE list_id = p_list AND thread_id = ANY (found) AND thread_id <> tid;
@@ -98,16 +107,17 @@ END $$;
 CREATE FUNCTION archive_store(
     p_list bigint, p_article bigint, p_msgid text, p_synth boolean, p_key bytea, p_raw bytea,
     p_header_len integer, p_received timestamptz, p_sent timestamptz, p_from text, p_from_name text,
-    p_subject text, p_in_reply_to text, p_refs text[], p_parent text, p_mime jsonb, p_source text,
-    p_queue boolean, OUT id bigint, OUT thread_id bigint)
+    p_subject text, p_subject_key text, p_subject_lookup text, p_in_reply_to text, p_refs text[],
+    p_parent text, p_mime jsonb, p_source text, p_queue boolean, OUT id bigint, OUT thread_id bigint)
 LANGUAGE plpgsql AS $$
 BEGIN
-    thread_id := archive_thread(p_list, p_article, p_msgid, p_refs);
+    thread_id := archive_thread(p_list, p_article, p_msgid, p_refs, p_subject_lookup);
     INSERT INTO messages (list_id, article, message_id, msgid_synth, content_key, raw, size, header_len,
-                          received_at, sent_at, from_addr, from_name, subject, in_reply_to, refs,
-                          parent_msgid, thread_id, mime, source)
+                          received_at, sent_at, from_addr, from_name, subject, subject_key, in_reply_to,
+                          refs, parent_msgid, thread_id, mime, source)
     VALUES (p_list, p_article, p_msgid, p_synth, p_key, p_raw, length(p_raw), p_header_len, p_received, p_sent,
-            p_from, p_from_name, p_subject, p_in_reply_to, p_refs, p_parent, thread_id, p_mime, p_source)
+            p_from, p_from_name, p_subject, p_subject_key, p_in_reply_to, p_refs, p_parent, thread_id, p_mime,
+            p_source)
     RETURNING messages.id INTO id;
     IF p_queue THEN
         INSERT INTO outbound (kind, list_id, message) VALUES ('post', p_list, id);
@@ -154,7 +164,8 @@ BEGIN
             SELECT s.id, s.thread_id INTO id, thread_id FROM archive_store(
                 l, article, p->>'msgid', (p->>'synth')::boolean, p_key[i], p_raw[i],
                 (p->>'header_len')::integer, (p->>'received')::timestamptz, (p->>'sent')::timestamptz,
-                p->>'from', p->>'from_name', p->>'subject', p->>'in_reply_to',
+                p->>'from', p->>'from_name', p->>'subject', p->>'subject_key', p->>'subject_lookup',
+                p->>'in_reply_to',
                 ARRAY(SELECT jsonb_array_elements_text(p->'refs')), p->>'parent', p->'mime',
                 p->>'source', (p->>'queue')::boolean) s;
         END IF;
@@ -242,8 +253,8 @@ CREATE INDEX outbound_due ON outbound (next_attempt_at) WHERE state = 'pending';
 
 -- +goose Down
 DROP FUNCTION archive_posts(jsonb, bytea[], bytea[]);
-DROP FUNCTION archive_store(bigint, bigint, text, boolean, bytea, bytea, integer, timestamptz, timestamptz, text, text, text, text, text[], text, jsonb, text, boolean);
-DROP FUNCTION archive_thread(bigint, bigint, text, text[]);
+DROP FUNCTION archive_store(bigint, bigint, text, boolean, bytea, bytea, integer, timestamptz, timestamptz, text, text, text, text, text, text, text[], text, jsonb, text, boolean);
+DROP FUNCTION archive_thread(bigint, bigint, text, text[], text);
 DROP TABLE outbound;
 DROP TABLE bans;
 DROP TABLE inbound;

@@ -30,6 +30,9 @@ type Post struct {
 	Source     string // smtp, lmtp, approved, import
 	ReceivedAt time.Time
 	Queue      bool // also queue delivery to the list's members
+	// BySubject lets a "Re:" without references join the latest thread
+	// with the same base subject (the list's subject_threading setting).
+	BySubject bool
 }
 
 // Stored is what Insert did.
@@ -58,21 +61,23 @@ func Insert(ctx context.Context, q db.Querier, p Post) (Stored, error) {
 
 // batchPost is one post's fields for archive_posts.
 type batchPost struct {
-	List      int64               `json:"list"`
-	MsgID     string              `json:"msgid"`
-	Synth     bool                `json:"synth"`
-	HeaderLen int                 `json:"header_len"`
-	Received  time.Time           `json:"received"`
-	Sent      *time.Time          `json:"sent"`
-	From      string              `json:"from"`
-	FromName  string              `json:"from_name"`
-	Subject   string              `json:"subject"`
-	InReplyTo *string             `json:"in_reply_to"`
-	Refs      []string            `json:"refs"`
-	Parent    *string             `json:"parent"`
-	MIME      mailmsg.MIMESummary `json:"mime"`
-	Source    string              `json:"source"`
-	Queue     bool                `json:"queue"`
+	List       int64               `json:"list"`
+	MsgID      string              `json:"msgid"`
+	Synth      bool                `json:"synth"`
+	HeaderLen  int                 `json:"header_len"`
+	Received   time.Time           `json:"received"`
+	Sent       *time.Time          `json:"sent"`
+	From       string              `json:"from"`
+	FromName   string              `json:"from_name"`
+	Subject    string              `json:"subject"`
+	SubjectKey string              `json:"subject_key"`
+	Lookup     string              `json:"subject_lookup"`
+	InReplyTo  *string             `json:"in_reply_to"`
+	Refs       []string            `json:"refs"`
+	Parent     *string             `json:"parent"`
+	MIME       mailmsg.MIMESummary `json:"mime"`
+	Source     string              `json:"source"`
+	Queue      bool                `json:"queue"`
 }
 
 // InsertBatch archives posts in order, exactly as Insert would one by one,
@@ -83,7 +88,8 @@ func InsertBatch(ctx context.Context, q db.Querier, posts []Post) ([]Stored, err
 	keys := make(pq.ByteaArray, len(posts))
 	for i, p := range posts {
 		s := p.Summary
-		meta[i] = batchPost{List: p.ListID, MsgID: s.MessageID, Synth: s.Synthesised, HeaderLen: s.HeaderLen,
+		key, lookup := subjectKeys(p)
+		meta[i] = batchPost{SubjectKey: key, Lookup: lookup, List: p.ListID, MsgID: s.MessageID, Synth: s.Synthesised, HeaderLen: s.HeaderLen,
 			Received: p.ReceivedAt, Sent: s.Date, From: s.From, FromName: s.FromName, Subject: s.Subject,
 			InReplyTo: strPtr(s.InReplyTo), Refs: nonNilStrings(s.Refs), Parent: strPtr(s.Parent()),
 			MIME: s.MIME, Source: p.Source, Queue: p.Queue}
@@ -113,6 +119,17 @@ func InsertBatch(ctx context.Context, q db.Querier, posts []Post) ([]Stored, err
 		return nil, fmt.Errorf("archive: insert batch: %d results for %d posts", len(out), len(posts))
 	}
 	return out, nil
+}
+
+// subjectKeys returns the post's base subject, and the key to look up a
+// thread by subject when the list allows that and the post is a reply
+// without references ("" otherwise).
+func subjectKeys(p Post) (key, lookup string) {
+	key, reply := mailmsg.BaseSubject(p.Summary.Subject)
+	if p.BySubject && reply && len(p.Summary.Refs) == 0 && key != "" {
+		lookup = key
+	}
+	return key, lookup
 }
 
 func strPtr(s string) *string {

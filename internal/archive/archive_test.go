@@ -275,3 +275,40 @@ func TestInsertBatch(t *testing.T) {
 		t.Errorf("%d delivery jobs, want 3", jobs)
 	}
 }
+
+// TestSubjectThreading: with the list setting on, a "Re:" without
+// references joins the latest thread with its base subject; off (the
+// default), it starts its own thread. Rethread agrees either way.
+func TestSubjectThreading(t *testing.T) {
+	t.Parallel()
+	for _, on := range []bool{false, true} {
+		d, l := newList(t)
+		if _, err := lists.Update(t.Context(), d, l.Address, lists.Settings{SubjectThread: &on}); err != nil {
+			t.Fatal(err)
+		}
+		put := func(raw []byte) archive.Stored {
+			raw = mailmsg.Canonicalize(raw)
+			s, _ := mailmsg.Parse(raw, "h.example", mailmsg.Limits{})
+			st, err := archive.Insert(t.Context(), d, archive.Post{ListID: l.ID, Raw: raw, Summary: s, Source: "smtp", BySubject: on})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}
+		first := put(msg("q@x", "[dev] build fails"))
+		put(msg("other@x", "something else"))
+		reply := put(msg("r@x", "Re: [dev] Build  fails"))
+		if got := reply.ThreadID == first.ThreadID; got != on {
+			t.Errorf("subject threading %v: reply in thread %d, question in %d", on, reply.ThreadID, first.ThreadID)
+		}
+		before := snapshot(t, d, l.ID)
+		tx := d.MustBeginTx(t.Context(), nil)
+		if _, err := archive.Rethread(t.Context(), tx, l.ID, "h.example"); err != nil {
+			t.Fatal(err)
+		}
+		tx.Commit()
+		if after := snapshot(t, d, l.ID); after != before {
+			t.Errorf("subject threading %v: rethread changed\n%s\nto\n%s", on, before, after)
+		}
+	}
+}

@@ -117,7 +117,8 @@ func breakCycles(es []Entry, parent map[int64]int64) {
 // placement from the raw bytes, in article order, exactly as intake placed
 // them. It returns the number of posts placed.
 func Rethread(ctx context.Context, q db.Querier, listID int64, host string) (int, error) {
-	if _, err := q.ExecContext(ctx, `SELECT 1 FROM lists WHERE id = $1 FOR UPDATE`, listID); err != nil {
+	var bySubject bool
+	if err := q.GetContext(ctx, &bySubject, `SELECT subject_threading FROM lists WHERE id = $1 FOR UPDATE`, listID); err != nil {
 		return 0, err
 	}
 	if _, err := q.ExecContext(ctx, `DELETE FROM ghosts WHERE list_id = $1`, listID); err != nil {
@@ -144,12 +145,13 @@ func Rethread(ctx context.Context, q db.Querier, listID int64, host string) (int
 			return 0, fmt.Errorf("article %d: %w", a, err)
 		}
 		refs := s.Refs
+		key, lookup := subjectKeys(Post{Summary: s, BySubject: bySubject})
 		var tid int64
-		if err := q.GetContext(ctx, &tid, `SELECT archive_thread($1, $2, $3, $4)`, listID, a, msgid, textArray(refs)); err != nil {
+		if err := q.GetContext(ctx, &tid, `SELECT archive_thread($1, $2, $3, $4, $5)`, listID, a, msgid, textArray(refs), lookup); err != nil {
 			return 0, fmt.Errorf("article %d: %w", a, err)
 		}
-		if _, err := q.ExecContext(ctx, `UPDATE messages SET thread_id = $3, refs = $4, parent_msgid = $5
-			WHERE list_id = $1 AND article = $2`, listID, a, tid, textArray(refs), nullIfEmpty(lastOf(refs))); err != nil {
+		if _, err := q.ExecContext(ctx, `UPDATE messages SET thread_id = $3, refs = $4, parent_msgid = $5, subject_key = $6
+			WHERE list_id = $1 AND article = $2`, listID, a, tid, textArray(refs), nullIfEmpty(lastOf(refs)), key); err != nil {
 			return 0, err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/parley-list/parley/internal/archive"
 	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/notify"
 	"github.com/parley-list/parley/internal/policy"
@@ -54,7 +55,7 @@ func (s *Service) Accept(ctx context.Context, env Envelope) error {
 		return err
 	}
 	if len(outs) == 1 && outs[0].rcpt.Route.Kind == mailaddr.KindPost && outs[0].decision.Action == policy.Accept {
-		st, err := s.batcher().write(ctx, s.post(outs[0].rcpt.List.ID, p, env.Source))
+		st, err := s.batcher().write(ctx, s.post(outs[0].rcpt.List, p, env.Source))
 		if err != nil {
 			return err
 		}
@@ -124,7 +125,7 @@ func (s *Service) write(ctx context.Context, tx *sqlx.Tx, env Envelope, p *prepa
 	}
 	switch d.Action {
 	case policy.Accept:
-		st, err := s.archive(ctx, tx, r.List.ID, p, env.Source)
+		st, err := s.archive(ctx, tx, r.List, p, env.Source)
 		o.article, o.dup = st.Article, st.Duplicate
 		return err
 	case policy.Hold:
@@ -139,13 +140,14 @@ func (s *Service) write(ctx context.Context, tx *sqlx.Tx, env Envelope, p *prepa
 }
 
 // post is an accepted post to archive, with its delivery to the members.
-func (s *Service) post(listID int64, p *prepared, source string) archive.Post {
-	return archive.Post{ListID: listID, Raw: p.raw, Summary: p.sum, Source: source, ReceivedAt: s.o.Now(), Queue: true}
+func (s *Service) post(l lists.List, p *prepared, source string) archive.Post {
+	return archive.Post{ListID: l.ID, Raw: p.raw, Summary: p.sum, Source: source, ReceivedAt: s.o.Now(),
+		Queue: true, BySubject: l.SubjectThread}
 }
 
 // archive stores an accepted post and queues its delivery to the members.
-func (s *Service) archive(ctx context.Context, q db.Querier, listID int64, p *prepared, source string) (archive.Stored, error) {
-	return archive.Insert(ctx, q, s.post(listID, p, source))
+func (s *Service) archive(ctx context.Context, q db.Querier, l lists.List, p *prepared, source string) (archive.Stored, error) {
+	return archive.Insert(ctx, q, s.post(l, p, source))
 }
 
 // storeInbound keeps mail for a list's service addresses for its

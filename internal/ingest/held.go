@@ -91,7 +91,7 @@ func (s *Service) Approve(ctx context.Context, id int64, by string) (archive.Sto
 		if err != nil {
 			return fmt.Errorf("held post %d: %w", id, err)
 		}
-		if st, err = s.archive(ctx, tx, l.ID, &prepared{raw: h.Raw, sum: sum}, "approved"); err != nil {
+		if st, err = s.archive(ctx, tx, l, &prepared{raw: h.Raw, sum: sum}, "approved"); err != nil {
 			return err
 		}
 		return decide(ctx, tx, id, "approved", by, "")

@@ -60,7 +60,7 @@ func (s *Service) Import(ctx context.Context, l lists.List, items []ImportItem) 
 		if when.IsZero() {
 			when = s.o.Now()
 		}
-		posts = append(posts, archive.Post{ListID: l.ID, Raw: p.raw, Summary: p.sum, Source: "import", ReceivedAt: when})
+		posts = append(posts, archive.Post{ListID: l.ID, Raw: p.raw, Summary: p.sum, Source: "import", ReceivedAt: when, BySubject: l.SubjectThread})
 		index = append(index, i)
 	}
 	var err error

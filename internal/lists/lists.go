@@ -114,6 +114,7 @@ type Settings struct {
 	SubjectPrefix *string
 	NonMember     *Action
 	MaxMessage    *int64
+	SubjectThread *bool
 }
 
 // validate checks free-text settings: they end up in mail headers, so no
@@ -170,12 +171,13 @@ func Create(ctx context.Context, q db.Querier, addr mailaddr.Address, s Settings
 	}
 	_, err = q.ExecContext(ctx, `
 		INSERT INTO lists (domain_id, local_part, address, display_name, description, post_policy,
-		                   archive, subject_prefix, nonmember_action, max_message_bytes,
+		                   archive, subject_prefix, nonmember_action, max_message_bytes, subject_threading,
 		                   uidvalidity, created_at, updated_at)
 		VALUES ($1, $2, $3, coalesce($4, ''), coalesce($5, ''), coalesce($6, 'members'),
-		        coalesce($7, 'public'), coalesce($8, ''), coalesce($9, 'hold'), coalesce($10, 0), $11, $12, $12)`,
+		        coalesce($7, 'public'), coalesce($8, ''), coalesce($9, 'hold'), coalesce($10, 0),
+		        coalesce($11, false), $12, $13, $13)`,
 		domainID, addr.Local, addr.String(), s.DisplayName, s.Description, s.PostPolicy,
-		s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage, uidValidity(now), now)
+		s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage, s.SubjectThread, uidValidity(now), now)
 	if _, dup := db.IsUniqueViolation(err); dup {
 		return List{}, errs.Kindf(ErrExists, "list %s already exists", addr)
 	}
@@ -264,9 +266,10 @@ func Update(ctx context.Context, q db.Querier, address string, s Settings) (List
 		UPDATE lists SET display_name = coalesce($2, display_name), description = coalesce($3, description),
 		       post_policy = coalesce($4, post_policy), archive = coalesce($5, archive),
 		       subject_prefix = coalesce($6, subject_prefix), nonmember_action = coalesce($7, nonmember_action),
-		       max_message_bytes = coalesce($8, max_message_bytes), updated_at = now()
+		       max_message_bytes = coalesce($8, max_message_bytes),
+		       subject_threading = coalesce($9, subject_threading), updated_at = now()
 		 WHERE id = $1`,
-		l.ID, s.DisplayName, s.Description, s.PostPolicy, s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage)
+		l.ID, s.DisplayName, s.Description, s.PostPolicy, s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage, s.SubjectThread)
 	if err != nil {
 		return List{}, fmt.Errorf("update list: %w", err)
 	}

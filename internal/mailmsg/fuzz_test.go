@@ -64,3 +64,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBaseSubject: reducing a subject twice changes nothing more, and the
+// result is never longer than the input.
+func FuzzBaseSubject(f *testing.F) {
+	for _, s := range []string{"Re: [dev] Fwd: x", "[a][b]", "re[12]: Re: ", "AW: SV: x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return
+		}
+		b, _ := BaseSubject(s)
+		if b2, _ := BaseSubject(b); b2 != b {
+			t.Fatalf("BaseSubject(%q) = %q but BaseSubject(%q) = %q", s, b, b, b2)
+		}
+		if len(b) > len(s)*3+3 {
+			t.Fatalf("BaseSubject(%q) = %q grew", s, b)
+		}
+	})
+}

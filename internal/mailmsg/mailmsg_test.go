@@ -208,3 +208,27 @@ func TestParseCorpora(t *testing.T) {
 		t.Errorf("parsed only %d corpus files", n)
 	}
 }
+
+func TestBaseSubject(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in, want string
+		reply    bool
+	}{
+		{"Hello world", "hello world", false},
+		{"Re: Hello  world", "hello world", true},
+		{"RE: re: Fwd: hello", "hello", true},
+		{"[dev] Re: [dev] hello", "hello", true},
+		{"AW: Re[2]: hello", "hello", true},
+		{"Reply all: hello", "reply all: hello", false},
+		{"Re:", "re:", true},
+		{"[dev]", "[dev]", false},
+		{"[unclosed hello", "[unclosed hello", false},
+	}
+	for _, tc := range tests {
+		got, reply := BaseSubject(tc.in)
+		if got != tc.want || reply != tc.reply {
+			t.Errorf("BaseSubject(%q) = %q, %v; want %q, %v", tc.in, got, reply, tc.want, tc.reply)
+		}
+	}
+}
