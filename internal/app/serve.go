@@ -52,7 +52,7 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	var g group
 	defer g.stop(ctx, log)
 	ready := map[string]string{"event": "ready"}
-	if err := startSMTP(&g, cfg, d, log, ready); err != nil {
+	if err := startSMTP(&g, cfg, d, log, reg, ready); err != nil {
 		return err
 	}
 	httpLn, err := net.Listen("tcp", string(cfg.HTTP.Listen))

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/parley-list/parley/internal/config"
 	"github.com/parley-list/parley/internal/ingest"
 	"github.com/parley-list/parley/internal/mailmsg"
@@ -17,8 +19,11 @@ import (
 
 // startSMTP starts the SMTP listener and, when configured, the LMTP one,
 // recording their bound addresses in ready.
-func startSMTP(g *group, cfg config.Config, d *Database, log *slog.Logger, ready map[string]string) error {
+func startSMTP(g *group, cfg config.Config, d *Database, log *slog.Logger, reg prometheus.Registerer, ready map[string]string) error {
 	svc := NewIngest(cfg, d, log)
+	outcomes := ingest.NewOutcomes()
+	reg.MustRegister(outcomes)
+	svc.CountOutcomes(outcomes)
 	tlsConfig, err := loadTLS(cfg.SMTP)
 	if err != nil {
 		return err

@@ -101,6 +101,10 @@ func TestPostWithSwaks(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "550 5.1.1") {
 		t.Errorf("unknown list: exit %d, transcript:\n%s", code, out)
 	}
+	if _, body := get(t, "http://"+s.ready["http"]+"/metrics"); !strings.Contains(body, `parley_intake_messages_total{outcome="accepted"} 2`) ||
+		!strings.Contains(body, `parley_intake_messages_total{outcome="held"} 1`) {
+		t.Errorf("/metrics lacks the intake counts:\n%s", grepLines(body, "parley_intake"))
+	}
 	// The held post approved through the CLI joins the archive.
 	var hs []struct{ ID int64 }
 	json.Unmarshal([]byte(mustRun(t, env, "held", "ls", "dev@lists.example.org", "--json")), &hs)
@@ -219,4 +223,14 @@ func sampleMbox() string {
 	b.WriteString("From dave@example.org Mon Jan  5 14:00:00 2015\n" +
 		"From: dave@example.org\nSubject: last\nMessage-ID: <four@example.org>\n\nend\n")
 	return b.String()
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -252,6 +252,12 @@ func (s *Service) logOutcome(env Envelope, p *prepared, o outcome) {
 	if o.dup {
 		event = "duplicate"
 	}
+	if o.rcpt.Route.Kind != mailaddr.KindPost {
+		event = "stored"
+	}
+	if s.o.Outcomes != nil {
+		s.o.Outcomes.WithLabelValues(event).Inc()
+	}
 	attrs := []any{"event", event, "list", o.rcpt.List.Address, "msg_id", p.sum.MessageID,
 		"rule", o.decision.Rule, "reason", o.decision.Reason, "from", p.sum.From, "remote", env.Remote}
 	if o.article > 0 {

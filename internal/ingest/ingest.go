@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
@@ -55,8 +56,11 @@ type Poker interface {
 
 // Options configure a Service.
 type Options struct {
-	DB              *sqlx.DB
-	Notify          Poker // nil: no notifications (listeners poll)
+	DB     *sqlx.DB
+	Notify Poker // nil: no notifications (listeners poll)
+	// Outcomes counts messages by outcome (accepted, held, discarded,
+	// rejected, duplicate, stored); nil: not counted.
+	Outcomes        *prometheus.CounterVec
 	Logger          *slog.Logger
 	Hostname        string
 	Limits          mailmsg.Limits
@@ -120,6 +124,9 @@ func New(o Options) *Service {
 	return &Service{o: o}
 }
 
+// CountOutcomes starts counting outcomes in c (see Options.Outcomes).
+func (s *Service) CountOutcomes(c *prometheus.CounterVec) { s.o.Outcomes = c }
+
 // Close stops the group-commit writers; call it after the last Accept.
 func (s *Service) Close() {
 	if s.batch != nil {
@@ -137,6 +144,14 @@ func (s *Service) poke(channel, payload string) {
 	if s.o.Notify != nil {
 		s.o.Notify.Poke(channel, payload)
 	}
+}
+
+// NewOutcomes returns the counter for Options.Outcomes.
+func NewOutcomes() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_intake_messages_total",
+		Help: "Messages handed over for a list, by what happened to them.",
+	}, []string{"outcome"})
 }
 
 // Recipient is a resolved RCPT TO address.

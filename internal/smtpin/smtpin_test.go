@@ -3,14 +3,23 @@ package smtpin_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/parley-list/parley/internal/ingest"
@@ -302,5 +311,56 @@ func TestLMTP(t *testing.T) {
 	first, second := c.reply(), c.reply()
 	if !strings.HasPrefix(first, "250") || !strings.HasPrefix(second, "550 5.7.1") {
 		t.Errorf("LMTP replies %q, %q; want 250 for open@, 550 5.7.1 for closed@", first, second)
+	}
+}
+
+// selfSigned returns a TLS config with a fresh self-signed certificate.
+func selfSigned(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "parley.test"},
+		DNSNames: []string{"parley.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+// TestStartTLS: with a certificate configured, STARTTLS is offered and a
+// post sent over TLS is accepted.
+func TestStartTLS(t *testing.T) {
+	t.Parallel()
+	r := start(t, func(o *smtpin.Options) { o.TLS = selfSigned(t) })
+	c := r.dial()
+	c.send("EHLO test.example\r\n")
+	var ehlo []string
+	for {
+		line, _ := c.br.ReadString('\n')
+		ehlo = append(ehlo, strings.TrimSpace(line))
+		if len(line) < 4 || line[3] != '-' {
+			break
+		}
+	}
+	if !slices.ContainsFunc(ehlo, func(l string) bool { return strings.HasSuffix(l, "STARTTLS") }) {
+		t.Fatalf("EHLO does not offer STARTTLS: %q", ehlo)
+	}
+	cl, err := smtp.DialStartTLS(r.addr, &tls.Config{InsecureSkipVerify: true, ServerName: "parley.test"})
+	if err != nil {
+		t.Fatalf("DialStartTLS: %v", err)
+	}
+	defer cl.Close()
+	if _, ok := cl.TLSConnectionState(); !ok {
+		t.Fatal("connection is not TLS after STARTTLS")
+	}
+	if err := cl.SendMail("x@example.org", []string{"open@lists.example.org"},
+		strings.NewReader("From: x@example.org\r\nSubject: over tls\r\n\r\nsecret\r\n")); err != nil {
+		t.Fatalf("post over TLS: %v", err)
+	}
+	if n := r.count(`SELECT count(*) FROM messages WHERE subject = 'over tls'`); n != 1 {
+		t.Errorf("%d posts archived over TLS, want 1", n)
 	}
 }
