@@ -30,6 +30,8 @@ type Database struct {
 	log     *slog.Logger
 	// Notify sends cross-process wake-ups after commits (see notify).
 	Notify     *notify.Notifier
+	// DSN is the connection string, for the LISTEN connection.
+	DSN        string
 	stopNotify context.CancelFunc
 }
 
@@ -67,6 +69,7 @@ func OpenDatabase(ctx context.Context, cfg config.Config, role DBRole, log *slog
 		return nil, err
 	}
 	d.DB = conn
+	d.DSN = dsn
 	nctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	d.stopNotify = stop
 	d.Notify = notify.New(nctx, func(ctx context.Context, channel, payload string) error {

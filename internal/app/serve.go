@@ -52,6 +52,9 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	var g group
 	defer g.stop(ctx, log)
 	ready := map[string]string{"event": "ready"}
+	if err := startDelivery(&g, cfg, d, log, reg); err != nil {
+		return err
+	}
 	if err := startSMTP(&g, cfg, d, log, reg, ready); err != nil {
 		return err
 	}

@@ -42,7 +42,17 @@ type Config struct {
 	LMTP     LMTP     `toml:"lmtp"`
 	IMAP     Listener `toml:"imap"`
 	HTTP     HTTP     `toml:"http"`
+	Delivery Delivery `toml:"delivery"`
 	Log      Log      `toml:"log"`
+}
+
+// Delivery configures the outbound workers.
+type Delivery struct {
+	Workers    int      `toml:"workers" doc:"Copies sent at the same time by this process."`
+	PerDomain  int      `toml:"per_domain" doc:"Copies sent at the same time to one destination domain."`
+	RetryFirst Duration `toml:"retry_first" doc:"Wait before the first retry of a copy that got a temporary failure; doubles each time."`
+	RetryMax   Duration `toml:"retry_max" doc:"Longest wait between retries."`
+	GiveUp     Duration `toml:"give_up" doc:"Age after which a copy that still fails temporarily is given up on."`
 }
 
 // Database says how parley reaches PostgreSQL.
@@ -112,7 +122,9 @@ func Default() Config {
 		},
 		IMAP: Listener{Listen: "127.0.0.1:1143"},
 		HTTP: HTTP{Listen: "127.0.0.1:8025"},
-		Log:  Log{Format: "text", Level: "info"},
+		Delivery: Delivery{Workers: 8, PerDomain: 4, RetryFirst: Duration(5 * time.Minute),
+			RetryMax: Duration(4 * time.Hour), GiveUp: Duration(48 * time.Hour)},
+		Log: Log{Format: "text", Level: "info"},
 	}
 }
 
@@ -192,6 +204,12 @@ func (c Config) Validate() error {
 		} else if err := new(HostPort).UnmarshalText([]byte(c.LMTP.Listen)); err != nil {
 			errs = append(errs, fmt.Errorf("lmtp.listen: %w", err))
 		}
+	}
+	if c.Delivery.Workers < 1 || c.Delivery.PerDomain < 1 {
+		errs = append(errs, errors.New("delivery.workers and delivery.per_domain: must be at least 1"))
+	}
+	if c.Delivery.RetryFirst <= 0 || c.Delivery.RetryMax < c.Delivery.RetryFirst || c.Delivery.GiveUp <= 0 {
+		errs = append(errs, errors.New("delivery.retry_first, retry_max, give_up: must be positive, retry_max at least retry_first"))
 	}
 	if c.Database.MaxOpenConns < 2 {
 		errs = append(errs, errors.New("database.max_open_conns: must be at least 2"))

@@ -1,0 +1,68 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley-list/parley/internal/config"
+	"github.com/parley-list/parley/internal/deliver"
+	"github.com/parley-list/parley/internal/outqueue"
+)
+
+// newRelay builds the configured relay.
+func newRelay(cfg config.Config) (deliver.Relay, error) {
+	kind, target, err := cfg.Relay.Parse()
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case config.RelayFile:
+		if err := os.MkdirAll(target, 0o700); err != nil {
+			return nil, fmt.Errorf("relay: %w", err)
+		}
+		return &deliver.FileRelay{Dir: target}, nil
+	case config.RelaySMTP:
+		return &deliver.SMTPRelay{Addr: target, Hostname: cfg.Hostname, Timeout: 5 * time.Minute,
+			TLS: &tls.Config{ServerName: hostOnly(target), MinVersion: tls.VersionTLS12}}, nil
+	}
+	return nil, errors.New("relay mx: direct MX delivery is not available yet; use smtp://host:port (a smarthost) or file:///dir")
+}
+
+func hostOnly(hostport string) string {
+	for i := len(hostport) - 1; i >= 0; i-- {
+		if hostport[i] == ':' {
+			return hostport[:i]
+		}
+	}
+	return hostport
+}
+
+// startDelivery runs the delivery workers until the group stops them.
+func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, reg prometheus.Registerer) error {
+	relay, err := newRelay(cfg)
+	if err != nil {
+		return err
+	}
+	results := deliver.NewResults()
+	reg.MustRegister(results)
+	svc := deliver.New(deliver.Options{
+		DB: d.DB, DSN: d.DSN, Relay: relay, Logger: log, Results: results,
+		Site:    deliver.Site{Hostname: cfg.Hostname},
+		Workers: cfg.Delivery.Workers, PerDomain: cfg.Delivery.PerDomain,
+		Backoff: outqueue.Backoff{First: cfg.Delivery.RetryFirst.D(), Max: cfg.Delivery.RetryMax.D(),
+			GiveUp: cfg.Delivery.GiveUp.D(), Jitter: 0.1},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	g.add("delivery", func() error { return svc.Run(ctx) }, func(context.Context) error {
+		cancel()
+		return relay.Close()
+	})
+	return nil
+}

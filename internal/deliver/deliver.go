@@ -1,0 +1,277 @@
+package deliver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/outqueue"
+)
+
+// Options configure the delivery workers.
+type Options struct {
+	DB        *sqlx.DB
+	DSN       string // for LISTEN; "" polls only
+	Relay     Relay
+	Logger    *slog.Logger
+	Site      Site
+	Workers   int              // copies in flight at once (default 8)
+	PerDomain int              // copies in flight to one domain (default 4)
+	Batch     int              // copies claimed at a time (default 256)
+	Lease     time.Duration    // how long a claimed copy is ours (default 5m)
+	Poll      time.Duration    // fallback when no notification comes (default 5s)
+	Backoff   outqueue.Backoff // zero: outqueue.DefaultBackoff
+	Results   *prometheus.CounterVec
+}
+
+// Service runs the delivery workers.
+type Service struct {
+	o    Options
+	wake chan struct{}
+}
+
+// NewResults returns the counter for Options.Results.
+func NewResults() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_delivery_copies_total",
+		Help: "Copies handed to the relay, by result (sent, deferred, failed).",
+	}, []string{"result"})
+}
+
+// New returns the delivery service; Run starts it.
+func New(o Options) *Service {
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.PerDomain <= 0 {
+		o.PerDomain = 4
+	}
+	if o.Batch <= 0 {
+		o.Batch = 256
+	}
+	if o.Lease <= 0 {
+		o.Lease = 5 * time.Minute
+	}
+	if o.Poll <= 0 {
+		o.Poll = 5 * time.Second
+	}
+	if o.Backoff == (outqueue.Backoff{}) {
+		o.Backoff = outqueue.DefaultBackoff
+	}
+	return &Service{o: o, wake: make(chan struct{}, 1)}
+}
+
+// Wake makes the workers look at the queue now.
+func (s *Service) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends, then returns once the copies in flight are
+// done (each is recorded as sent, deferred or failed).
+func (s *Service) Run(ctx context.Context) error {
+	if s.o.DSN != "" {
+		l := s.listen()
+		defer l.Close()
+	}
+	reclaim := time.NewTicker(s.o.Lease / 4)
+	defer reclaim.Stop()
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	for {
+		n, err := s.round(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.o.Logger.Warn("delivery round failed", "event", "delivery_error", "err", err)
+		}
+		if n > 0 && err == nil {
+			continue // there may be more
+		}
+		poll.Reset(s.o.Poll)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wake:
+		case <-poll.C:
+		case <-reclaim.C:
+			if n, err := outqueue.Reclaim(ctx, s.o.DB); err == nil && n > 0 {
+				s.o.Logger.Warn("copies whose worker died are queued again", "event", "lease_expired", "count", n)
+			}
+		}
+	}
+}
+
+// listen wakes the workers on NOTIFY outbound, from any parley process.
+// After a reconnect the listener sends a nil notification: look then too.
+func (s *Service) listen() *pq.Listener {
+	l := pq.NewListener(s.o.DSN, time.Second, 30*time.Second, func(ev pq.ListenerEventType, err error) {
+		if err != nil {
+			s.o.Logger.Debug("notification listener", "event", "listener", "err", err)
+		}
+	})
+	if err := l.Listen("outbound"); err != nil {
+		s.o.Logger.Warn("cannot listen for outbound notifications; polling", "event", "listener", "err", err)
+	}
+	go func() {
+		for range l.Notify {
+			s.Wake()
+		}
+	}()
+	return l
+}
+
+// round expands pending jobs, claims a batch of copies and sends them.
+// It returns how many copies it handled.
+func (s *Service) round(ctx context.Context) (int, error) {
+	if _, err := outqueue.Expand(ctx, s.o.DB, 16); err != nil {
+		return 0, err
+	}
+	ds, err := outqueue.Claim(ctx, s.o.DB, s.o.Batch, s.o.Lease)
+	if err != nil || len(ds) == 0 {
+		return 0, err
+	}
+	jobs := map[int64]*job{}
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, s.o.Workers)
+	domains := newDomainLimiter(s.o.PerDomain)
+	for _, d := range ds {
+		j, ok := jobs[d.Job]
+		if !ok {
+			if j, err = s.loadJob(context.WithoutCancel(ctx), d.Job); err != nil {
+				s.o.Logger.Error("cannot render job", "event", "render_failed", "job_id", d.Job, "err", err)
+				j = &job{err: err}
+			}
+			jobs[d.Job] = j
+		}
+		slots <- struct{}{}
+		domains.acquire(d.Domain)
+		wg.Go(func() {
+			defer func() { domains.release(d.Domain); <-slots }()
+			s.deliver(context.WithoutCancel(ctx), d, j)
+		})
+	}
+	wg.Wait()
+	return len(ds), nil
+}
+
+// job is what one outbound job sends: the same bytes to every recipient.
+type job struct {
+	list lists.List
+	msg  []byte
+	from string // fixed return path (notices); "" means VERP per copy
+	err  error
+}
+
+func (s *Service) loadJob(ctx context.Context, id int64) (*job, error) {
+	var row struct {
+		Kind     string `db:"kind"`
+		ListID   int64  `db:"list_id"`
+		MailFrom string `db:"mail_from"`
+		Body     []byte `db:"body"`
+		Raw      []byte `db:"raw"`
+		Article  *int64 `db:"article"`
+	}
+	err := s.o.DB.GetContext(ctx, &row, `SELECT o.kind, o.list_id, o.mail_from, o.body, m.raw, m.article
+		FROM outbound o LEFT JOIN messages m ON m.id = o.message WHERE o.id = $1`, id)
+	if err != nil {
+		return nil, err
+	}
+	l, err := lists.GetByID(ctx, s.o.DB, row.ListID)
+	if err != nil {
+		return nil, err
+	}
+	if row.Kind == "notice" {
+		return &job{list: l, msg: row.Body, from: row.MailFrom}, nil
+	}
+	if row.Article == nil {
+		return nil, errors.New("post job without an archived message")
+	}
+	msg, err := RenderPost(row.Raw, l, s.o.Site, *row.Article)
+	if err != nil {
+		return nil, err
+	}
+	return &job{list: l, msg: msg}, nil
+}
+
+// deliver sends one copy and records the result: sent, deferred with
+// backoff, or failed (a permanent refusal, or too old to keep trying).
+func (s *Service) deliver(ctx context.Context, d outqueue.Delivery, j *job) {
+	log := s.o.Logger.With("job_id", d.Job, "rcpt", d.Rcpt, "list", j.list.Address)
+	err := j.err
+	if err == nil {
+		from := j.from
+		if from == "" {
+			from = VERP(j.list.Address, d.Rcpt)
+		}
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		err = s.o.Relay.Send(sctx, from, d.Rcpt, j.msg)
+		cancel()
+	}
+	var perm *Permanent
+	var result string
+	var rerr error
+	switch {
+	case err == nil:
+		result, rerr = "sent", outqueue.Sent(ctx, s.o.DB, d.ID, 250)
+	case errors.As(err, &perm):
+		result, rerr = "failed", outqueue.Failed(ctx, s.o.DB, d.ID, perm.Code, perm.Msg)
+	case time.Since(d.CreatedAt) > s.o.Backoff.GiveUp:
+		result, rerr = "failed", outqueue.Failed(ctx, s.o.DB, d.ID, codeOf(err), fmt.Sprintf("gave up after %d attempts: %v", d.Attempts, err))
+	default:
+		at := time.Now().Add(s.o.Backoff.Delay(d.Attempts, outqueue.Jitter()))
+		result, rerr = "deferred", outqueue.Retry(ctx, s.o.DB, d.ID, at, codeOf(err), err.Error())
+	}
+	if rerr != nil {
+		// The lease runs out and the copy is tried again: at least once.
+		log.Error("cannot record delivery result", "event", "record_failed", "err", rerr)
+	}
+	if s.o.Results != nil {
+		s.o.Results.WithLabelValues(result).Inc()
+	}
+	if err != nil {
+		log.Info("copy "+result, "event", result, "attempt", d.Attempts, "err", err)
+		return
+	}
+	log.Debug("copy sent", "event", "sent")
+}
+
+// domainLimiter caps copies in flight per destination domain.
+type domainLimiter struct {
+	max  int
+	mu   sync.Mutex
+	cond *sync.Cond
+	busy map[string]int
+}
+
+func newDomainLimiter(max int) *domainLimiter {
+	l := &domainLimiter{max: max, busy: map[string]int{}}
+	l.cond = sync.NewCond(&l.mu)
+	return l
+}
+
+func (l *domainLimiter) acquire(domain string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.busy[domain] >= l.max {
+		l.cond.Wait()
+	}
+	l.busy[domain]++
+}
+
+func (l *domainLimiter) release(domain string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.busy[domain]--; l.busy[domain] <= 0 {
+		delete(l.busy, domain)
+	}
+	l.cond.Broadcast()
+}

@@ -1,0 +1,137 @@
+// Package deliver owns sending: workers that take copies from the
+// outbound queue, render what each member receives (the archived post with
+// the list's headers), hand it to the configured relay, and record the
+// result so that failures are retried or given up on per recipient.
+package deliver
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailmsg"
+	"github.com/parley-list/parley/internal/policy"
+)
+
+// listHeaderNames are replaced on every copy: what a member's client shows
+// for "list" actions must be this list's, never one a sender forged.
+var listHeaderNames = []string{"List-Id", "List-Post", "List-Help", "List-Subscribe", "List-Unsubscribe",
+	"List-Unsubscribe-Post", "List-Archive", "List-Owner", "Archived-At", "Precedence", "X-Loop"}
+
+// Site says where the server is, for the URLs in list headers.
+type Site struct {
+	Hostname string // IMAP host for List-Archive and Archived-At (RFC 5092)
+}
+
+// serviceAddr returns a list's service address, e.g. dev-request@d.
+func serviceAddr(l lists.List, suffix string) string {
+	local, domain, _ := strings.Cut(l.Address, "@")
+	return local + suffix + "@" + domain
+}
+
+// listHeaders returns the RFC 2369/2919/5064 fields for one post, in the
+// order they are written.
+func listHeaders(l lists.List, site Site, article int64) [][2]string {
+	name := l.DisplayName
+	if name == "" {
+		name = l.Address
+	}
+	post := "<mailto:" + l.Address + ">"
+	if l.PostPolicy == lists.PostAnnounce {
+		post = "NO"
+	}
+	archive := fmt.Sprintf("imap://%s/%s", site.Hostname, l.Address)
+	return [][2]string{
+		{"List-Id", fmt.Sprintf("%s <%s>", quotePhrase(mailmsg.Clean(name, 100)), policy.ListID(l.Address))},
+		{"List-Post", post},
+		{"List-Help", "<mailto:" + serviceAddr(l, "-request") + "?subject=help>"},
+		{"List-Subscribe", "<mailto:" + serviceAddr(l, "-join") + ">"},
+		{"List-Unsubscribe", "<mailto:" + serviceAddr(l, "-leave") + ">"},
+		{"List-Archive", "<" + archive + ">"},
+		{"List-Owner", "<mailto:" + serviceAddr(l, "-owner") + ">"},
+		{"Archived-At", fmt.Sprintf("<%s;UIDVALIDITY=%d/;UID=%d>", archive, l.UIDValidity, article)},
+		{"Precedence", "list"},
+		{"X-Loop", l.Address},
+	}
+}
+
+// quotePhrase quotes a display name when it needs it.
+func quotePhrase(s string) string {
+	if strings.ContainsAny(s, "\"(),.:;<>@[\\]") {
+		return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+	}
+	return s
+}
+
+// RenderPost returns the copy of an archived post that members receive:
+// the list's headers replace any the post carried, the subject prefix is
+// added once, and the body is byte for byte the archived one. raw must be
+// canonical (CRLF), as the archive stores it.
+func RenderPost(raw []byte, l lists.List, site Site, article int64) ([]byte, error) {
+	br := bufio.NewReader(bytes.NewReader(raw))
+	h, err := textproto.ReadHeader(br)
+	if err != nil {
+		return nil, fmt.Errorf("render: %w", err)
+	}
+	for _, k := range listHeaderNames {
+		h.Del(k)
+	}
+	if l.SubjectPrefix != "" {
+		h.Set("Subject", prefixSubject(h.Get("Subject"), l.SubjectPrefix))
+	}
+	fields := listHeaders(l, site, article)
+	for i := len(fields) - 1; i >= 0; i-- { // Add inserts at the top
+		h.Add(fields[i][0], fields[i][1])
+	}
+	var out bytes.Buffer
+	out.Grow(len(raw) + 1024)
+	if err := textproto.WriteHeader(&out, h); err != nil {
+		return nil, fmt.Errorf("render: %w", err)
+	}
+	if _, err := br.WriteTo(&out); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// prefixSubject puts the list's prefix in front of a subject exactly
+// once: an existing occurrence (a reply to an earlier copy, "Re: [dev]
+// question") moves to the front, so the result is "[dev] Re: question",
+// never "[dev] Re: [dev] question". It works on the raw header value, so
+// encoded words stay as they are.
+func prefixSubject(subject, prefix string) string {
+	if i := strings.Index(subject, prefix); i >= 0 {
+		subject = strings.TrimSpace(subject[:i] + strings.TrimLeft(subject[i+len(prefix):], " "))
+	}
+	subject = strings.Join(strings.Fields(subject), " ")
+	if subject == "" {
+		return prefix
+	}
+	return prefix + " " + subject
+}
+
+// VERP returns the return path for one member's copy of a list's mail:
+// list-bounces+local=domain@listdomain, so a bounce names the member it is
+// about whatever the bounce says.
+func VERP(list, rcpt string) string {
+	llocal, ldomain, _ := strings.Cut(list, "@")
+	at := strings.LastIndexByte(rcpt, '@')
+	if at < 0 {
+		return llocal + "-bounces@" + ldomain
+	}
+	return llocal + "-bounces+" + rcpt[:at] + "=" + rcpt[at+1:] + "@" + ldomain
+}
+
+// DecodeVERP returns the member address a VERP detail ("local=domain")
+// stands for.
+func DecodeVERP(detail string) (string, bool) {
+	eq := strings.LastIndexByte(detail, '=')
+	if eq <= 0 || eq == len(detail)-1 {
+		return "", false
+	}
+	return detail[:eq] + "@" + detail[eq+1:], true
+}

@@ -1,0 +1,156 @@
+// Package outqueue owns the outbound queue in PostgreSQL: turning an
+// outbound job (send this post to the list's members; send this notice)
+// into one delivery row per recipient, and claiming, completing,
+// rescheduling and failing those rows.
+//
+// Rows are claimed with a lease (FOR UPDATE SKIP LOCKED, then state
+// 'sending' until lease_until), so any number of workers in any number of
+// processes share the queue without sending a copy twice, and the copies a
+// crashed worker held come back to 'pending' when the lease runs out.
+package outqueue
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/parley-list/parley/internal/db"
+)
+
+// Expand turns up to limit pending outbound jobs into delivery rows, each
+// job in its own transaction, and returns how many it expanded. A post's
+// recipients are the list's members who are active and take regular
+// delivery, as they are at expansion time.
+func Expand(ctx context.Context, d *sqlx.DB, limit int) (int, error) {
+	n := 0
+	for n < limit {
+		done, err := expandOne(ctx, d)
+		if err != nil || !done {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+func expandOne(ctx context.Context, d *sqlx.DB) (bool, error) {
+	found := false
+	err := db.InTx(ctx, d, func(tx *sqlx.Tx) error {
+		var job struct {
+			ID     int64  `db:"id"`
+			Kind   string `db:"kind"`
+			ListID int64  `db:"list_id"`
+		}
+		err := tx.GetContext(ctx, &job, `SELECT id, kind, list_id FROM outbound
+			WHERE state = 'pending' AND next_attempt_at <= now() ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`)
+		if db.IsNoRows(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		q := `INSERT INTO deliveries (job, list_id, rcpt, domain)
+			SELECT $1, $2, address, split_part(address_norm, '@', 2) FROM members
+			 WHERE list_id = $2 AND status = 'active' AND delivery = 'regular'
+			ON CONFLICT (job, rcpt) DO NOTHING`
+		if job.Kind == "notice" {
+			q = `INSERT INTO deliveries (job, list_id, rcpt, domain)
+				SELECT $1, $2, r, lower(split_part(r, '@', 2)) FROM outbound, unnest(rcpts) AS r WHERE outbound.id = $1
+				ON CONFLICT (job, rcpt) DO NOTHING`
+		}
+		if _, err := tx.ExecContext(ctx, q, job.ID, job.ListID); err != nil {
+			return fmt.Errorf("expand job %d: %w", job.ID, err)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE outbound SET state = 'expanded' WHERE id = $1`, job.ID)
+		return err
+	})
+	return found, err
+}
+
+// Delivery is one claimed copy to send.
+type Delivery struct {
+	ID        int64     `db:"id"`
+	Job       int64     `db:"job"`
+	ListID    int64     `db:"list_id"`
+	Rcpt      string    `db:"rcpt"`
+	Domain    string    `db:"domain"`
+	Attempts  int       `db:"attempts"`
+	CreatedAt time.Time `db:"created_at"`
+}
+
+// Claim leases up to limit due copies for lease and returns them, oldest
+// first. The attempt is counted now, before sending, so a copy that keeps
+// crashing its worker still runs out of attempts.
+func Claim(ctx context.Context, q db.Querier, limit int, lease time.Duration) ([]Delivery, error) {
+	var ds []Delivery
+	err := q.SelectContext(ctx, &ds, `
+		UPDATE deliveries SET state = 'sending', lease_until = now() + $2 * interval '1 millisecond', attempts = attempts + 1
+		 WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= now()
+		               ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+		RETURNING id, job, list_id, rcpt, domain, attempts, created_at`, limit, lease.Milliseconds())
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	return ds, nil
+}
+
+// Reclaim returns copies whose lease ran out (their worker died) to the
+// queue, and returns how many.
+func Reclaim(ctx context.Context, q db.Querier) (int64, error) {
+	res, err := q.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', lease_until = NULL
+		WHERE state = 'sending' AND lease_until < now()`)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// Sent records a copy as delivered (the relay answered 250).
+func Sent(ctx context.Context, q db.Querier, id int64, code int) error {
+	_, err := q.ExecContext(ctx, `UPDATE deliveries SET state = 'sent', done_at = now(), lease_until = NULL,
+		last_code = $2, last_error = NULL WHERE id = $1`, id, code)
+	return err
+}
+
+// Failed records a copy as permanently undeliverable.
+func Failed(ctx context.Context, q db.Querier, id int64, code int, reason string) error {
+	_, err := q.ExecContext(ctx, `UPDATE deliveries SET state = 'failed', done_at = now(), lease_until = NULL,
+		last_code = $2, last_error = $3 WHERE id = $1`, id, code, reason)
+	return err
+}
+
+// Retry puts a copy back in the queue for at.
+func Retry(ctx context.Context, q db.Querier, id int64, at time.Time, code int, reason string) error {
+	_, err := q.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', next_attempt_at = $2, lease_until = NULL,
+		last_code = $3, last_error = $4 WHERE id = $1`, id, at, code, reason)
+	return err
+}
+
+// Backoff is the retry schedule: First after the first failure, doubling
+// up to Max, with ±Jitter of randomness so that copies failed together do
+// not retry together; a copy older than GiveUp fails for good.
+type Backoff struct {
+	First, Max, GiveUp time.Duration
+	Jitter             float64 // fraction, e.g. 0.1
+}
+
+// DefaultBackoff is 5 minutes doubling to 4 hours, giving up after 48 hours.
+var DefaultBackoff = Backoff{First: 5 * time.Minute, Max: 4 * time.Hour, GiveUp: 48 * time.Hour, Jitter: 0.1}
+
+// Delay returns the wait after the given number of attempts (1 = the first
+// one failed). r is a uniform random number in [0, 1). The arithmetic is in
+// float64, converted last, so no factor is truncated.
+func (b Backoff) Delay(attempts int, r float64) time.Duration {
+	d := float64(b.First) * math.Pow(2, float64(max(attempts, 1)-1))
+	d = math.Min(d, float64(b.Max))
+	d *= 1 + b.Jitter*(2*r-1)
+	return time.Duration(d)
+}
+
+// Jitter draws the random number for Delay.
+func Jitter() float64 { return rand.Float64() }
