@@ -29,7 +29,7 @@ type Database struct {
 	cluster *pgembed.Cluster
 	log     *slog.Logger
 	// Notify sends cross-process wake-ups after commits (see notify).
-	Notify     *notify.Notifier
+	Notify *notify.Notifier
 	// DSN is the connection string, for the LISTEN connection.
 	DSN        string
 	stopNotify context.CancelFunc

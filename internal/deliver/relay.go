@@ -193,4 +193,3 @@ func codeOf(err error) int {
 	}
 	return 0
 }
-
