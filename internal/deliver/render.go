@@ -130,7 +130,7 @@ func VERP(list, rcpt string) string {
 // stands for.
 func DecodeVERP(detail string) (string, bool) {
 	eq := strings.LastIndexByte(detail, '=')
-	if eq <= 0 || eq == len(detail)-1 {
+	if eq <= 0 || eq == len(detail)-1 || strings.ContainsRune(detail, '@') {
 		return "", false
 	}
 	return detail[:eq] + "@" + detail[eq+1:], true

@@ -15,6 +15,7 @@ import (
 
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/testutil/pgtest"
+	"github.com/parley-list/parley/internal/testutil/smtpsink"
 )
 
 // swaks runs the swaks SMTP client against addr and returns its transcript
@@ -233,4 +234,64 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestDelivery: a post reaches every member on several domains through a
+// smarthost (an in-test sink on loopback), one copy each with its VERP
+// return path and the list's headers; with the default file relay, the
+// copies land in the outbox.
+func TestDelivery(t *testing.T) {
+	t.Parallel()
+	sink := smtpsink.Start(t)
+	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+pgtest.NewDSN(t), "PARLEY_RELAY=smtp://"+sink.Addr)
+	s := startServer(t, env)
+	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open", "--subject-prefix", "[dev]")
+	rcpts := []string{"a@one.example", "b@one.example", "c@two.example", "d@three.example"}
+	mustRun(t, env, append([]string{"member", "add", "dev@lists.example.org"}, rcpts...)...)
+	if out, code := swaks(t, s.ready["smtp"], "--to", "dev@lists.example.org", "--from", "x@example.org",
+		"--header", "Subject: to everyone"); code != 0 {
+		t.Fatalf("post refused:\n%s", out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(sink.Messages()) < len(rcpts) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := map[string]bool{}
+	for _, m := range sink.Messages() {
+		if len(m.To) != 1 || !strings.HasPrefix(m.From, "dev-bounces+") || !strings.Contains(string(m.Data), "Subject: [dev] to everyone\r\n") {
+			t.Errorf("copy %v from %q:\n%s", m.To, m.From, m.Data)
+		}
+		got[m.To[0]] = true
+	}
+	for _, r := range rcpts {
+		if !got[r] {
+			t.Errorf("%s got no copy", r)
+		}
+	}
+	if n := len(sink.Messages()); n != len(rcpts) {
+		t.Errorf("%d copies, want %d", n, len(rcpts))
+	}
+	s.stop()
+
+	// The development default: files in the outbox.
+	data := dataDir(t)
+	env = baseEnv(data)
+	s = startServer(t, env)
+	mustRun(t, env, "member", "add", "demo@localhost", "reader@example.org")
+	if out, code := swaks(t, s.ready["smtp"], "--to", "demo@localhost", "--from", "x@example.org"); code != 0 {
+		t.Fatalf("post to the demo list refused:\n%s", out)
+	}
+	var files []string
+	for deadline := time.Now().Add(30 * time.Second); len(files) == 0 && time.Now().Before(deadline); {
+		files, _ = filepath.Glob(filepath.Join(data, "outbox", "*.eml"))
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(files) != 1 {
+		t.Fatalf("outbox has %d files, want 1", len(files))
+	}
+	b, _ := os.ReadFile(files[0])
+	if !strings.HasPrefix(string(b), "Return-Path: <demo-bounces+reader=example.org@localhost>\r\nDelivered-To: reader@example.org\r\n") {
+		t.Errorf("outbox copy starts %q", string(b)[:min(len(b), 200)])
+	}
+	s.stop()
 }

@@ -1,0 +1,156 @@
+package deliver_test
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/parley-list/parley/internal/archive"
+	"github.com/parley-list/parley/internal/deliver"
+	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/mailmsg"
+	"github.com/parley-list/parley/internal/members"
+	"github.com/parley-list/parley/internal/outqueue"
+	"github.com/parley-list/parley/internal/testutil/pgtest"
+	"github.com/parley-list/parley/internal/testutil/smtpsink"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// post archives a post to a new list with the given members and queues
+// its delivery, as intake does.
+func post(t *testing.T, d *sqlx.DB, rcpts ...string) lists.List {
+	t.Helper()
+	a, _ := mailaddr.ParseList("dev@lists.example.org")
+	prefix := "[dev]"
+	l, err := lists.Create(t.Context(), d, a, lists.Settings{SubjectPrefix: &prefix}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms []members.New
+	for _, r := range rcpts {
+		m, _ := members.ParseNew(r, "", "")
+		ms = append(ms, m)
+	}
+	if _, err := members.Add(t.Context(), d, l.ID, ms); err != nil {
+		t.Fatal(err)
+	}
+	raw := mailmsg.Canonicalize([]byte("From: alice@example.org\nSubject: hello\nMessage-ID: <p@example.org>\n\nhi\n"))
+	s, _ := mailmsg.Parse(raw, "h", mailmsg.Limits{})
+	if _, err := archive.Insert(t.Context(), d, archive.Post{ListID: l.ID, Raw: raw, Summary: s, Source: "smtp", Queue: true}); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// run starts the workers over relay until the test ends.
+func run(t *testing.T, d *sqlx.DB, relay deliver.Relay) *deliver.Service {
+	t.Helper()
+	svc := deliver.New(deliver.Options{DB: d, Relay: relay, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Site: deliver.Site{Hostname: "lists.example.org"}, Poll: 20 * time.Millisecond,
+		Backoff: outqueue.Backoff{First: 50 * time.Millisecond, Max: 200 * time.Millisecond, GiveUp: time.Hour}})
+	ctx, cancel := t.Context(), func() {}
+	done := make(chan struct{})
+	go func() { svc.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return svc
+}
+
+func states(t *testing.T, d *sqlx.DB) map[string]string {
+	t.Helper()
+	var rows []struct{ Rcpt, State string }
+	d.SelectContext(t.Context(), &rows, `SELECT rcpt, state FROM deliveries`)
+	out := map[string]string{}
+	for _, r := range rows {
+		out[r.Rcpt] = r.State
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSMTPRelay: every member gets one copy with its own VERP return path
+// and the list's headers; a recipient refused with 451 once gets the post
+// on the retry; one refused with 550 fails alone.
+func TestSMTPRelay(t *testing.T) {
+	t.Parallel()
+	d := pgtest.New(t)
+	sink := smtpsink.Start(t)
+	var tempfails atomic.Int32
+	sink.SetRefuse(func(rcpt string) *smtp.SMTPError {
+		switch rcpt {
+		case "slow@example.net":
+			if tempfails.Add(1) == 1 {
+				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}
+			}
+		case "gone@example.com":
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+		}
+		return nil
+	})
+	post(t, d, "bob@example.org", "carol@example.org", "slow@example.net", "gone@example.com")
+	run(t, d, &deliver.SMTPRelay{Addr: sink.Addr, Hostname: "parley.test", Timeout: 10 * time.Second})
+	waitFor(t, "all copies settled", func() bool {
+		s := states(t, d)
+		return len(s) == 4 && s["bob@example.org"] == "sent" && s["slow@example.net"] == "sent" && s["gone@example.com"] == "failed"
+	})
+	msgs := sink.Messages()
+	if len(msgs) != 3 {
+		t.Fatalf("sink got %d copies, want 3", len(msgs))
+	}
+	for _, m := range msgs {
+		want := deliver.VERP("dev@lists.example.org", m.To[0])
+		if len(m.To) != 1 || m.From != want {
+			t.Errorf("copy to %v from %q, want one recipient and return path %q", m.To, m.From, want)
+		}
+		if !strings.Contains(string(m.Data), "List-Id: \"dev@lists.example.org\" <dev.lists.example.org>\r\n") ||
+			!strings.Contains(string(m.Data), "Subject: [dev] hello\r\n") {
+			t.Errorf("copy to %v lacks list headers:\n%s", m.To, m.Data)
+		}
+	}
+	var code int
+	d.GetContext(t.Context(), &code, `SELECT last_code FROM deliveries WHERE rcpt = 'gone@example.com'`)
+	if code != 550 {
+		t.Errorf("failed copy recorded code %d, want 550", code)
+	}
+}
+
+// TestLeaseExpiry: copies claimed by a worker that died come back.
+func TestLeaseExpiry(t *testing.T) {
+	t.Parallel()
+	d := pgtest.New(t)
+	post(t, d, "bob@example.org")
+	if _, err := outqueue.Expand(t.Context(), d, 10); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := outqueue.Claim(t.Context(), d, 10, time.Millisecond) // then "crash"
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("Claim() = %v, %v", ds, err)
+	}
+	if again, _ := outqueue.Claim(t.Context(), d, 10, time.Minute); len(again) != 0 {
+		t.Fatalf("a leased copy was claimed twice")
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n, err := outqueue.Reclaim(t.Context(), d); err != nil || n != 1 {
+		t.Fatalf("Reclaim() = %d, %v; want 1", n, err)
+	}
+	if again, _ := outqueue.Claim(t.Context(), d, 10, time.Minute); len(again) != 1 || again[0].Attempts != 2 {
+		t.Fatalf("after reclaim: %+v, want the copy again on its second attempt", again)
+	}
+}
