@@ -58,6 +58,7 @@ func Run(ctx context.Context, o Options) error {
 		{"ingest", b.ingestRate},
 		{"latency", b.ackLatency},
 		{"import", b.importRate},
+		{"fanout", b.fanout},
 	}
 	for _, s := range steps {
 		if len(o.Only) > 0 && !o.Only[s.name] {
@@ -96,9 +97,10 @@ type server struct {
 }
 
 // startServer starts parley serve with its own data directory.
-func (b *runner) startServer(ctx context.Context, name string) (*server, error) {
+func (b *runner) startServer(ctx context.Context, name string, extraEnv ...string) (*server, error) {
 	data := filepath.Join(b.o.WorkDir, name)
-	env := append(os.Environ(), "PARLEY_DATA_DIR="+data, "PARLEY_DEMO_LIST=", "PARLEY_LOG_LEVEL=warn",
+	env := append(os.Environ(), extraEnv...)
+	env = append(env, "PARLEY_DATA_DIR="+data, "PARLEY_DEMO_LIST=", "PARLEY_LOG_LEVEL=warn",
 		"PARLEY_SMTP_LISTEN=127.0.0.1:0", "PARLEY_IMAP_LISTEN=127.0.0.1:0", "PARLEY_HTTP_LISTEN=127.0.0.1:0",
 		"PARLEY_SMTP_MAX_CONNECTIONS_PER_IP=1000")
 	cmd := exec.Command(b.o.Parley, "serve")

@@ -49,7 +49,7 @@ type Config struct {
 // Delivery configures the outbound workers.
 type Delivery struct {
 	Workers    int      `toml:"workers" doc:"Copies sent at the same time by this process."`
-	PerDomain  int      `toml:"per_domain" doc:"Copies sent at the same time to one destination domain."`
+	PerDomain  int      `toml:"per_domain" doc:"Copies sent at the same time to one destination domain (direct MX delivery; a smarthost is one destination)."`
 	RetryFirst Duration `toml:"retry_first" doc:"Wait before the first retry of a copy that got a temporary failure; doubles each time."`
 	RetryMax   Duration `toml:"retry_max" doc:"Longest wait between retries."`
 	GiveUp     Duration `toml:"give_up" doc:"Age after which a copy that still fails temporarily is given up on."`
@@ -122,7 +122,7 @@ func Default() Config {
 		},
 		IMAP: Listener{Listen: "127.0.0.1:1143"},
 		HTTP: HTTP{Listen: "127.0.0.1:8025"},
-		Delivery: Delivery{Workers: 8, PerDomain: 4, RetryFirst: Duration(5 * time.Minute),
+		Delivery: Delivery{Workers: 32, PerDomain: 4, RetryFirst: Duration(5 * time.Minute),
 			RetryMax: Duration(4 * time.Hour), GiveUp: Duration(48 * time.Hour)},
 		Log: Log{Format: "text", Level: "info"},
 	}

@@ -142,7 +142,12 @@ func (s *Service) round(ctx context.Context) (int, error) {
 	jobs := map[int64]*job{}
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, s.o.Workers)
-	domains := newDomainLimiter(s.o.PerDomain)
+	perDomain := s.o.PerDomain
+	if pl, ok := s.o.Relay.(interface{ PerDomainLimit() bool }); ok && !pl.PerDomainLimit() {
+		perDomain = s.o.Workers
+	}
+	domains := newDomainLimiter(perDomain)
+	rec := newRecorder(s.o.DB)
 	for _, d := range ds {
 		j, ok := jobs[d.Job]
 		if !ok {
@@ -156,10 +161,14 @@ func (s *Service) round(ctx context.Context) (int, error) {
 		domains.acquire(d.Domain)
 		wg.Go(func() {
 			defer func() { domains.release(d.Domain); <-slots }()
-			s.deliver(context.WithoutCancel(ctx), d, j)
+			s.deliver(context.WithoutCancel(ctx), d, j, rec)
 		})
 	}
 	wg.Wait()
+	if err := rec.flush(context.WithoutCancel(ctx)); err != nil {
+		// The leases run out and the copies are tried again: at least once.
+		s.o.Logger.Error("cannot record delivery results", "event", "record_failed", "err", err)
+	}
 	return len(ds), nil
 }
 
@@ -204,7 +213,7 @@ func (s *Service) loadJob(ctx context.Context, id int64) (*job, error) {
 
 // deliver sends one copy and records the result: sent, deferred with
 // backoff, or failed (a permanent refusal, or too old to keep trying).
-func (s *Service) deliver(ctx context.Context, d outqueue.Delivery, j *job) {
+func (s *Service) deliver(ctx context.Context, d outqueue.Delivery, j *job, rec *recorder) {
 	log := s.o.Logger.With("job_id", d.Job, "rcpt", d.Rcpt, "list", j.list.Address)
 	err := j.err
 	if err == nil {
@@ -218,21 +227,20 @@ func (s *Service) deliver(ctx context.Context, d outqueue.Delivery, j *job) {
 	}
 	var perm *Permanent
 	var result string
-	var rerr error
 	switch {
 	case err == nil:
-		result, rerr = "sent", outqueue.Sent(ctx, s.o.DB, d.ID, 250)
+		result = "sent"
+		rec.add(outqueue.Result{ID: d.ID, State: "sent", Code: 250})
 	case errors.As(err, &perm):
-		result, rerr = "failed", outqueue.Failed(ctx, s.o.DB, d.ID, perm.Code, perm.Msg)
+		result = "failed"
+		rec.add(outqueue.Result{ID: d.ID, State: "failed", Code: perm.Code, Error: perm.Msg})
 	case time.Since(d.CreatedAt) > s.o.Backoff.GiveUp:
-		result, rerr = "failed", outqueue.Failed(ctx, s.o.DB, d.ID, codeOf(err), fmt.Sprintf("gave up after %d attempts: %v", d.Attempts, err))
+		result = "failed"
+		rec.add(outqueue.Result{ID: d.ID, State: "failed", Code: codeOf(err), Error: fmt.Sprintf("gave up after %d attempts: %v", d.Attempts, err)})
 	default:
+		result = "deferred"
 		at := time.Now().Add(s.o.Backoff.Delay(d.Attempts, outqueue.Jitter()))
-		result, rerr = "deferred", outqueue.Retry(ctx, s.o.DB, d.ID, at, codeOf(err), err.Error())
-	}
-	if rerr != nil {
-		// The lease runs out and the copy is tried again: at least once.
-		log.Error("cannot record delivery result", "event", "record_failed", "err", rerr)
+		rec.add(outqueue.Result{ID: d.ID, State: "pending", Code: codeOf(err), Error: err.Error(), At: at})
 	}
 	if s.o.Results != nil {
 		s.o.Results.WithLabelValues(result).Inc()
@@ -242,6 +250,30 @@ func (s *Service) deliver(ctx context.Context, d outqueue.Delivery, j *job) {
 		return
 	}
 	log.Debug("copy sent", "event", "sent")
+}
+
+// recorder collects a round's results and writes them in one statement:
+// a fan-out to 10,000 members is then a few dozen writes, not 10,000.
+type recorder struct {
+	db *sqlx.DB
+	mu sync.Mutex
+	rs []outqueue.Result
+}
+
+func newRecorder(db *sqlx.DB) *recorder { return &recorder{db: db} }
+
+func (r *recorder) add(res outqueue.Result) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rs = append(r.rs, res)
+}
+
+func (r *recorder) flush(ctx context.Context) error {
+	r.mu.Lock()
+	rs := r.rs
+	r.rs = nil
+	r.mu.Unlock()
+	return outqueue.Record(ctx, r.db, rs)
 }
 
 // domainLimiter caps copies in flight per destination domain.

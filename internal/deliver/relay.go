@@ -80,6 +80,13 @@ type SMTPRelay struct {
 	idle []*smtp.Client
 }
 
+// PerDomainLimit reports whether per-destination-domain caps apply: not
+// for a smarthost, which is one destination whatever the recipients.
+func (r *SMTPRelay) PerDomainLimit() bool { return false }
+
+// PerDomainLimit: not for files.
+func (f *FileRelay) PerDomainLimit() bool { return false }
+
 const maxIdle = 16
 
 func (r *SMTPRelay) conn(ctx context.Context) (*smtp.Client, error) {
@@ -88,10 +95,7 @@ func (r *SMTPRelay) conn(ctx context.Context) (*smtp.Client, error) {
 		c := r.idle[n-1]
 		r.idle = r.idle[:n-1]
 		r.mu.Unlock()
-		if c.Reset() == nil {
-			return c, nil
-		}
-		c.Close()
+		return c, nil // released only after a completed or reset transaction
 	} else {
 		r.mu.Unlock()
 	}
@@ -143,9 +147,12 @@ func (r *SMTPRelay) Send(ctx context.Context, from, rcpt string, msg []byte) err
 	}
 	err = transaction(c, from, rcpt, msg)
 	var se *smtp.SMTPError
-	if err == nil || errors.As(err, &se) {
+	switch {
+	case err == nil:
 		r.release(c)
-	} else {
+	case errors.As(err, &se) && c.Reset() == nil:
+		r.release(c) // refused, but the session is fine for the next copy
+	default:
 		c.Close()
 	}
 	return smtpErr(err)

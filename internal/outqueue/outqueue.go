@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/parley-list/parley/internal/db"
 )
@@ -108,6 +109,46 @@ func Reclaim(ctx context.Context, q db.Querier) (int64, error) {
 		return 0, err
 	}
 	return res.RowsAffected()
+}
+
+// Result is the outcome of one attempt at a copy.
+type Result struct {
+	ID    int64
+	State string // sent, failed, or pending (retry at At)
+	Code  int
+	Error string
+	At    time.Time
+}
+
+// Record writes many results in one statement.
+func Record(ctx context.Context, q db.Querier, rs []Result) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(rs))
+	states := make([]string, len(rs))
+	codes := make([]int64, len(rs))
+	errs := make([]string, len(rs))
+	ats := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i], states[i], codes[i], errs[i] = r.ID, r.State, int64(r.Code), r.Error
+		ats[i] = r.At.UTC().Format(time.RFC3339Nano)
+		if r.At.IsZero() {
+			ats[i] = time.Now().UTC().Format(time.RFC3339Nano)
+		}
+	}
+	_, err := q.ExecContext(ctx, `
+		UPDATE deliveries d SET state = r.state, lease_until = NULL, last_code = nullif(r.code, 0),
+		       last_error = nullif(r.err, ''),
+		       next_attempt_at = CASE WHEN r.state = 'pending' THEN r.at ELSE d.next_attempt_at END,
+		       done_at = CASE WHEN r.state = 'pending' THEN NULL ELSE now() END
+		  FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::timestamptz[]) AS r(id, state, code, err, at)
+		 WHERE d.id = r.id`,
+		pq.Int64Array(ids), pq.StringArray(states), pq.Int64Array(codes), pq.StringArray(errs), pq.StringArray(ats))
+	if err != nil {
+		return fmt.Errorf("record results: %w", err)
+	}
+	return nil
 }
 
 // Sent records a copy as delivered (the relay answered 250).

@@ -1,0 +1,137 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// sink is a loopback SMTP server that accepts everything and remembers
+// when it accepted the n-th recipient.
+type sink struct {
+	addr string
+	srv  *smtp.Server
+
+	mu     sync.Mutex
+	rcpts  int
+	last   time.Time
+	target int
+	done   chan struct{}
+}
+
+func startSink() (*sink, error) {
+	s := &sink{done: make(chan struct{})}
+	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &sinkSession{s: s}, nil }))
+	s.srv.Domain = "sink.bench"
+	s.srv.MaxLineLength = 0
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s.addr = ln.Addr().String()
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+// expect resets the count and arms done for n recipients.
+func (s *sink) expect(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rcpts, s.target, s.done = 0, n, make(chan struct{})
+}
+
+func (s *sink) wait(timeout time.Duration) (time.Time, int, error) {
+	s.mu.Lock()
+	done := s.done
+	s.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rcpts < s.target {
+		return s.last, s.rcpts, fmt.Errorf("sink got %d of %d copies in %s", s.rcpts, s.target, timeout)
+	}
+	return s.last, s.rcpts, nil
+}
+
+type sinkSession struct {
+	s  *sink
+	to int
+}
+
+func (x *sinkSession) Reset()                               { x.to = 0 }
+func (x *sinkSession) Logout() error                        { return nil }
+func (x *sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (x *sinkSession) Rcpt(string, *smtp.RcptOptions) error { x.to++; return nil }
+func (x *sinkSession) Data(r io.Reader) error {
+	io.Copy(io.Discard, r)
+	x.s.mu.Lock()
+	defer x.s.mu.Unlock()
+	x.s.rcpts += x.to
+	x.s.last = time.Now()
+	if x.s.rcpts >= x.s.target && x.s.target > 0 {
+		select {
+		case <-x.s.done:
+		default:
+			close(x.s.done)
+		}
+	}
+	return nil
+}
+
+// fanout: seconds from the 250 of one post to the sink's last accepted
+// copy, 10,000 members on one domain and on 100 domains.
+func (b *runner) fanout(ctx context.Context) error {
+	sk, err := startSink()
+	if err != nil {
+		return err
+	}
+	defer sk.srv.Close()
+	s, err := b.startServer(ctx, "fanout", "PARLEY_RELAY=smtp://"+sk.addr)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	for _, spec := range []struct {
+		name    string
+		domains int
+	}{{"fanout_10k_1domain", 1}, {"fanout_10k_100domains", 100}} {
+		list := strings.ReplaceAll(spec.name, "_", "-") + "@lists.example.org"
+		if _, err := s.cli(ctx, nil, "list", "create", list, "--post-policy", "open"); err != nil {
+			return err
+		}
+		var sb strings.Builder
+		for i := range 10000 {
+			fmt.Fprintf(&sb, "m%d@d%d.example\n", i, i%spec.domains)
+		}
+		if _, err := s.cli(ctx, strings.NewReader(sb.String()), "member", "add", list, "--file", "-"); err != nil {
+			return err
+		}
+		sk.expect(10000)
+		snd, err := dialSender(s.ready["smtp"])
+		if err != nil {
+			return err
+		}
+		msg := post(list, 1, 1)
+		if err := snd.send("poster@example.org", list, msg); err != nil {
+			return err
+		}
+		acked := time.Now()
+		snd.close()
+		last, n, err := sk.wait(5 * time.Minute)
+		if err != nil {
+			return err
+		}
+		b.logf("%s: %d copies, last %s after the 250", spec.name, n, last.Sub(acked).Round(time.Millisecond))
+		b.report(spec.name, last.Sub(acked).Seconds(), "s")
+	}
+	return nil
+}
