@@ -55,7 +55,7 @@ func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, r
 	svc := deliver.New(deliver.Options{
 		DB: d.DB, DSN: d.DSN, Relay: relay, Logger: log, Results: results,
 		Site:    deliver.Site{Hostname: cfg.Hostname},
-		Workers: cfg.Delivery.Workers, PerDomain: cfg.Delivery.PerDomain,
+		Workers: cfg.Delivery.Workers, PerDomain: cfg.Delivery.PerDomain, Lease: cfg.Delivery.Lease.D(),
 		Backoff: outqueue.Backoff{First: cfg.Delivery.RetryFirst.D(), Max: cfg.Delivery.RetryMax.D(),
 			GiveUp: cfg.Delivery.GiveUp.D(), Jitter: 0.1},
 	})

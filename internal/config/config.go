@@ -53,6 +53,7 @@ type Delivery struct {
 	RetryFirst Duration `toml:"retry_first" doc:"Wait before the first retry of a copy that got a temporary failure; doubles each time."`
 	RetryMax   Duration `toml:"retry_max" doc:"Longest wait between retries."`
 	GiveUp     Duration `toml:"give_up" doc:"Age after which a copy that still fails temporarily is given up on."`
+	Lease      Duration `toml:"lease" doc:"How long a worker owns the copies it claimed; copies of a worker that died are sent again after this."`
 }
 
 // Database says how parley reaches PostgreSQL.
@@ -123,7 +124,7 @@ func Default() Config {
 		IMAP: Listener{Listen: "127.0.0.1:1143"},
 		HTTP: HTTP{Listen: "127.0.0.1:8025"},
 		Delivery: Delivery{Workers: 32, PerDomain: 4, RetryFirst: Duration(5 * time.Minute),
-			RetryMax: Duration(4 * time.Hour), GiveUp: Duration(48 * time.Hour)},
+			RetryMax: Duration(4 * time.Hour), GiveUp: Duration(48 * time.Hour), Lease: Duration(2 * time.Minute)},
 		Log: Log{Format: "text", Level: "info"},
 	}
 }
@@ -207,6 +208,9 @@ func (c Config) Validate() error {
 	}
 	if c.Delivery.Workers < 1 || c.Delivery.PerDomain < 1 {
 		errs = append(errs, errors.New("delivery.workers and delivery.per_domain: must be at least 1"))
+	}
+	if c.Delivery.Lease.D() < time.Second {
+		errs = append(errs, errors.New("delivery.lease: must be at least 1s"))
 	}
 	if c.Delivery.RetryFirst <= 0 || c.Delivery.RetryMax < c.Delivery.RetryFirst || c.Delivery.GiveUp <= 0 {
 		errs = append(errs, errors.New("delivery.retry_first, retry_max, give_up: must be positive, retry_max at least retry_first"))

@@ -147,7 +147,7 @@ func (s *Service) round(ctx context.Context) (int, error) {
 		perDomain = s.o.Workers
 	}
 	domains := newDomainLimiter(perDomain)
-	rec := newRecorder(s.o.DB)
+	rec := newRecorder(s.o.DB, s.o.Logger)
 	for _, d := range ds {
 		j, ok := jobs[d.Job]
 		if !ok {
@@ -165,10 +165,7 @@ func (s *Service) round(ctx context.Context) (int, error) {
 		})
 	}
 	wg.Wait()
-	if err := rec.flush(context.WithoutCancel(ctx)); err != nil {
-		// The leases run out and the copies are tried again: at least once.
-		s.o.Logger.Error("cannot record delivery results", "event", "record_failed", "err", err)
-	}
+	rec.wait()
 	return len(ds), nil
 }
 
@@ -252,28 +249,64 @@ func (s *Service) deliver(ctx context.Context, d outqueue.Delivery, j *job, rec 
 	log.Debug("copy sent", "event", "sent")
 }
 
-// recorder collects a round's results and writes them in one statement:
-// a fan-out to 10,000 members is then a few dozen writes, not 10,000.
+// recorder writes results as they come, in group commits: while one
+// write is running, the results that arrive meanwhile wait and go in the
+// next one. A fan-out to 10,000 members is then a few hundred writes, not
+// 10,000, and a copy the relay took is recorded within about one write's
+// time, which bounds the copies sent again after a crash.
 type recorder struct {
-	db *sqlx.DB
-	mu sync.Mutex
-	rs []outqueue.Result
+	db      *sqlx.DB
+	log     *slog.Logger
+	mu      sync.Mutex
+	rs      []outqueue.Result
+	running bool
+	idle    *sync.Cond
 }
 
-func newRecorder(db *sqlx.DB) *recorder { return &recorder{db: db} }
+func newRecorder(db *sqlx.DB, log *slog.Logger) *recorder {
+	r := &recorder{db: db, log: log}
+	r.idle = sync.NewCond(&r.mu)
+	return r
+}
 
 func (r *recorder) add(res outqueue.Result) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rs = append(r.rs, res)
+	if !r.running {
+		r.running = true
+		go r.loop()
+	}
 }
 
-func (r *recorder) flush(ctx context.Context) error {
+func (r *recorder) loop() {
+	for {
+		r.mu.Lock()
+		rs := r.rs
+		r.rs = nil
+		if len(rs) == 0 {
+			r.running = false
+			r.idle.Broadcast()
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := outqueue.Record(ctx, r.db, rs); err != nil {
+			// The leases run out and the copies are tried again: at least once.
+			r.log.Error("cannot record delivery results", "event", "record_failed", "count", len(rs), "err", err)
+		}
+		cancel()
+	}
+}
+
+// wait returns when every result added so far is written.
+func (r *recorder) wait() {
 	r.mu.Lock()
-	rs := r.rs
-	r.rs = nil
-	r.mu.Unlock()
-	return outqueue.Record(ctx, r.db, rs)
+	defer r.mu.Unlock()
+	for r.running {
+		r.idle.Wait()
+	}
 }
 
 // domainLimiter caps copies in flight per destination domain.
