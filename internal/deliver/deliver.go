@@ -12,6 +12,7 @@ import (
 	"github.com/lib/pq"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parley-list/parley/internal/dkimkeys"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/outqueue"
 )
@@ -195,17 +196,28 @@ func (s *Service) loadJob(ctx context.Context, id int64) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
-	if row.Kind == "notice" {
-		return &job{list: l, msg: row.Body, from: row.MailFrom}, nil
+	j := &job{list: l, msg: row.Body, from: row.MailFrom}
+	if row.Kind == "post" {
+		if row.Article == nil {
+			return nil, errors.New("post job without an archived message")
+		}
+		if j.msg, err = RenderPost(row.Raw, l, s.o.Site, *row.Article); err != nil {
+			return nil, err
+		}
+		j.from = ""
 	}
-	if row.Article == nil {
-		return nil, errors.New("post job without an archived message")
-	}
-	msg, err := RenderPost(row.Raw, l, s.o.Site, *row.Article)
+	// Every copy of a job is the same message, so it is signed once here,
+	// not once per recipient.
+	keys, err := dkimkeys.ForDomain(ctx, s.o.DB, l.Domain)
 	if err != nil {
 		return nil, err
 	}
-	return &job{list: l, msg: msg}, nil
+	if len(keys) > 0 {
+		if j.msg, err = dkimkeys.Sign(j.msg, keys); err != nil {
+			return nil, err
+		}
+	}
+	return j, nil
 }
 
 // deliver sends one copy and records the result: sent, deferred with

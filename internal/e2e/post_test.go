@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-msgauth/dkim"
+
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/testutil/pgtest"
 	"github.com/parley-list/parley/internal/testutil/smtpsink"
@@ -248,6 +250,7 @@ func TestDelivery(t *testing.T) {
 	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open", "--subject-prefix", "[dev]")
 	rcpts := []string{"a@one.example", "b@one.example", "c@two.example", "d@three.example"}
 	mustRun(t, env, append([]string{"member", "add", "dev@lists.example.org"}, rcpts...)...)
+	txtName, txtValue := parseTXT(t, mustRun(t, env, "dkim", "keygen", "lists.example.org", "--selector", "s1"))
 	if out, code := swaks(t, s.ready["smtp"], "--to", "dev@lists.example.org", "--from", "x@example.org",
 		"--header", "Subject: to everyone"); code != 0 {
 		t.Fatalf("post refused:\n%s", out)
@@ -260,6 +263,15 @@ func TestDelivery(t *testing.T) {
 	for _, m := range sink.Messages() {
 		if len(m.To) != 1 || !strings.HasPrefix(m.From, "dev-bounces+") || !strings.Contains(string(m.Data), "Subject: [dev] to everyone\r\n") {
 			t.Errorf("copy %v from %q:\n%s", m.To, m.From, m.Data)
+		}
+		vs, err := dkim.VerifyWithOptions(bytes.NewReader(m.Data), &dkim.VerifyOptions{LookupTXT: func(name string) ([]string, error) {
+			if name != txtName {
+				return nil, fmt.Errorf("no TXT record %s", name)
+			}
+			return []string{txtValue}, nil
+		}})
+		if err != nil || len(vs) != 1 || vs[0].Err != nil {
+			t.Errorf("copy to %v: DKIM verification: %v %+v", m.To, err, vs)
 		}
 		got[m.To[0]] = true
 	}
@@ -294,4 +306,17 @@ func TestDelivery(t *testing.T) {
 		t.Errorf("outbox copy starts %q", string(b)[:min(len(b), 200)])
 	}
 	s.stop()
+}
+
+// parseTXT reads `name. IN TXT "part" "part"` as printed by dkim keygen.
+func parseTXT(t *testing.T, line string) (name, value string) {
+	t.Helper()
+	name, rest, ok := strings.Cut(strings.TrimSpace(line), ". IN TXT ")
+	if !ok {
+		t.Fatalf("dkim keygen printed %q", line)
+	}
+	for _, part := range strings.Split(rest, "\" \"") {
+		value += strings.Trim(part, "\"")
+	}
+	return name, value
 }
