@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parley-list/parley/internal/bounce"
 	"github.com/parley-list/parley/internal/config"
 	"github.com/parley-list/parley/internal/deliver"
 	"github.com/parley-list/parley/internal/outqueue"
@@ -52,17 +53,24 @@ func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, r
 	}
 	results := deliver.NewResults()
 	reg.MustRegister(results)
+	bounces := &bounce.Processor{DB: d.DB, Log: log, Scoring: bounce.DefaultScoring, Hostname: cfg.Hostname}
 	svc := deliver.New(deliver.Options{
-		DB: d.DB, DSN: d.DSN, Relay: relay, Logger: log, Results: results,
+		DB: d.DB, DSN: d.DSN, Relay: relay, Logger: log, Results: results, Bounces: bounces,
 		Site:    deliver.Site{Hostname: cfg.Hostname},
 		Workers: cfg.Delivery.Workers, PerDomain: cfg.Delivery.PerDomain, Lease: cfg.Delivery.Lease.D(),
 		Backoff: outqueue.Backoff{First: cfg.Delivery.RetryFirst.D(), Max: cfg.Delivery.RetryMax.D(),
 			GiveUp: cfg.Delivery.GiveUp.D(), Jitter: 0.1},
 	})
+	bounces.Poke = svc.Wake
 	ctx, cancel := context.WithCancel(context.Background())
 	g.add("delivery", func() error { return svc.Run(ctx) }, func(context.Context) error {
 		cancel()
 		return relay.Close()
+	})
+	bctx, bcancel := context.WithCancel(context.Background())
+	g.add("bounces", func() error { return bounces.Run(bctx, 5*time.Second) }, func(context.Context) error {
+		bcancel()
+		return nil
 	})
 	return nil
 }

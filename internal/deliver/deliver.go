@@ -14,6 +14,7 @@ import (
 
 	"github.com/parley-list/parley/internal/dkimkeys"
 	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/outqueue"
 )
 
@@ -31,6 +32,13 @@ type Options struct {
 	Poll      time.Duration    // fallback when no notification comes (default 5s)
 	Backoff   outqueue.Backoff // zero: outqueue.DefaultBackoff
 	Results   *prometheus.CounterVec
+	Bounces   BounceRecorder // nil: permanent refusals are not scored
+}
+
+// BounceRecorder scores a permanent refusal given at delivery time like a
+// bounce for the same recipient.
+type BounceRecorder interface {
+	RecordSMTP(ctx context.Context, listID int64, rcpt string, code int, msg string) error
 }
 
 // Service runs the delivery workers.
@@ -228,7 +236,7 @@ func (s *Service) deliver(ctx context.Context, d outqueue.Delivery, j *job, rec 
 	if err == nil {
 		from := j.from
 		if from == "" {
-			from = VERP(j.list.Address, d.Rcpt)
+			from = mailaddr.VERP(j.list.Address, d.Rcpt)
 		}
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 		err = s.o.Relay.Send(sctx, from, d.Rcpt, j.msg)
@@ -243,6 +251,11 @@ func (s *Service) deliver(ctx context.Context, d outqueue.Delivery, j *job, rec 
 	case errors.As(err, &perm):
 		result = "failed"
 		rec.add(outqueue.Result{ID: d.ID, State: "failed", Code: perm.Code, Error: perm.Msg})
+		if s.o.Bounces != nil && j.from == "" { // bounces of posts count; of notices, not
+			if berr := s.o.Bounces.RecordSMTP(ctx, d.ListID, d.Rcpt, perm.Code, perm.Msg); berr != nil {
+				log.Warn("cannot record bounce", "event", "bounce_error", "err", berr)
+			}
+		}
 	case time.Since(d.CreatedAt) > s.o.Backoff.GiveUp:
 		result = "failed"
 		rec.add(outqueue.Result{ID: d.ID, State: "failed", Code: codeOf(err), Error: fmt.Sprintf("gave up after %d attempts: %v", d.Attempts, err)})

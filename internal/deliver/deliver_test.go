@@ -115,7 +115,7 @@ func TestSMTPRelay(t *testing.T) {
 		t.Fatalf("sink got %d copies, want 3", len(msgs))
 	}
 	for _, m := range msgs {
-		want := deliver.VERP("dev@lists.example.org", m.To[0])
+		want := mailaddr.VERP("dev@lists.example.org", m.To[0])
 		if len(m.To) != 1 || m.From != want {
 			t.Errorf("copy to %v from %q, want one recipient and return path %q", m.To, m.From, want)
 		}

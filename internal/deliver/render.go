@@ -113,25 +113,3 @@ func prefixSubject(subject, prefix string) string {
 	}
 	return prefix + " " + subject
 }
-
-// VERP returns the return path for one member's copy of a list's mail:
-// list-bounces+local=domain@listdomain, so a bounce names the member it is
-// about whatever the bounce says.
-func VERP(list, rcpt string) string {
-	llocal, ldomain, _ := strings.Cut(list, "@")
-	at := strings.LastIndexByte(rcpt, '@')
-	if at < 0 {
-		return llocal + "-bounces@" + ldomain
-	}
-	return llocal + "-bounces+" + rcpt[:at] + "=" + rcpt[at+1:] + "@" + ldomain
-}
-
-// DecodeVERP returns the member address a VERP detail ("local=domain")
-// stands for.
-func DecodeVERP(detail string) (string, bool) {
-	eq := strings.LastIndexByte(detail, '=')
-	if eq <= 0 || eq == len(detail)-1 || strings.ContainsRune(detail, '@') {
-		return "", false
-	}
-	return detail[:eq] + "@" + detail[eq+1:], true
-}

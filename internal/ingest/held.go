@@ -14,6 +14,7 @@ import (
 	"github.com/parley-list/parley/internal/errs"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailmsg"
+	"github.com/parley-list/parley/internal/notice"
 	"github.com/parley-list/parley/internal/notify"
 	"github.com/parley-list/parley/internal/policy"
 )
@@ -122,10 +123,9 @@ func (s *Service) RejectHeld(ctx context.Context, id int64, reason, by string) e
 		if reason != "" {
 			text += "  Reason:  " + mailmsg.Clean(reason, 1000) + "\n"
 		}
-		return s.queueNotice(ctx, tx, l, []string{h.From}, notice{
-			from: serviceAddr(l, "-owner"), to: h.From,
-			subject: prefixOr(l) + " post not accepted: " + mailmsg.Clean(h.Subject, 200), text: text,
-		})
+		n := notice.Message{From: notice.ServiceAddr(l, "-owner"), To: h.From,
+			Subject: prefixOr(l) + " post not accepted: " + mailmsg.Clean(h.Subject, 200), Text: text}
+		return notice.Queue(ctx, tx, l, []string{h.From}, n.Render(s.o.Hostname, s.o.Now()))
 	})
 	if err == nil {
 		s.o.Logger.Info("held post rejected", "event", "rejected", "held_id", id, "by", by)

@@ -1,0 +1,183 @@
+package bounce
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/notice"
+)
+
+// Processor turns mail received at list-bounces addresses into bounce
+// scores, and tells members and owners when delivery is disabled.
+type Processor struct {
+	DB       *sqlx.DB
+	Log      *slog.Logger
+	Scoring  Scoring
+	Hostname string
+	Poke     func() // wakes the delivery workers after a notice is queued
+}
+
+// Run processes stored bounces every interval until ctx ends.
+func (p *Processor) Run(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := p.ProcessAll(ctx); err != nil && ctx.Err() == nil {
+			p.Log.Warn("bounce processing failed", "event", "bounce_error", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// ProcessAll handles every unprocessed bounce, one transaction each, and
+// returns how many it handled.
+func (p *Processor) ProcessAll(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		found, err := p.processOne(ctx)
+		if err != nil || !found {
+			return n, err
+		}
+		n++
+	}
+}
+
+type inboundBounce struct {
+	ID     int64  `db:"id"`
+	ListID int64  `db:"list_id"`
+	Detail string `db:"detail"`
+	Raw    []byte `db:"raw"`
+}
+
+func (p *Processor) processOne(ctx context.Context) (bool, error) {
+	found, notified := false, false
+	err := db.InTx(ctx, p.DB, func(tx *sqlx.Tx) error {
+		var in inboundBounce
+		err := tx.GetContext(ctx, &in, `SELECT id, list_id, detail, raw FROM inbound
+			WHERE kind = 'bounce' AND state = 'new' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`)
+		if db.IsNoRows(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		notified, err = p.handle(ctx, tx, in)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE inbound SET state = 'done' WHERE id = $1`, in.ID)
+		return err
+	})
+	if err == nil && notified && p.Poke != nil {
+		p.Poke()
+	}
+	return found, err
+}
+
+// handle records the events one bounce stands for. The VERP address, when
+// there is one, names the member for sure; otherwise the report's own
+// recipients are used.
+func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, in inboundBounce) (bool, error) {
+	rep := Parse(in.Raw)
+	if rep.Kind != Bounce {
+		p.Log.Info("not a bounce; ignored", "event", "bounce_ignored", "kind", string(rep.Kind), "inbound_id", in.ID)
+		return false, nil
+	}
+	var events []Event
+	if addr, ok := mailaddr.DecodeVERP(in.Detail); ok {
+		rc := Recipient{Address: addr, Action: "failed"}
+		if len(rep.Recipients) > 0 {
+			rc = rep.Recipients[0]
+			rc.Address = addr
+		}
+		events = append(events, Event{ListID: in.ListID, Address: addr, Recipient: rc, Source: "dsn"})
+	} else {
+		for _, rc := range rep.Recipients {
+			events = append(events, Event{ListID: in.ListID, Address: rc.Address, Recipient: rc, Source: "dsn"})
+		}
+	}
+	notified := false
+	for _, ev := range events {
+		out, err := p.Scoring.Record(ctx, tx, ev)
+		if err != nil {
+			return false, err
+		}
+		if n, err := p.after(ctx, tx, ev, out); err != nil {
+			return false, err
+		} else if n {
+			notified = true
+		}
+	}
+	return notified, nil
+}
+
+// after logs the event and, when it disabled a member, queues the notices.
+func (p *Processor) after(ctx context.Context, q db.Querier, ev Event, out Outcome) (bool, error) {
+	if !out.Member {
+		return false, nil
+	}
+	p.Log.Info("bounce recorded", "event", "bounce", "list_id", ev.ListID, "rcpt", ev.Address,
+		"status", ev.Recipient.Status, "score", out.Score, "source", ev.Source)
+	if !out.Disabled {
+		return false, nil
+	}
+	l, err := lists.GetByID(ctx, q, ev.ListID)
+	if err != nil {
+		return false, err
+	}
+	p.Log.Warn("delivery disabled by bounces", "event", "bounce_disabled", "list", l.Address, "rcpt", ev.Address)
+	now := time.Now()
+	member := notice.Message{From: notice.ServiceAddr(l, "-owner"), To: ev.Address,
+		Subject: fmt.Sprintf("Your mail from %s is paused", l.Address),
+		Text: fmt.Sprintf("Mail from %s to you has bounced too often, so delivery to %s is paused.\n"+
+			"The last error was: %s\n\nTo receive posts again, ask the list's owners (%s) to re-enable you.\n",
+			l.Address, ev.Address, ev.Recipient.Diagnostic, notice.ServiceAddr(l, "-owner"))}
+	if err := notice.Queue(ctx, q, l, []string{ev.Address}, member.Render(p.Hostname, now)); err != nil {
+		return false, err
+	}
+	owners, err := notice.Owners(ctx, q, l.ID)
+	if err != nil || len(owners) == 0 {
+		return true, err
+	}
+	owner := notice.Message{From: notice.ServiceAddr(l, "-owner"), To: notice.ServiceAddr(l, "-owner"),
+		Subject: fmt.Sprintf("%s: delivery to %s disabled by bounces", l.Address, ev.Address),
+		Text: fmt.Sprintf("Delivery to %s was disabled after repeated bounces (score %.1f).\nLast error: %s\n\n"+
+			"To re-enable: parley member set %s %s --status active\n", ev.Address, out.Score, ev.Recipient.Diagnostic, l.Address, ev.Address)}
+	return true, notice.Queue(ctx, q, l, owners, owner.Render(p.Hostname, now))
+}
+
+// RecordSMTP records a permanent refusal the relay gave at delivery time
+// (a synchronous bounce), exactly like a DSN for the same recipient.
+func (p *Processor) RecordSMTP(ctx context.Context, listID int64, rcpt string, code int, msg string) error {
+	status := statusCode(msg)
+	if status == "" {
+		status = fmt.Sprintf("%d.0.0", code/100)
+	}
+	ev := Event{ListID: listID, Address: rcpt, Source: "smtp",
+		Recipient: Recipient{Address: rcpt, Status: status, Action: "failed", Diagnostic: fmt.Sprintf("%d %s", code, msg)}}
+	notified := false
+	err := db.InTx(ctx, p.DB, func(tx *sqlx.Tx) error {
+		out, err := p.Scoring.Record(ctx, tx, ev)
+		if err != nil {
+			return err
+		}
+		notified, err = p.after(ctx, tx, ev, out)
+		return err
+	})
+	if err == nil && notified && p.Poke != nil {
+		p.Poke()
+	}
+	return err
+}

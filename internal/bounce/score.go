@@ -1,0 +1,82 @@
+package bounce
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/mailaddr"
+)
+
+// Scoring is how bounces add up (Mailman's defaults).
+type Scoring struct {
+	Hard, Soft float64       // weight of one event
+	Threshold  float64       // score at which delivery is disabled
+	Stale      time.Duration // events older than this no longer count
+}
+
+// DefaultScoring: hard 1, soft 0.5, disabled at 5, events expire after 7 days.
+var DefaultScoring = Scoring{Hard: 1, Soft: 0.5, Threshold: 5, Stale: 7 * 24 * time.Hour}
+
+// Event is one bounce to record.
+type Event struct {
+	ListID     int64
+	Address    string // the member's address
+	Recipient  Recipient
+	Source     string // dsn or smtp
+}
+
+// Outcome says what recording an event did.
+type Outcome struct {
+	Member   bool    // the address is a member of the list
+	Score    float64 // the member's score after the event
+	Disabled bool    // this event disabled the member's delivery
+}
+
+// Record stores a bounce event for a list member and disables the
+// member's delivery when the score reaches the threshold. Bounces about
+// addresses that are not members are not stored.
+func (sc Scoring) Record(ctx context.Context, q db.Querier, ev Event) (Outcome, error) {
+	a, err := mailaddr.Parse(ev.Address)
+	if err != nil {
+		return Outcome{}, nil
+	}
+	var memberID int64
+	err = q.GetContext(ctx, &memberID, `SELECT id FROM members WHERE list_id = $1 AND address_norm = $2`, ev.ListID, a.String())
+	if db.IsNoRows(err) {
+		return Outcome{}, nil
+	}
+	if err != nil {
+		return Outcome{}, fmt.Errorf("bounce: %w", err)
+	}
+	kind, weight := "soft", sc.Soft
+	switch {
+	case ev.Recipient.AuthorPolicy():
+		kind, weight = "author_policy", 0
+	case ev.Recipient.Hard():
+		kind, weight = "hard", sc.Hard
+	}
+	out := Outcome{Member: true}
+	err = q.GetContext(ctx, &out.Score, `
+		WITH ins AS (INSERT INTO bounce_events (list_id, address_norm, kind, weight, status, diagnostic, source)
+		             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING weight)
+		SELECT coalesce((SELECT sum(weight) FROM bounce_events
+		                  WHERE list_id = $1 AND address_norm = $2 AND at > now() - $8 * interval '1 second'), 0)
+		       + (SELECT weight FROM ins)`,
+		ev.ListID, a.String(), kind, weight, ev.Recipient.Status, ev.Recipient.Diagnostic, ev.Source, sc.Stale.Seconds())
+	if err != nil {
+		return out, fmt.Errorf("bounce: %w", err)
+	}
+	if out.Score < sc.Threshold {
+		return out, nil
+	}
+	res, err := q.ExecContext(ctx, `UPDATE members SET status = 'disabled', disabled_reason = 'bounces', updated_at = now()
+		WHERE id = $1 AND status = 'active'`, memberID)
+	if err != nil {
+		return out, fmt.Errorf("bounce: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	out.Disabled = n == 1
+	return out, nil
+}

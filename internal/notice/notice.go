@@ -1,0 +1,89 @@
+// Package notice owns the messages parley writes itself (to moderators,
+// to members, to senders): rendering them safely and queueing them for
+// delivery.
+package notice
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"mime"
+	"strings"
+	"time"
+
+	"github.com/lib/pq"
+
+	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailmsg"
+)
+
+// Message is a notice to send.
+type Message struct {
+	From, To, Subject, Text string
+	Attach                  []byte // a message to attach as message/rfc822, or nil
+}
+
+// Render writes the notice as a complete message. Header values are
+// cleaned of line breaks and Q-encoded, so nothing taken from a message
+// (subjects, addresses) can inject header fields.
+func (n Message) Render(host string, now time.Time) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\n", mailmsg.Clean(n.From, 300), mailmsg.Clean(n.To, 300))
+	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", mailmsg.Clean(n.Subject, 300)))
+	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <parley-%s@%s>\r\n", now.Format(time.RFC1123Z), randomHex(12), host)
+	b.WriteString("Auto-Submitted: auto-generated\r\nPrecedence: bulk\r\nMIME-Version: 1.0\r\n")
+	text := strings.ReplaceAll(strings.ReplaceAll(n.Text, "\r\n", "\n"), "\n", "\r\n")
+	if n.Attach == nil {
+		b.WriteString("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
+		b.WriteString(text)
+		return b.Bytes()
+	}
+	boundary := "parley-" + randomHex(16)
+	for bytes.Contains(n.Attach, []byte(boundary)) {
+		boundary = "parley-" + randomHex(16)
+	}
+	fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=%q\r\n\r\n", boundary)
+	fmt.Fprintf(&b, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n%s\r\n", boundary, text)
+	fmt.Fprintf(&b, "--%s\r\nContent-Type: message/rfc822\r\nContent-Disposition: inline\r\n\r\n", boundary)
+	b.Write(n.Attach)
+	if !bytes.HasSuffix(n.Attach, []byte("\r\n")) {
+		b.WriteString("\r\n")
+	}
+	fmt.Fprintf(&b, "--%s--\r\n", boundary)
+	return b.Bytes()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// ServiceAddr returns a list's service address, e.g. dev-owner@d.
+func ServiceAddr(l lists.List, suffix string) string {
+	local, domain, _ := strings.Cut(l.Address, "@")
+	return local + suffix + "@" + domain
+}
+
+// Queue puts a rendered notice in the outbound queue for rcpts, with the
+// list's bounce address as return path. The caller pokes the delivery
+// workers after commit.
+func Queue(ctx context.Context, q db.Querier, l lists.List, rcpts []string, body []byte) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO outbound (kind, list_id, rcpts, mail_from, body) VALUES ('notice', $1, $2, $3, $4)`,
+		l.ID, pq.StringArray(rcpts), ServiceAddr(l, "-bounces"), body)
+	if err != nil {
+		return fmt.Errorf("queue notice: %w", err)
+	}
+	return nil
+}
+
+// Owners returns the addresses of a list's active owners and moderators.
+func Owners(ctx context.Context, q db.Querier, listID int64) ([]string, error) {
+	var rcpts []string
+	err := q.SelectContext(ctx, &rcpts, `SELECT address FROM members WHERE list_id = $1 AND role IN ('owner', 'moderator')
+		AND status = 'active' ORDER BY address_norm`, listID)
+	return rcpts, err
+}
