@@ -21,10 +21,10 @@ var DefaultScoring = Scoring{Hard: 1, Soft: 0.5, Threshold: 5, Stale: 7 * 24 * t
 
 // Event is one bounce to record.
 type Event struct {
-	ListID     int64
-	Address    string // the member's address
-	Recipient  Recipient
-	Source     string // dsn or smtp
+	ListID    int64
+	Address   string // the member's address
+	Recipient Recipient
+	Source    string // dsn or smtp
 }
 
 // Outcome says what recording an event did.

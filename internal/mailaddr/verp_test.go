@@ -49,4 +49,3 @@ func FuzzVERP(f *testing.F) {
 		}
 	})
 }
-
