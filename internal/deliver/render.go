@@ -14,6 +14,7 @@ import (
 
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailmsg"
+	"github.com/parley-list/parley/internal/notice"
 	"github.com/parley-list/parley/internal/policy"
 )
 
@@ -25,12 +26,6 @@ var listHeaderNames = []string{"List-Id", "List-Post", "List-Help", "List-Subscr
 // Site says where the server is, for the URLs in list headers.
 type Site struct {
 	Hostname string // IMAP host for List-Archive and Archived-At (RFC 5092)
-}
-
-// serviceAddr returns a list's service address, e.g. dev-request@d.
-func serviceAddr(l lists.List, suffix string) string {
-	local, domain, _ := strings.Cut(l.Address, "@")
-	return local + suffix + "@" + domain
 }
 
 // listHeaders returns the RFC 2369/2919/5064 fields for one post, in the
@@ -48,11 +43,11 @@ func listHeaders(l lists.List, site Site, article int64) [][2]string {
 	return [][2]string{
 		{"List-Id", fmt.Sprintf("%s <%s>", quotePhrase(mailmsg.Clean(name, 100)), policy.ListID(l.Address))},
 		{"List-Post", post},
-		{"List-Help", "<mailto:" + serviceAddr(l, "-request") + "?subject=help>"},
-		{"List-Subscribe", "<mailto:" + serviceAddr(l, "-join") + ">"},
-		{"List-Unsubscribe", "<mailto:" + serviceAddr(l, "-leave") + ">"},
+		{"List-Help", "<mailto:" + notice.ServiceAddr(l, "-request") + "?subject=help>"},
+		{"List-Subscribe", "<mailto:" + notice.ServiceAddr(l, "-join") + ">"},
+		{"List-Unsubscribe", "<mailto:" + notice.ServiceAddr(l, "-leave") + ">"},
 		{"List-Archive", "<" + archive + ">"},
-		{"List-Owner", "<mailto:" + serviceAddr(l, "-owner") + ">"},
+		{"List-Owner", "<mailto:" + notice.ServiceAddr(l, "-owner") + ">"},
 		{"Archived-At", fmt.Sprintf("<%s;UIDVALIDITY=%d/;UID=%d>", archive, l.UIDValidity, article)},
 		{"Precedence", "list"},
 		{"X-Loop", l.Address},
