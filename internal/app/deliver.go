@@ -46,7 +46,7 @@ func hostOnly(hostport string) string {
 }
 
 // startDelivery runs the delivery workers until the group stops them.
-func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, reg prometheus.Registerer) error {
+func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, reg prometheus.Registerer, tokens deliver.Tokens) error {
 	relay, err := newRelay(cfg)
 	if err != nil {
 		return err
@@ -56,7 +56,7 @@ func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, r
 	bounces := &bounce.Processor{DB: d.DB, Log: log, Scoring: bounce.DefaultScoring, Hostname: cfg.Hostname}
 	svc := deliver.New(deliver.Options{
 		DB: d.DB, DSN: d.DSN, Relay: relay, Logger: log, Results: results, Bounces: bounces,
-		Site:    deliver.Site{Hostname: cfg.Hostname},
+		Site: deliver.Site{Hostname: cfg.Hostname, BaseURL: cfg.HTTP.BaseURL}, Unsub: tokens,
 		Workers: cfg.Delivery.Workers, PerDomain: cfg.Delivery.PerDomain, Lease: cfg.Delivery.Lease.D(),
 		Backoff: outqueue.Backoff{First: cfg.Delivery.RetryFirst.D(), Max: cfg.Delivery.RetryMax.D(),
 			GiveUp: cfg.Delivery.GiveUp.D(), Jitter: 0.1},

@@ -19,6 +19,7 @@ import (
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/obs"
+	"github.com/parley-list/parley/internal/unsub"
 )
 
 // shutdownBudget bounds the graceful part of shutdown; the embedded
@@ -52,7 +53,11 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	var g group
 	defer g.stop(ctx, log)
 	ready := map[string]string{"event": "ready"}
-	if err := startDelivery(&g, cfg, d, log, reg); err != nil {
+	signer, err := unsub.LoadSigner(ctx, d)
+	if err != nil {
+		return fmt.Errorf("unsubscribe key: %w", err)
+	}
+	if err := startDelivery(&g, cfg, d, log, reg, signer); err != nil {
 		return err
 	}
 	if err := startSMTP(&g, cfg, d, log, reg, ready); err != nil {
@@ -62,7 +67,8 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
 	}
-	srv := httpd.NewServer(httpd.Handler(httpd.Options{DB: d, Registry: reg, Logger: log}), log)
+	srv := httpd.NewServer(httpd.Handler(httpd.Options{DB: d, Registry: reg, Logger: log,
+		Unsubscribe: &unsub.Handler{DB: d.DB, Signer: signer, Log: log}}), log)
 	g.add("http", func() error {
 		if err := srv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
 			return err

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -92,7 +93,8 @@ type Listener struct {
 
 // HTTP configures the health, metrics and (later) web listener.
 type HTTP struct {
-	Listen HostPort `toml:"listen" doc:"host:port for /healthz, /readyz and /metrics; port 0 picks a free port."`
+	Listen  HostPort `toml:"listen" doc:"host:port for /healthz, /readyz, /metrics and one-click unsubscribe; port 0 picks a free port."`
+	BaseURL string   `toml:"base_url" doc:"Public URL of this HTTP listener (e.g. https://lists.example.org), behind your TLS proxy. When set, every copy carries a one-click unsubscribe link (RFC 8058). Empty: mailto links only."`
 }
 
 // Log configures logging to standard error.
@@ -208,6 +210,11 @@ func (c Config) Validate() error {
 	}
 	if c.Delivery.Workers < 1 || c.Delivery.PerDomain < 1 {
 		errs = append(errs, errors.New("delivery.workers and delivery.per_domain: must be at least 1"))
+	}
+	if c.HTTP.BaseURL != "" {
+		if u, err := url.Parse(c.HTTP.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("http.base_url: %q is not an http(s) URL", c.HTTP.BaseURL))
+		}
 	}
 	if c.Delivery.Lease.D() < time.Second {
 		errs = append(errs, errors.New("delivery.lease: must be at least 1s"))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,12 @@ type Options struct {
 	Backoff   outqueue.Backoff // zero: outqueue.DefaultBackoff
 	Results   *prometheus.CounterVec
 	Bounces   BounceRecorder // nil: permanent refusals are not scored
+	Unsub     Tokens         // signs one-click unsubscribe links when Site.BaseURL is set
+}
+
+// Tokens makes the token of a member's one-click unsubscribe link.
+type Tokens interface {
+	Token(listID int64, address string) string
 }
 
 // BounceRecorder scores a permanent refusal given at delivery time like a
@@ -178,12 +185,15 @@ func (s *Service) round(ctx context.Context) (int, error) {
 	return len(ds), nil
 }
 
-// job is what one outbound job sends: the same bytes to every recipient.
+// job is what one outbound job sends: the same bytes to every recipient,
+// or, with one-click unsubscribe links, the same bytes but for one header.
 type job struct {
-	list lists.List
-	msg  []byte
-	from string // fixed return path (notices); "" means VERP per copy
-	err  error
+	list     lists.List
+	msg      []byte // signed, the same for every copy
+	unsigned []byte // set when each copy is personalised and signed on its own
+	keys     []dkimkeys.Key
+	from     string // fixed return path (notices); "" means VERP per copy
+	err      error
 }
 
 func (s *Service) loadJob(ctx context.Context, id int64) (*job, error) {
@@ -214,12 +224,18 @@ func (s *Service) loadJob(ctx context.Context, id int64) (*job, error) {
 		}
 		j.from = ""
 	}
-	// Every copy of a job is the same message, so it is signed once here,
-	// not once per recipient.
 	keys, err := dkimkeys.ForDomain(ctx, s.o.DB, l.Domain)
 	if err != nil {
 		return nil, err
 	}
+	if row.Kind == "post" && s.o.Site.BaseURL != "" && s.o.Unsub != nil {
+		// Each copy gets its own unsubscribe link, so each is signed on
+		// its own (in deliver).
+		j.unsigned, j.keys = j.msg, keys
+		return j, nil
+	}
+	// Every copy of the job is the same message, so it is signed once
+	// here, not once per recipient.
 	if len(keys) > 0 {
 		if j.msg, err = dkimkeys.Sign(j.msg, keys); err != nil {
 			return nil, err
@@ -238,9 +254,15 @@ func (s *Service) deliver(ctx context.Context, d outqueue.Delivery, j *job, rec 
 		if from == "" {
 			from = mailaddr.VERP(j.list.Address, d.Rcpt)
 		}
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-		err = s.o.Relay.Send(sctx, from, d.Rcpt, j.msg)
-		cancel()
+		msg := j.msg
+		if j.unsigned != nil {
+			msg, err = s.personal(j, d)
+		}
+		if err == nil {
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+			err = s.o.Relay.Send(sctx, from, d.Rcpt, msg)
+			cancel()
+		}
 	}
 	var perm *Permanent
 	var result string
@@ -272,6 +294,20 @@ func (s *Service) deliver(ctx context.Context, d outqueue.Delivery, j *job, rec 
 		return
 	}
 	log.Debug("copy sent", "event", "sent")
+}
+
+// personal renders and signs one member's copy.
+func (s *Service) personal(j *job, d outqueue.Delivery) ([]byte, error) {
+	norm := d.Rcpt
+	if a, err := mailaddr.Parse(d.Rcpt); err == nil {
+		norm = a.String()
+	}
+	url := strings.TrimRight(s.o.Site.BaseURL, "/") + "/unsubscribe/" + s.o.Unsub.Token(j.list.ID, norm)
+	msg := personalize(j.unsigned, j.list, url, len(j.keys) > 0)
+	if len(j.keys) == 0 {
+		return msg, nil
+	}
+	return dkimkeys.Sign(msg, j.keys)
 }
 
 // recorder writes results as they come, in group commits: while one

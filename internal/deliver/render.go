@@ -26,6 +26,20 @@ var listHeaderNames = []string{"List-Id", "List-Post", "List-Help", "List-Subscr
 // Site says where the server is, for the URLs in list headers.
 type Site struct {
 	Hostname string // IMAP host for List-Archive and Archived-At (RFC 5092)
+	BaseURL  string // public HTTP URL for one-click unsubscribe; "" for none
+}
+
+// personalize gives one member's copy its own List-Unsubscribe, with the
+// one-click URL (RFC 8058) before the mailto one, and the
+// List-Unsubscribe-Post field that tells clients it is one-click (only
+// worth sending on a DKIM-signed copy, which RFC 8058 requires).
+func personalize(msg []byte, l lists.List, url string, oneClick bool) []byte {
+	generic := "List-Unsubscribe: <mailto:" + notice.ServiceAddr(l, "-leave") + ">\r\n"
+	personal := "List-Unsubscribe: <" + url + ">, <mailto:" + notice.ServiceAddr(l, "-leave") + ">\r\n"
+	if oneClick {
+		personal += "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+	}
+	return bytes.Replace(msg, []byte(generic), []byte(personal), 1)
 }
 
 // listHeaders returns the RFC 2369/2919/5064 fields for one post, in the

@@ -23,6 +23,8 @@ type Options struct {
 	DB       Pinger
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
+	// Unsubscribe serves /unsubscribe/{token} (one-click, RFC 8058); nil: none.
+	Unsubscribe http.Handler
 }
 
 // Handler returns the HTTP routes.
@@ -44,6 +46,9 @@ func Handler(o Options) http.Handler {
 		}
 		w.Write([]byte("ok\n"))
 	})
+	if o.Unsubscribe != nil {
+		mux.Handle("/unsubscribe/{token}", o.Unsubscribe)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 	}))
