@@ -71,8 +71,8 @@ func (s *Signer) Check(token string) (int64, string, error) {
 	if !ok || len(token) > 2048 {
 		return 0, "", ErrBadToken
 	}
-	payload, err1 := base64.RawURLEncoding.DecodeString(p)
-	mac, err2 := base64.RawURLEncoding.DecodeString(m)
+	payload, err1 := base64.RawURLEncoding.Strict().DecodeString(p)
+	mac, err2 := base64.RawURLEncoding.Strict().DecodeString(m)
 	if err1 != nil || err2 != nil || len(payload) <= 8 || !hmac.Equal(mac, s.mac(payload)) {
 		return 0, "", ErrBadToken
 	}
