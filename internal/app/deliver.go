@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 
@@ -32,8 +33,10 @@ func newRelay(cfg config.Config) (deliver.Relay, error) {
 	case config.RelaySMTP:
 		return &deliver.SMTPRelay{Addr: target, Hostname: cfg.Hostname, Timeout: 5 * time.Minute,
 			TLS: &tls.Config{ServerName: hostOnly(target), MinVersion: tls.VersionTLS12}}, nil
+	case config.RelayMX:
+		return &deliver.MXRelay{Resolver: net.DefaultResolver, Hostname: cfg.Hostname, Port: cfg.Delivery.MXPort, Timeout: 5 * time.Minute}, nil
 	}
-	return nil, errors.New("relay mx: direct MX delivery is not available yet; use smtp://host:port (a smarthost) or file:///dir")
+	return nil, errors.New("relay: unknown kind")
 }
 
 func hostOnly(hostport string) string {

@@ -55,6 +55,7 @@ type Delivery struct {
 	RetryMax   Duration `toml:"retry_max" doc:"Longest wait between retries."`
 	GiveUp     Duration `toml:"give_up" doc:"Age after which a copy that still fails temporarily is given up on."`
 	Lease      Duration `toml:"lease" doc:"How long a worker owns the copies it claimed; copies of a worker that died are sent again after this."`
+	MXPort     int      `toml:"mx_port" doc:"Port of the mail exchangers for relay = mx (25; another only for tests)."`
 }
 
 // Database says how parley reaches PostgreSQL.
@@ -126,7 +127,7 @@ func Default() Config {
 		IMAP: Listener{Listen: "127.0.0.1:1143"},
 		HTTP: HTTP{Listen: "127.0.0.1:8025"},
 		Delivery: Delivery{Workers: 32, PerDomain: 4, RetryFirst: Duration(5 * time.Minute),
-			RetryMax: Duration(4 * time.Hour), GiveUp: Duration(48 * time.Hour), Lease: Duration(2 * time.Minute)},
+			RetryMax: Duration(4 * time.Hour), GiveUp: Duration(48 * time.Hour), Lease: Duration(2 * time.Minute), MXPort: 25},
 		Log: Log{Format: "text", Level: "info"},
 	}
 }
@@ -215,6 +216,9 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.HTTP.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("http.base_url: %q is not an http(s) URL", c.HTTP.BaseURL))
 		}
+	}
+	if c.Delivery.MXPort < 1 || c.Delivery.MXPort > 65535 {
+		errs = append(errs, errors.New("delivery.mx_port: must be a port number"))
 	}
 	if c.Delivery.Lease.D() < time.Second {
 		errs = append(errs, errors.New("delivery.lease: must be at least 1s"))
