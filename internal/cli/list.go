@@ -26,8 +26,8 @@ func listCmd(e *env) *cobra.Command {
 
 // listFlags are the settings flags shared by `list create` and `list set`.
 type listFlags struct {
-	name, description, policy, archive, prefix, nonmember, bySubject string
-	maxSize                                                          int64
+	name, description, policy, archive, prefix, nonmember, bySubject, dmarc string
+	maxSize                                                                 int64
 }
 
 func (f *listFlags) register(fs *pflag.FlagSet) {
@@ -38,6 +38,7 @@ func (f *listFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.prefix, "subject-prefix", "", `prefix added to subjects, e.g. "[dev]"`)
 	fs.StringVar(&f.nonmember, "nonmember", "", "what happens to non-member posts on a members list: hold, reject or discard (default hold)")
 	fs.Int64Var(&f.maxSize, "max-message-size", 0, "largest post in bytes for this list (0: the server's limit)")
+	fs.StringVar(&f.dmarc, "dmarc", "", "rewrite From: to the list's address: policy (when the author's domain asks for it, the default), always or never")
 	fs.StringVar(&f.bySubject, "subject-threading", "", "on: a \"Re:\" without References joins the latest thread with the same subject (default off)")
 }
 
@@ -69,6 +70,9 @@ func (f *listFlags) settings(fs *pflag.FlagSet) (lists.Settings, error) {
 	}
 	if fs.Changed("max-message-size") {
 		s.MaxMessage = &f.maxSize
+	}
+	if fs.Changed("dmarc") {
+		s.DMARC = &f.dmarc
 	}
 	if fs.Changed("subject-threading") {
 		b, err := parseOnOff(f.bySubject)
@@ -198,6 +202,7 @@ func writeList(w io.Writer, l lists.List) error {
 		{"non-member posts", string(l.NonMember)},
 		{"max message size", sizeOr(l.MaxMessage)},
 		{"subject threading", onOff(l.SubjectThread)},
+		{"dmarc mitigation", l.DMARC},
 		{"members", fmt.Sprint(l.Members)},
 		{"posts", fmt.Sprint(l.NextArticle - 1)},
 		{"uidvalidity", fmt.Sprint(l.UIDValidity)},

@@ -35,6 +35,12 @@ type Options struct {
 	Results   *prometheus.CounterVec
 	Bounces   BounceRecorder // nil: permanent refusals are not scored
 	Unsub     Tokens         // signs one-click unsubscribe links when Site.BaseURL is set
+	DMARC     PolicyChecker  // nil: DMARC mitigation only for lists set to 'always'
+}
+
+// PolicyChecker says whether an author domain's DMARC policy is strict.
+type PolicyChecker interface {
+	Strict(ctx context.Context, domain string) bool
 }
 
 // Tokens makes the token of a member's one-click unsubscribe link.
@@ -198,14 +204,15 @@ type job struct {
 
 func (s *Service) loadJob(ctx context.Context, id int64) (*job, error) {
 	var row struct {
-		Kind     string `db:"kind"`
-		ListID   int64  `db:"list_id"`
-		MailFrom string `db:"mail_from"`
-		Body     []byte `db:"body"`
-		Raw      []byte `db:"raw"`
-		Article  *int64 `db:"article"`
+		Kind     string  `db:"kind"`
+		ListID   int64   `db:"list_id"`
+		MailFrom string  `db:"mail_from"`
+		Body     []byte  `db:"body"`
+		Raw      []byte  `db:"raw"`
+		Article  *int64  `db:"article"`
+		Author   *string `db:"from_addr"`
 	}
-	err := s.o.DB.GetContext(ctx, &row, `SELECT o.kind, o.list_id, o.mail_from, o.body, m.raw, m.article
+	err := s.o.DB.GetContext(ctx, &row, `SELECT o.kind, o.list_id, o.mail_from, o.body, m.raw, m.article, m.from_addr
 		FROM outbound o LEFT JOIN messages m ON m.id = o.message WHERE o.id = $1`, id)
 	if err != nil {
 		return nil, err
@@ -219,7 +226,7 @@ func (s *Service) loadJob(ctx context.Context, id int64) (*job, error) {
 		if row.Article == nil {
 			return nil, errors.New("post job without an archived message")
 		}
-		if j.msg, err = RenderPost(row.Raw, l, s.o.Site, *row.Article); err != nil {
+		if j.msg, err = RenderPost(row.Raw, l, s.o.Site, *row.Article, s.rewriteFrom(ctx, l, row.Author)); err != nil {
 			return nil, err
 		}
 		j.from = ""
@@ -294,6 +301,21 @@ func (s *Service) deliver(ctx context.Context, d outqueue.Delivery, j *job, rec 
 		return
 	}
 	log.Debug("copy sent", "event", "sent")
+}
+
+// rewriteFrom decides the list's DMARC mitigation for one post.
+func (s *Service) rewriteFrom(ctx context.Context, l lists.List, author *string) bool {
+	switch l.DMARC {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	if s.o.DMARC == nil || author == nil {
+		return false
+	}
+	at := strings.LastIndexByte(*author, '@')
+	return at >= 0 && s.o.DMARC.Strict(ctx, (*author)[at+1:])
 }
 
 // personal renders and signs one member's copy.

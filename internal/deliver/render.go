@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/parley-list/parley/internal/lists"
@@ -80,7 +82,11 @@ func quotePhrase(s string) string {
 // the list's headers replace any the post carried, the subject prefix is
 // added once, and the body is byte for byte the archived one. raw must be
 // canonical (CRLF), as the archive stores it.
-func RenderPost(raw []byte, l lists.List, site Site, article int64) ([]byte, error) {
+//
+// With rewriteFrom (DMARC mitigation), From: becomes "Author via List"
+// <list address>, and the author is kept in Reply-To: (unless the post
+// set one) and X-Original-From:, so replies still reach them.
+func RenderPost(raw []byte, l lists.List, site Site, article int64, rewriteFrom bool) ([]byte, error) {
 	br := bufio.NewReader(bytes.NewReader(raw))
 	h, err := textproto.ReadHeader(br)
 	if err != nil {
@@ -88,6 +94,9 @@ func RenderPost(raw []byte, l lists.List, site Site, article int64) ([]byte, err
 	}
 	for _, k := range listHeaderNames {
 		h.Del(k)
+	}
+	if rewriteFrom {
+		rewriteAuthor(&h, l)
 	}
 	if l.SubjectPrefix != "" {
 		h.Set("Subject", prefixSubject(h.Get("Subject"), l.SubjectPrefix))
@@ -105,6 +114,33 @@ func RenderPost(raw []byte, l lists.List, site Site, article int64) ([]byte, err
 		return nil, err
 	}
 	return out.Bytes(), nil
+}
+
+// rewriteAuthor replaces From: with the list's address for DMARC.
+func rewriteAuthor(h *textproto.Header, l lists.List) {
+	orig := h.Get("From")
+	mh := mail.Header{Header: message.Header{Header: *h}}
+	display := ""
+	if as, err := mh.AddressList("From"); err == nil && len(as) > 0 {
+		display = as[0].Name
+		if display == "" {
+			display = as[0].Address
+		}
+	}
+	if display == "" {
+		display = mailmsg.Clean(orig, 100)
+	}
+	listName := l.DisplayName
+	if listName == "" {
+		listName = l.Address
+	}
+	h.Set("From", (&mail.Address{Name: mailmsg.Clean(display+" via "+listName, 200), Address: l.Address}).String())
+	if orig != "" {
+		if !h.Has("Reply-To") {
+			h.Set("Reply-To", orig)
+		}
+		h.Set("X-Original-From", orig)
+	}
 }
 
 // prefixSubject puts the list's prefix in front of a subject exactly

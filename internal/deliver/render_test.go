@@ -41,7 +41,7 @@ func TestRenderPost(t *testing.T) {
 		"Message-ID: <q@example.org>\n\nbody line 1\n\nbody line 2\n"))
 	l := lists.List{Address: "dev@lists.example.org", DisplayName: "Developers, Inc.", SubjectPrefix: "[dev]",
 		PostPolicy: lists.PostMembers, UIDValidity: 1795767502}
-	got, err := RenderPost(raw, l, Site{Hostname: "lists.example.org"}, 42)
+	got, err := RenderPost(raw, l, Site{Hostname: "lists.example.org"}, 42, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,17 @@ func TestRenderPost(t *testing.T) {
 	}
 	announce := l
 	announce.PostPolicy = lists.PostAnnounce
-	if a, _ := RenderPost(raw, announce, Site{Hostname: "h"}, 1); !bytes.Contains(a, []byte("List-Post: NO\r\n")) {
+	if a, _ := RenderPost(raw, announce, Site{Hostname: "h"}, 1, false); !bytes.Contains(a, []byte("List-Post: NO\r\n")) {
 		t.Errorf("announce list copy lacks List-Post: NO")
+	}
+	rewritten, err := RenderPost(raw, l, Site{Hostname: "h"}, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"From: \"Alice via Developers, Inc.\" <dev@lists.example.org>\r\n",
+		"Reply-To: Alice <alice@example.org>\r\n", "X-Original-From: Alice <alice@example.org>\r\n"} {
+		if !bytes.Contains(rewritten, []byte(want)) {
+			t.Errorf("DMARC-rewritten copy lacks %q:\n%s", want, rewritten)
+		}
 	}
 }

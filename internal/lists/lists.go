@@ -97,6 +97,7 @@ type List struct {
 	NonMember     Action     `db:"nonmember_action" json:"nonmember_action"`
 	MaxMessage    int64      `db:"max_message_bytes" json:"max_message_bytes"`
 	SubjectThread bool       `db:"subject_threading" json:"subject_threading"`
+	DMARC         string     `db:"dmarc_mitigation" json:"dmarc_mitigation"`
 	UIDValidity   int64      `db:"uidvalidity" json:"uidvalidity"`
 	NextArticle   int64      `db:"next_article" json:"next_article"`
 	Members       int64      `db:"members" json:"members"`
@@ -115,6 +116,7 @@ type Settings struct {
 	NonMember     *Action
 	MaxMessage    *int64
 	SubjectThread *bool
+	DMARC         *string // policy, always or never
 }
 
 // validate checks free-text settings: they end up in mail headers, so no
@@ -134,6 +136,9 @@ func (s Settings) validate() error {
 		}
 		return nil
 	}
+	if s.DMARC != nil && *s.DMARC != "policy" && *s.DMARC != "always" && *s.DMARC != "never" {
+		return errs.Invalidf("dmarc mitigation %q: want policy, always or never", *s.DMARC)
+	}
 	if s.MaxMessage != nil && *s.MaxMessage < 0 {
 		return errs.Invalidf("max message size: must not be negative")
 	}
@@ -148,7 +153,7 @@ func (s Settings) validate() error {
 // it is shown (it costs a count over the list's members).
 const listCols = `l.id, l.address, l.local_part, d.name AS domain, l.display_name, l.description,
        l.post_policy, l.archive, l.subject_prefix, l.nonmember_action, l.max_message_bytes,
-       l.subject_threading, l.uidvalidity, l.next_article, l.created_at, l.updated_at`
+       l.subject_threading, l.dmarc_mitigation, l.uidvalidity, l.next_article, l.created_at, l.updated_at`
 
 const (
 	selectList       = `SELECT ` + listCols + `, 0 AS members FROM lists l JOIN domains d ON d.id = l.domain_id`
@@ -267,9 +272,10 @@ func Update(ctx context.Context, q db.Querier, address string, s Settings) (List
 		       post_policy = coalesce($4, post_policy), archive = coalesce($5, archive),
 		       subject_prefix = coalesce($6, subject_prefix), nonmember_action = coalesce($7, nonmember_action),
 		       max_message_bytes = coalesce($8, max_message_bytes),
-		       subject_threading = coalesce($9, subject_threading), updated_at = now()
+		       subject_threading = coalesce($9, subject_threading),
+		       dmarc_mitigation = coalesce($10, dmarc_mitigation), updated_at = now()
 		 WHERE id = $1`,
-		l.ID, s.DisplayName, s.Description, s.PostPolicy, s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage, s.SubjectThread)
+		l.ID, s.DisplayName, s.Description, s.PostPolicy, s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage, s.SubjectThread, s.DMARC)
 	if err != nil {
 		return List{}, fmt.Errorf("update list: %w", err)
 	}
