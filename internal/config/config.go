@@ -37,7 +37,7 @@ type Config struct {
 	DataDir  string   `toml:"data_dir" doc:"Directory for parley's own state: the embedded PostgreSQL cluster (when database.url is empty) and the default file relay's outbox. Created on first start."`
 	Hostname string   `toml:"hostname" doc:"Name this server uses for itself: SMTP greeting, Message-IDs it makes, and URLs it prints."`
 	DemoList string   `toml:"demo_list" doc:"A list created at start-up when the database has no list at all, so a newcomer has something to post to. Empty disables it."`
-	Relay    Relay    `toml:"relay" doc:"Where outbound mail goes: smtp://host:port (a smarthost), mx (direct delivery), or file:///dir (one .eml file per copy). Empty means file://<data_dir>/outbox."`
+	Relay    Relay    `toml:"relay" doc:"Where outbound mail goes: smtp://host:port (a smarthost; smtp://user:password@host:port to log in with AUTH PLAIN, after STARTTLS when offered), mx (direct delivery), or file:///dir (one .eml file per copy). Empty means file://<data_dir>/outbox." secret:"true"`
 	Database Database `toml:"database"`
 	SMTP     SMTP     `toml:"smtp"`
 	LMTP     LMTP     `toml:"lmtp"`

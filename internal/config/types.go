@@ -92,8 +92,9 @@ func (r Relay) Parse() (RelayKind, string, error) {
 	}
 	u, err := url.Parse(string(r))
 	if err != nil {
-		return 0, "", fmt.Errorf("%q is not smtp://host:port, mx or file:///dir", string(r))
+		return 0, "", fmt.Errorf("relay is not smtp://host:port, mx or file:///dir")
 	}
+	r = Relay(u.Redacted()) // error messages never show a password
 	switch u.Scheme {
 	case "smtp":
 		if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
@@ -111,6 +112,17 @@ func (r Relay) Parse() (RelayKind, string, error) {
 		return RelayFile, u.Path, nil
 	}
 	return 0, "", fmt.Errorf("%q is not smtp://host:port, mx or file:///dir", string(r))
+}
+
+// Credentials returns the user and password of an smtp://user:pass@host
+// relay, for AUTH PLAIN; empty when there are none.
+func (r Relay) Credentials() (user, pass string) {
+	u, err := url.Parse(string(r))
+	if err != nil || u.User == nil {
+		return "", ""
+	}
+	pass, _ = u.User.Password()
+	return u.User.Username(), pass
 }
 
 // LogFormat is "text" or "json".

@@ -67,7 +67,10 @@ func redact(v string) string {
 	}
 	u, err := url.Parse(v)
 	if err != nil || u.Scheme == "" {
-		return "(set, not shown)"
+		if strings.Contains(v, "password") {
+			return "(set, not shown)"
+		}
+		return v
 	}
 	q := u.Query()
 	if q.Has("password") {

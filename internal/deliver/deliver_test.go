@@ -1,6 +1,7 @@
 package deliver_test
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -152,5 +153,29 @@ func TestLeaseExpiry(t *testing.T) {
 	}
 	if again, _ := outqueue.Claim(t.Context(), d, 10, time.Minute); len(again) != 1 || again[0].Attempts != 2 {
 		t.Fatalf("after reclaim: %+v, want the copy again on its second attempt", again)
+	}
+}
+
+// TestSMTPRelayAuth: a smarthost that requires AUTH PLAIN gets the
+// configured credentials; wrong ones are a temporary failure (an operator
+// mistake must not fail every member for good).
+func TestSMTPRelayAuth(t *testing.T) {
+	t.Parallel()
+	sink := smtpsink.Start(t)
+	sink.RequireAuth("parley", "s3cret")
+	msg := []byte("Subject: x\r\n\r\nx\r\n")
+	good := &deliver.SMTPRelay{Addr: sink.Addr, Hostname: "parley.test", Timeout: 5 * time.Second, Username: "parley", Password: "s3cret"}
+	defer good.Close()
+	if err := good.Send(t.Context(), "a@l", "b@example.org", msg); err != nil {
+		t.Fatalf("with credentials: %v", err)
+	}
+	bad := &deliver.SMTPRelay{Addr: sink.Addr, Hostname: "parley.test", Timeout: 5 * time.Second, Username: "parley", Password: "wrong"}
+	defer bad.Close()
+	var perm *deliver.Permanent
+	if err := bad.Send(t.Context(), "a@l", "b@example.org", msg); err == nil || errors.As(err, &perm) {
+		t.Errorf("wrong credentials: %v, want a temporary failure", err)
+	}
+	if n := len(sink.Messages()); n != 1 {
+		t.Errorf("sink got %d messages, want 1", n)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
@@ -75,6 +76,9 @@ type SMTPRelay struct {
 	Hostname string // our EHLO name
 	TLS      *tls.Config
 	Timeout  time.Duration
+	// Username and Password, when set, log in with AUTH PLAIN (after
+	// STARTTLS when the relay offers it).
+	Username, Password string
 
 	mu   sync.Mutex
 	idle []*smtp.Client
@@ -121,6 +125,12 @@ func (r *SMTPRelay) conn(ctx context.Context) (*smtp.Client, error) {
 		}
 		c.CommandTimeout, c.SubmissionTimeout = r.Timeout, r.Timeout
 		if err := c.Hello(r.Hostname); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	if r.Username != "" {
+		if err := c.Auth(sasl.NewPlainClient("", r.Username, r.Password)); err != nil {
 			c.Close()
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
@@ -29,6 +30,15 @@ type Sink struct {
 	// Refuse, when set, is asked for each RCPT; a non-nil *smtp.SMTPError
 	// is the reply.
 	refuse func(rcpt string) *smtp.SMTPError
+	// user and pass, when set, are required through AUTH PLAIN.
+	user, pass string
+}
+
+// RequireAuth makes the sink demand AUTH PLAIN with these credentials.
+func (s *Sink) RequireAuth(user, pass string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.user, s.pass = user, pass
 }
 
 // Start runs a sink until the test ends.
@@ -38,6 +48,7 @@ func Start(t testing.TB) *Sink {
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &session{s: s}, nil }))
 	srv.Domain = "sink.test"
 	srv.MaxLineLength = 0
+	srv.AllowInsecureAuth = true // loopback only
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -63,14 +74,35 @@ func (s *Sink) Messages() []Message {
 }
 
 type session struct {
-	s    *Sink
-	from string
-	to   []string
+	s      *Sink
+	from   string
+	to     []string
+	authed bool
+}
+
+func (x *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (x *session) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, user, pass string) error {
+		x.s.mu.Lock()
+		defer x.s.mu.Unlock()
+		if user != x.s.user || pass != x.s.pass {
+			return smtp.ErrAuthFailed
+		}
+		x.authed = true
+		return nil
+	}), nil
 }
 
 func (x *session) Reset()        { x.from, x.to = "", nil }
 func (x *session) Logout() error { return nil }
 func (x *session) Mail(from string, _ *smtp.MailOptions) error {
+	x.s.mu.Lock()
+	need := x.s.user != ""
+	x.s.mu.Unlock()
+	if need && !x.authed {
+		return smtp.ErrAuthRequired
+	}
 	x.from = from
 	return nil
 }
