@@ -24,6 +24,7 @@ func main() {
 	flag.IntVar(&o.IngestLists, "lists", 1, "spread ingest_rate's clients over this many lists")
 	flag.DurationVar(&o.IngestDuration, "duration", 10*time.Second, "how long ingest_rate sends")
 	flag.IntVar(&o.LatencyPosts, "latency-posts", 300, "posts timed for ack_latency")
+	flag.DurationVar(&o.ThroughputDuration, "throughput-duration", 60*time.Second, "how long outbound_throughput offers posts")
 	flag.IntVar(&o.ImportCount, "import-count", 20000, "messages in the generated mbox for import_rate")
 	flag.Parse()
 	for _, name := range strings.Split(*only, ",") {

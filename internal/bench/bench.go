@@ -29,11 +29,12 @@ type Options struct {
 	Log     io.Writer
 	Only    map[string]bool // run only these benchmarks (empty: all)
 
-	IngestClients  int           // concurrent SMTP clients for the ingest rate
-	IngestDuration time.Duration // how long to send
-	IngestLists    int           // spread the clients over this many lists (1: the PERFORMANCE.md figure)
-	LatencyPosts   int           // posts for the latency figure
-	ImportCount    int           // messages in the generated mbox
+	IngestClients      int           // concurrent SMTP clients for the ingest rate
+	IngestDuration     time.Duration // how long to send
+	IngestLists        int           // spread the clients over this many lists (1: the PERFORMANCE.md figure)
+	LatencyPosts       int           // posts for the latency figure
+	ImportCount        int           // messages in the generated mbox
+	ThroughputDuration time.Duration // how long outbound_throughput offers load
 }
 
 // Run runs the benchmarks.

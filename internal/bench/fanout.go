@@ -103,7 +103,13 @@ func (b *runner) fanout(ctx context.Context) error {
 	for _, spec := range []struct {
 		name    string
 		domains int
-	}{{"fanout_10k_1domain", 1}, {"fanout_10k_100domains", 100}} {
+		dkim    bool
+	}{{"fanout_10k_1domain", 1, false}, {"fanout_10k_100domains", 100, false}, {"fanout_10k_dkim", 1, true}} {
+		if spec.dkim {
+			if _, err := s.cli(ctx, nil, "dkim", "keygen", "lists.example.org"); err != nil {
+				return err
+			}
+		}
 		list := strings.ReplaceAll(spec.name, "_", "-") + "@lists.example.org"
 		if _, err := s.cli(ctx, nil, "list", "create", list, "--post-policy", "open"); err != nil {
 			return err
@@ -133,5 +139,36 @@ func (b *runner) fanout(ctx context.Context) error {
 		b.logf("%s: %d copies, last %s after the 250", spec.name, n, last.Sub(acked).Round(time.Millisecond))
 		b.report(spec.name, last.Sub(acked).Seconds(), "s")
 	}
+	return b.throughput(ctx, s, sk)
+}
+
+// throughput: copies/s the sink accepts while posts to a 1,000-member list
+// keep coming, sustained over the configured duration.
+func (b *runner) throughput(ctx context.Context, s *server, sk *sink) error {
+	const list = "flow@lists.example.org"
+	if err := s.listWithMembers(ctx, list, 1000); err != nil {
+		return err
+	}
+	snd, err := dialSender(s.ready["smtp"])
+	if err != nil {
+		return err
+	}
+	defer snd.close()
+	sk.expect(1 << 30)
+	start := time.Now()
+	posts := 0
+	for time.Since(start) < b.o.ThroughputDuration && ctx.Err() == nil {
+		if err := snd.send("poster@example.org", list, post(list, 2, posts)); err != nil {
+			return err
+		}
+		posts++
+		time.Sleep(100 * time.Millisecond) // ten posts a second, 10,000 copies a second offered
+	}
+	elapsed := time.Since(start)
+	sk.mu.Lock()
+	copies := sk.rcpts
+	sk.mu.Unlock()
+	b.logf("throughput: %d posts, %d copies accepted in %s", posts, copies, elapsed.Round(time.Millisecond))
+	b.report("outbound_throughput", float64(copies)/elapsed.Seconds(), "copies/s")
 	return nil
 }

@@ -10,10 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+	"github.com/emersion/go-smtp"
 
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/testutil/pgtest"
@@ -319,4 +321,50 @@ func parseTXT(t *testing.T, line string) (name, value string) {
 		value += strings.Trim(part, "\"")
 	}
 	return name, value
+}
+
+// TestDeliveryRetries: a relay answering 451 then 250 gets the copy on the
+// retry; a 550 for one recipient fails that one only.
+func TestDeliveryRetries(t *testing.T) {
+	t.Parallel()
+	sink := smtpsink.Start(t)
+	var slowRefusals atomic.Int32
+	sink.SetRefuse(func(rcpt string) *smtp.SMTPError {
+		switch rcpt {
+		case "slow@example.net":
+			if slowRefusals.Add(1) == 1 {
+				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "greylisted, try again"}
+			}
+		case "gone@example.com":
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+		}
+		return nil
+	})
+	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+pgtest.NewDSN(t), "PARLEY_RELAY=smtp://"+sink.Addr,
+		"PARLEY_DELIVERY_RETRY_FIRST=200ms", "PARLEY_DELIVERY_RETRY_MAX=1s")
+	s := startServer(t, env)
+	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open")
+	mustRun(t, env, "member", "add", "dev@lists.example.org", "ok@example.org", "slow@example.net", "gone@example.com")
+	if out, code := swaks(t, s.ready["smtp"], "--to", "dev@lists.example.org", "--from", "x@example.org"); code != 0 {
+		t.Fatalf("post refused:\n%s", out)
+	}
+	got := func() map[string]int {
+		m := map[string]int{}
+		for _, msg := range sink.Messages() {
+			m[msg.To[0]]++
+		}
+		return m
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for got()["slow@example.net"] == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // time for a wrong extra copy to show up
+	if g := got(); g["ok@example.org"] != 1 || g["slow@example.net"] != 1 || g["gone@example.com"] != 0 {
+		t.Errorf("copies per recipient %v, want ok and slow once each, gone never", g)
+	}
+	if n := slowRefusals.Load(); n < 2 {
+		t.Errorf("slow@ was tried %d times, want a retry", n)
+	}
+	s.stop()
 }
