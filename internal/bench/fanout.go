@@ -104,14 +104,20 @@ func (b *runner) fanout(ctx context.Context) error {
 		name    string
 		domains int
 		dkim    bool
-	}{{"fanout_10k_1domain", 1, false}, {"fanout_10k_100domains", 100, false}, {"fanout_10k_dkim", 1, true}} {
+		noVERP  bool
+	}{{"fanout_10k_1domain", 1, false, false}, {"fanout_10k_100domains", 100, false, false},
+		{"fanout_10k_noverp", 1, false, true}, {"fanout_10k_dkim", 1, true, false}} {
 		if spec.dkim {
 			if _, err := s.cli(ctx, nil, "dkim", "keygen", "lists.example.org"); err != nil {
 				return err
 			}
 		}
 		list := strings.ReplaceAll(spec.name, "_", "-") + "@lists.example.org"
-		if _, err := s.cli(ctx, nil, "list", "create", list, "--post-policy", "open"); err != nil {
+		verp := "on"
+		if spec.noVERP {
+			verp = "off"
+		}
+		if _, err := s.cli(ctx, nil, "list", "create", list, "--post-policy", "open", "--verp", verp); err != nil {
 			return err
 		}
 		var sb strings.Builder

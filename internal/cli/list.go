@@ -26,7 +26,7 @@ func listCmd(e *env) *cobra.Command {
 
 // listFlags are the settings flags shared by `list create` and `list set`.
 type listFlags struct {
-	name, description, policy, archive, prefix, nonmember, bySubject, dmarc string
+	name, description, policy, archive, prefix, nonmember, bySubject, dmarc, verp string
 	maxSize                                                                 int64
 }
 
@@ -38,6 +38,7 @@ func (f *listFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.prefix, "subject-prefix", "", `prefix added to subjects, e.g. "[dev]"`)
 	fs.StringVar(&f.nonmember, "nonmember", "", "what happens to non-member posts on a members list: hold, reject or discard (default hold)")
 	fs.Int64Var(&f.maxSize, "max-message-size", 0, "largest post in bytes for this list (0: the server's limit)")
+	fs.StringVar(&f.verp, "verp", "", "on (default): a return path per copy, so each bounce names its member; off: copies to one domain share SMTP transactions")
 	fs.StringVar(&f.dmarc, "dmarc", "", "rewrite From: to the list's address: policy (when the author's domain asks for it, the default), always or never")
 	fs.StringVar(&f.bySubject, "subject-threading", "", "on: a \"Re:\" without References joins the latest thread with the same subject (default off)")
 }
@@ -70,6 +71,13 @@ func (f *listFlags) settings(fs *pflag.FlagSet) (lists.Settings, error) {
 	}
 	if fs.Changed("max-message-size") {
 		s.MaxMessage = &f.maxSize
+	}
+	if fs.Changed("verp") {
+		b, err := parseOnOff(f.verp)
+		if err != nil {
+			return s, err
+		}
+		s.VERP = &b
 	}
 	if fs.Changed("dmarc") {
 		s.DMARC = &f.dmarc
@@ -203,6 +211,7 @@ func writeList(w io.Writer, l lists.List) error {
 		{"max message size", sizeOr(l.MaxMessage)},
 		{"subject threading", onOff(l.SubjectThread)},
 		{"dmarc mitigation", l.DMARC},
+		{"verp", onOff(l.VERP)},
 		{"members", fmt.Sprint(l.Members)},
 		{"posts", fmt.Sprint(l.NextArticle - 1)},
 		{"uidvalidity", fmt.Sprint(l.UIDValidity)},

@@ -16,6 +16,7 @@ import (
 	"github.com/parley-list/parley/internal/dkimkeys"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/notice"
 	"github.com/parley-list/parley/internal/outqueue"
 )
 
@@ -162,6 +163,16 @@ func (s *Service) round(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	jobs := map[int64]*job{}
+	for _, d := range ds {
+		if _, ok := jobs[d.Job]; !ok {
+			j, err := s.loadJob(context.WithoutCancel(ctx), d.Job)
+			if err != nil {
+				s.o.Logger.Error("cannot render job", "event", "render_failed", "job_id", d.Job, "err", err)
+				j = &job{err: err}
+			}
+			jobs[d.Job] = j
+		}
+	}
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, s.o.Workers)
 	perDomain := s.o.PerDomain
@@ -170,25 +181,71 @@ func (s *Service) round(ctx context.Context) (int, error) {
 	}
 	domains := newDomainLimiter(perDomain)
 	rec := newRecorder(s.o.DB, s.o.Logger)
-	for _, d := range ds {
-		j, ok := jobs[d.Job]
-		if !ok {
-			if j, err = s.loadJob(context.WithoutCancel(ctx), d.Job); err != nil {
-				s.o.Logger.Error("cannot render job", "event", "render_failed", "job_id", d.Job, "err", err)
-				j = &job{err: err}
-			}
-			jobs[d.Job] = j
-		}
+	for _, group := range s.batches(ds, jobs) {
 		slots <- struct{}{}
-		domains.acquire(d.Domain)
+		domains.acquire(group[0].Domain)
 		wg.Go(func() {
-			defer func() { domains.release(d.Domain); <-slots }()
-			s.deliver(context.WithoutCancel(ctx), d, j, rec)
+			defer func() { domains.release(group[0].Domain); <-slots }()
+			j := jobs[group[0].Job]
+			if len(group) == 1 {
+				s.deliver(context.WithoutCancel(ctx), group[0], j, rec)
+				return
+			}
+			s.deliverBatch(context.WithoutCancel(ctx), group, j, rec)
 		})
 	}
 	wg.Wait()
 	rec.wait()
 	return len(ds), nil
+}
+
+// maxBatchRcpts bounds the recipients of one shared transaction.
+const maxBatchRcpts = 100
+
+// batches groups the claimed copies into units of work: one copy each,
+// except that copies of a post to a list without VERP that go to the same
+// domain share transactions (when the relay can do that).
+func (s *Service) batches(ds []outqueue.Delivery, jobs map[int64]*job) [][]outqueue.Delivery {
+	_, canBatch := s.o.Relay.(BatchRelay)
+	var out [][]outqueue.Delivery
+	groups := map[[2]string][]outqueue.Delivery{}
+	var order [][2]string
+	for _, d := range ds {
+		j := jobs[d.Job]
+		if !canBatch || j.err != nil || j.from != "" || j.unsigned != nil || j.list.VERP {
+			out = append(out, []outqueue.Delivery{d})
+			continue
+		}
+		k := [2]string{fmt.Sprint(d.Job), d.Domain}
+		if len(groups[k]) == 0 {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], d)
+	}
+	for _, k := range order {
+		g := groups[k]
+		for len(g) > maxBatchRcpts {
+			out = append(out, g[:maxBatchRcpts])
+			g = g[maxBatchRcpts:]
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// deliverBatch sends one message to several recipients at one domain and
+// records each recipient's result.
+func (s *Service) deliverBatch(ctx context.Context, group []outqueue.Delivery, j *job, rec *recorder) {
+	rcpts := make([]string, len(group))
+	for i, d := range group {
+		rcpts[i] = d.Rcpt
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	errs := s.o.Relay.(BatchRelay).SendBatch(sctx, notice.ServiceAddr(j.list, "-bounces"), rcpts, j.msg)
+	cancel()
+	for i, d := range group {
+		s.record(ctx, d, j, errs[i], rec)
+	}
 }
 
 // job is what one outbound job sends: the same bytes to every recipient,
@@ -251,15 +308,17 @@ func (s *Service) loadJob(ctx context.Context, id int64) (*job, error) {
 	return j, nil
 }
 
-// deliver sends one copy and records the result: sent, deferred with
-// backoff, or failed (a permanent refusal, or too old to keep trying).
+// deliver sends one copy and records the result.
 func (s *Service) deliver(ctx context.Context, d outqueue.Delivery, j *job, rec *recorder) {
-	log := s.o.Logger.With("job_id", d.Job, "rcpt", d.Rcpt, "list", j.list.Address)
 	err := j.err
 	if err == nil {
 		from := j.from
-		if from == "" {
+		switch {
+		case from != "":
+		case j.list.VERP:
 			from = mailaddr.VERP(j.list.Address, d.Rcpt)
+		default:
+			from = notice.ServiceAddr(j.list, "-bounces")
 		}
 		msg := j.msg
 		if j.unsigned != nil {
@@ -271,6 +330,13 @@ func (s *Service) deliver(ctx context.Context, d outqueue.Delivery, j *job, rec 
 			cancel()
 		}
 	}
+	s.record(ctx, d, j, err, rec)
+}
+
+// record files one copy's result: sent, deferred with backoff, or failed
+// (a permanent refusal, or too old to keep trying).
+func (s *Service) record(ctx context.Context, d outqueue.Delivery, j *job, err error, rec *recorder) {
+	log := s.o.Logger.With("job_id", d.Job, "rcpt", d.Rcpt, "list", j.list.Address)
 	var perm *Permanent
 	var result string
 	switch {
@@ -280,7 +346,7 @@ func (s *Service) deliver(ctx context.Context, d outqueue.Delivery, j *job, rec 
 	case errors.As(err, &perm):
 		result = "failed"
 		rec.add(outqueue.Result{ID: d.ID, State: "failed", Code: perm.Code, Error: perm.Msg})
-		if s.o.Bounces != nil && j.from == "" { // bounces of posts count; of notices, not
+		if s.o.Bounces != nil && j.from == "" && j.err == nil { // bounces of posts count; of notices, not
 			if berr := s.o.Bounces.RecordSMTP(ctx, d.ListID, d.Rcpt, perm.Code, perm.Msg); berr != nil {
 				log.Warn("cannot record bounce", "event", "bounce_error", "err", berr)
 			}

@@ -179,3 +179,54 @@ func TestSMTPRelayAuth(t *testing.T) {
 		t.Errorf("sink got %d messages, want 1", n)
 	}
 }
+
+// TestBatchedWithoutVERP: with VERP off, copies to one domain share
+// transactions; a 452 moves the rest to a new transaction and a refused
+// recipient fails alone.
+func TestBatchedWithoutVERP(t *testing.T) {
+	t.Parallel()
+	d := pgtest.New(t)
+	sink := smtpsink.Start(t)
+	sink.LimitRcpts(2)
+	sink.SetRefuse(func(rcpt string) *smtp.SMTPError {
+		if rcpt == "gone@one.example" {
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+		}
+		return nil
+	})
+	l := post(t, d, "a@one.example", "b@one.example", "c@one.example", "gone@one.example", "e@one.example", "f@two.example")
+	off := false
+	if _, err := lists.Update(t.Context(), d, l.Address, lists.Settings{VERP: &off}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, d, &deliver.SMTPRelay{Addr: sink.Addr, Hostname: "parley.test", Timeout: 10 * time.Second})
+	waitFor(t, "all copies settled", func() bool {
+		s := states(t, d)
+		sent := 0
+		for _, st := range s {
+			if st == "sent" {
+				sent++
+			}
+		}
+		return sent == 5 && s["gone@one.example"] == "failed"
+	})
+	var shared bool
+	got := map[string]int{}
+	for _, m := range sink.Messages() {
+		if m.From != "dev-bounces@lists.example.org" {
+			t.Errorf("return path %q, want the list's bounce address", m.From)
+		}
+		shared = shared || len(m.To) > 1
+		for _, r := range m.To {
+			got[r]++
+		}
+	}
+	if !shared {
+		t.Error("no transaction carried more than one recipient")
+	}
+	for _, r := range []string{"a@one.example", "b@one.example", "c@one.example", "e@one.example", "f@two.example"} {
+		if got[r] != 1 {
+			t.Errorf("%s got %d copies, want 1", r, got[r])
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -209,4 +210,137 @@ func codeOf(err error) int {
 		return se.Code
 	}
 	return 0
+}
+
+// BatchRelay sends one message to many recipients at one domain in as few
+// SMTP transactions as the server allows (VERP off), with a result per
+// recipient: a refused RCPT fails or defers that recipient only, and a 452
+// "too many recipients" moves the rest to a new transaction.
+type BatchRelay interface {
+	SendBatch(ctx context.Context, from string, rcpts []string, msg []byte) []error
+}
+
+// SendBatch writes one file per recipient.
+func (f *FileRelay) SendBatch(ctx context.Context, from string, rcpts []string, msg []byte) []error {
+	errs := make([]error, len(rcpts))
+	for i, r := range rcpts {
+		errs[i] = f.Send(ctx, from, r, msg)
+	}
+	return errs
+}
+
+// SendBatch runs as many transactions as the relay's recipient limit needs.
+func (r *SMTPRelay) SendBatch(ctx context.Context, from string, rcpts []string, msg []byte) []error {
+	errs := make([]error, len(rcpts))
+	rest := make([]int, len(rcpts))
+	for i := range rest {
+		rest[i] = i
+	}
+	for len(rest) > 0 {
+		c, err := r.conn(ctx)
+		if err != nil {
+			for _, i := range rest {
+				errs[i] = err
+			}
+			return errs
+		}
+		next, err := batchTransaction(c, from, rcpts, rest, msg, errs)
+		var se *smtp.SMTPError
+		switch {
+		case err == nil:
+			r.release(c)
+		case errors.As(err, &se) && c.Reset() == nil:
+			r.release(c)
+		default:
+			c.Close()
+		}
+		if err != nil || len(next) == len(rest) {
+			if err == nil {
+				err = errors.New("relay accepted no recipient")
+			}
+			for _, i := range next {
+				errs[i] = smtpErr(err)
+			}
+			return errs
+		}
+		rest = next
+	}
+	return errs
+}
+
+// batchTransaction runs one transaction for the recipients rest (indices
+// into rcpts), recording each one's result in errs, and returns the
+// recipients deferred by a 452 for the next transaction.
+func batchTransaction(c *smtp.Client, from string, rcpts []string, rest []int, msg []byte, errs []error) ([]int, error) {
+	if err := c.Mail(from, &smtp.MailOptions{Size: int64(len(msg))}); err != nil {
+		return rest, err
+	}
+	var accepted, deferred []int
+	for k, i := range rest {
+		if err := c.Rcpt(rcpts[i], nil); err != nil {
+			var se *smtp.SMTPError
+			if errors.As(err, &se) && se.Code == 452 && len(accepted) > 0 {
+				deferred = rest[k:]
+				break
+			}
+			errs[i] = smtpErr(err)
+			continue
+		}
+		accepted = append(accepted, i)
+	}
+	if len(accepted) == 0 {
+		return nil, c.Reset()
+	}
+	w, err := c.Data()
+	if err == nil {
+		if _, err = w.Write(msg); err != nil {
+			w.Close()
+		} else {
+			err = w.Close()
+		}
+	}
+	for _, i := range accepted {
+		errs[i] = smtpErr(err)
+	}
+	return deferred, nil
+}
+
+// SendBatch tries the domain's exchangers in order; recipients refused
+// temporarily (or not reached) by one exchanger are tried at the next.
+func (r *MXRelay) SendBatch(ctx context.Context, from string, rcpts []string, msg []byte) []error {
+	errs := make([]error, len(rcpts))
+	if len(rcpts) == 0 {
+		return errs
+	}
+	at := strings.LastIndexByte(rcpts[0], '@')
+	hosts, err := r.exchangers(ctx, strings.ToLower(rcpts[0][at+1:]))
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	pending := make([]int, len(rcpts))
+	for i := range pending {
+		pending[i] = i
+	}
+	for _, h := range hosts {
+		sub := make([]string, len(pending))
+		for k, i := range pending {
+			sub[k] = rcpts[i]
+		}
+		res := r.relayFor(h).SendBatch(ctx, from, sub, msg)
+		var again []int
+		for k, i := range pending {
+			errs[i] = res[k]
+			var perm *Permanent
+			if res[k] != nil && !errors.As(res[k], &perm) {
+				again = append(again, i)
+			}
+		}
+		if pending = again; len(pending) == 0 {
+			break
+		}
+	}
+	return errs
 }

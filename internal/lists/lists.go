@@ -98,6 +98,7 @@ type List struct {
 	MaxMessage    int64      `db:"max_message_bytes" json:"max_message_bytes"`
 	SubjectThread bool       `db:"subject_threading" json:"subject_threading"`
 	DMARC         string     `db:"dmarc_mitigation" json:"dmarc_mitigation"`
+	VERP          bool       `db:"verp" json:"verp"`
 	UIDValidity   int64      `db:"uidvalidity" json:"uidvalidity"`
 	NextArticle   int64      `db:"next_article" json:"next_article"`
 	Members       int64      `db:"members" json:"members"`
@@ -117,6 +118,7 @@ type Settings struct {
 	MaxMessage    *int64
 	SubjectThread *bool
 	DMARC         *string // policy, always or never
+	VERP          *bool
 }
 
 // validate checks free-text settings: they end up in mail headers, so no
@@ -153,7 +155,7 @@ func (s Settings) validate() error {
 // it is shown (it costs a count over the list's members).
 const listCols = `l.id, l.address, l.local_part, d.name AS domain, l.display_name, l.description,
        l.post_policy, l.archive, l.subject_prefix, l.nonmember_action, l.max_message_bytes,
-       l.subject_threading, l.dmarc_mitigation, l.uidvalidity, l.next_article, l.created_at, l.updated_at`
+       l.subject_threading, l.dmarc_mitigation, l.verp, l.uidvalidity, l.next_article, l.created_at, l.updated_at`
 
 const (
 	selectList       = `SELECT ` + listCols + `, 0 AS members FROM lists l JOIN domains d ON d.id = l.domain_id`
@@ -177,12 +179,13 @@ func Create(ctx context.Context, q db.Querier, addr mailaddr.Address, s Settings
 	_, err = q.ExecContext(ctx, `
 		INSERT INTO lists (domain_id, local_part, address, display_name, description, post_policy,
 		                   archive, subject_prefix, nonmember_action, max_message_bytes, subject_threading,
-		                   uidvalidity, created_at, updated_at)
+		                   dmarc_mitigation, verp, uidvalidity, created_at, updated_at)
 		VALUES ($1, $2, $3, coalesce($4, ''), coalesce($5, ''), coalesce($6, 'members'),
 		        coalesce($7, 'public'), coalesce($8, ''), coalesce($9, 'hold'), coalesce($10, 0),
-		        coalesce($11, false), $12, $13, $13)`,
+		        coalesce($11, false), coalesce($12, 'policy'), coalesce($13, true), $14, $15, $15)`,
 		domainID, addr.Local, addr.String(), s.DisplayName, s.Description, s.PostPolicy,
-		s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage, s.SubjectThread, uidValidity(now), now)
+		s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage, s.SubjectThread, s.DMARC, s.VERP,
+		uidValidity(now), now)
 	if _, dup := db.IsUniqueViolation(err); dup {
 		return List{}, errs.Kindf(ErrExists, "list %s already exists", addr)
 	}
@@ -273,9 +276,10 @@ func Update(ctx context.Context, q db.Querier, address string, s Settings) (List
 		       subject_prefix = coalesce($6, subject_prefix), nonmember_action = coalesce($7, nonmember_action),
 		       max_message_bytes = coalesce($8, max_message_bytes),
 		       subject_threading = coalesce($9, subject_threading),
-		       dmarc_mitigation = coalesce($10, dmarc_mitigation), updated_at = now()
+		       dmarc_mitigation = coalesce($10, dmarc_mitigation), verp = coalesce($11, verp), updated_at = now()
 		 WHERE id = $1`,
-		l.ID, s.DisplayName, s.Description, s.PostPolicy, s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage, s.SubjectThread, s.DMARC)
+		l.ID, s.DisplayName, s.Description, s.PostPolicy, s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage,
+		s.SubjectThread, s.DMARC, s.VERP)
 	if err != nil {
 		return List{}, fmt.Errorf("update list: %w", err)
 	}

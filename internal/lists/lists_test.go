@@ -2,6 +2,7 @@ package lists_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -91,5 +92,23 @@ func TestParsePolicy(t *testing.T) {
 		if _, err := lists.ParsePostPolicy(in); !errs.IsInvalid(err) {
 			t.Errorf("ParsePostPolicy(%q) = %v, want *errs.Invalid", in, err)
 		}
+	}
+}
+
+// TestCreateWithEverySetting: every setting given at creation is kept.
+func TestCreateWithEverySetting(t *testing.T) {
+	t.Parallel()
+	d := pgtest.New(t)
+	addr, _ := mailaddr.ParseList("all@example.org")
+	s := lists.Settings{DisplayName: ptr("All"), Description: ptr("d"), PostPolicy: ptr(lists.PostAnnounce),
+		Archive: ptr(lists.ArchivePrivate), SubjectPrefix: ptr("[all]"), NonMember: ptr(lists.ActionDiscard),
+		MaxMessage: ptr(int64(1000)), SubjectThread: ptr(true), DMARC: ptr("always"), VERP: ptr(false)}
+	l, err := lists.Create(t.Context(), d, addr, s, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprintln(l.DisplayName, l.Description, l.PostPolicy, l.Archive, l.SubjectPrefix, l.NonMember, l.MaxMessage, l.SubjectThread, l.DMARC, l.VERP)
+	if want := "All d announce private [all] discard 1000 true always false\n"; got != want {
+		t.Errorf("created list: %s, want %s", got, want)
 	}
 }

@@ -32,6 +32,14 @@ type Sink struct {
 	refuse func(rcpt string) *smtp.SMTPError
 	// user and pass, when set, are required through AUTH PLAIN.
 	user, pass string
+	maxRcpts   int
+}
+
+// LimitRcpts answers 452 to recipients past n in one transaction.
+func (s *Sink) LimitRcpts(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maxRcpts = n
 }
 
 // RequireAuth makes the sink demand AUTH PLAIN with these credentials.
@@ -109,8 +117,11 @@ func (x *session) Mail(from string, _ *smtp.MailOptions) error {
 
 func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	x.s.mu.Lock()
-	f := x.s.refuse
+	f, limit := x.s.refuse, x.s.maxRcpts
 	x.s.mu.Unlock()
+	if limit > 0 && len(x.to) >= limit {
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "too many recipients"}
+	}
 	if f != nil {
 		if err := f(to); err != nil {
 			return err
