@@ -52,6 +52,10 @@ func hostOnly(hostport string) string {
 
 // startDelivery runs the delivery workers until the group stops them.
 func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, reg prometheus.Registerer, tokens deliver.Tokens) error {
+	if cfg.Delivery.Workers == 0 {
+		log.Info("no delivery workers in this process", "event", "delivery_off")
+		return nil
+	}
 	relay, err := newRelay(cfg)
 	if err != nil {
 		return err

@@ -49,7 +49,7 @@ type Config struct {
 
 // Delivery configures the outbound workers.
 type Delivery struct {
-	Workers    int      `toml:"workers" doc:"Copies sent at the same time by this process."`
+	Workers    int      `toml:"workers" doc:"Copies sent at the same time by this process; 0 runs no delivery here (an intake-only process, when others deliver)."`
 	PerDomain  int      `toml:"per_domain" doc:"Copies sent at the same time to one destination domain (direct MX delivery; a smarthost is one destination)."`
 	RetryFirst Duration `toml:"retry_first" doc:"Wait before the first retry of a copy that got a temporary failure; doubles each time."`
 	RetryMax   Duration `toml:"retry_max" doc:"Longest wait between retries."`
@@ -209,8 +209,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("lmtp.listen: %w", err))
 		}
 	}
-	if c.Delivery.Workers < 1 || c.Delivery.PerDomain < 1 {
-		errs = append(errs, errors.New("delivery.workers and delivery.per_domain: must be at least 1"))
+	if c.Delivery.Workers < 0 || c.Delivery.PerDomain < 1 {
+		errs = append(errs, errors.New("delivery.workers: must not be negative; delivery.per_domain: must be at least 1"))
 	}
 	if c.HTTP.BaseURL != "" {
 		if u, err := url.Parse(c.HTTP.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
