@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-list/parley/internal/bounce"
+	"github.com/parley-list/parley/internal/commands"
 	"github.com/parley-list/parley/internal/config"
 	"github.com/parley-list/parley/internal/deliver"
 	"github.com/parley-list/parley/internal/outqueue"
@@ -79,6 +80,12 @@ func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, r
 	bctx, bcancel := context.WithCancel(context.Background())
 	g.add("bounces", func() error { return bounces.Run(bctx, 5*time.Second) }, func(context.Context) error {
 		bcancel()
+		return nil
+	})
+	cmds := &commands.Processor{DB: d.DB, Log: log, Hostname: cfg.Hostname, Poke: svc.Wake}
+	cctx, ccancel := context.WithCancel(context.Background())
+	g.add("commands", func() error { return cmds.Run(cctx, time.Second) }, func(context.Context) error {
+		ccancel()
 		return nil
 	})
 	return nil

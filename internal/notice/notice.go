@@ -24,6 +24,9 @@ import (
 type Message struct {
 	From, To, Subject, Text string
 	Attach                  []byte // a message to attach as message/rfc822, or nil
+	ReplyTo                 string // optional
+	AutoReplied             bool   // an answer to a message (RFC 3834 auto-replied, not auto-generated)
+	Loop                    string // X-Loop marker, to recognise our own mail coming back
 }
 
 // Render writes the notice as a complete message. Header values are
@@ -34,7 +37,18 @@ func (n Message) Render(host string, now time.Time) []byte {
 	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\n", mailmsg.Clean(n.From, 300), mailmsg.Clean(n.To, 300))
 	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", mailmsg.Clean(n.Subject, 300)))
 	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <parley-%s@%s>\r\n", now.Format(time.RFC1123Z), randomHex(12), host)
-	b.WriteString("Auto-Submitted: auto-generated\r\nPrecedence: bulk\r\nMIME-Version: 1.0\r\n")
+	if n.ReplyTo != "" {
+		fmt.Fprintf(&b, "Reply-To: %s\r\n", mailmsg.Clean(n.ReplyTo, 300))
+	}
+	if n.Loop != "" {
+		fmt.Fprintf(&b, "X-Loop: %s\r\n", mailmsg.Clean(n.Loop, 300))
+	}
+	if n.AutoReplied {
+		b.WriteString("Auto-Submitted: auto-replied\r\n")
+	} else {
+		b.WriteString("Auto-Submitted: auto-generated\r\n")
+	}
+	b.WriteString("Precedence: bulk\r\nMIME-Version: 1.0\r\n")
 	text := strings.ReplaceAll(strings.ReplaceAll(n.Text, "\r\n", "\n"), "\n", "\r\n")
 	if n.Attach == nil {
 		b.WriteString("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")

@@ -1,0 +1,382 @@
+package commands
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/textproto"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/errs"
+	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/mailmsg"
+	"github.com/parley-list/parley/internal/members"
+	"github.com/parley-list/parley/internal/notice"
+	"github.com/parley-list/parley/internal/policy"
+)
+
+// Processor handles the mail stored for a list's service addresses.
+type Processor struct {
+	DB           *sqlx.DB
+	Log          *slog.Logger
+	Hostname     string
+	TokenTTL     time.Duration // default 72h
+	DailyReplies int           // automatic replies per address per day (default 10)
+	Poke         func()        // wakes the delivery workers after replies are queued
+}
+
+// Run processes stored command mail every interval until ctx ends.
+func (p *Processor) Run(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := p.ProcessAll(ctx); err != nil && ctx.Err() == nil {
+			p.Log.Warn("command processing failed", "event", "command_error", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// ProcessAll handles every unprocessed message, one transaction each.
+func (p *Processor) ProcessAll(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		found, err := p.processOne(ctx)
+		if err != nil || !found {
+			return n, err
+		}
+		n++
+	}
+}
+
+type inbound struct {
+	ID       int64  `db:"id"`
+	ListID   int64  `db:"list_id"`
+	Kind     string `db:"kind"`
+	Detail   string `db:"detail"`
+	MailFrom string `db:"mail_from"`
+	Raw      []byte `db:"raw"`
+}
+
+func (p *Processor) processOne(ctx context.Context) (bool, error) {
+	found, queued := false, false
+	err := db.InTx(ctx, p.DB, func(tx *sqlx.Tx) error {
+		var in inbound
+		err := tx.GetContext(ctx, &in, `SELECT id, list_id, kind, detail, mail_from, raw FROM inbound
+			WHERE kind <> 'bounce' AND state = 'new' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`)
+		if db.IsNoRows(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		l, err := lists.GetByID(ctx, tx, in.ListID)
+		if err != nil {
+			return err
+		}
+		queued, err = p.handle(ctx, tx, l, in)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE inbound SET state = 'done' WHERE id = $1`, in.ID)
+		return err
+	})
+	if err == nil && queued && p.Poke != nil {
+		p.Poke()
+	}
+	return found, err
+}
+
+// mail is what a command message says.
+type mail struct {
+	sender  string // who answers go to and who "me" is: From, else the envelope sender
+	subject string
+	body    string // first text/plain part, bounded
+	robot   bool   // auto-submitted, bulk, a bounce, or our own reply coming back
+	sum     *mailmsg.Summary
+}
+
+func (p *Processor) read(l lists.List, in inbound) mail {
+	m := mail{sender: in.MailFrom}
+	sum, err := mailmsg.Parse(mailmsg.Canonicalize(in.Raw), p.Hostname, mailmsg.Limits{MaxHeaderBytes: len(in.Raw) + 1, MaxHeaderFields: 1 << 20})
+	if err != nil {
+		m.robot = true // unreadable: never answer
+		return m
+	}
+	m.sum, m.subject = sum, sum.Subject
+	if sum.From != "" {
+		m.sender = sum.From
+	}
+	m.body = firstText(in.Raw)
+	own := []string{notice.ServiceAddr(l, "-request"), notice.ServiceAddr(l, "-owner"), l.Address}
+	m.robot = in.MailFrom == "" || policy.IsMailerDaemon(in.MailFrom) || policy.IsMailerDaemon(m.sender) ||
+		sum.AutoSubmitted != "" && sum.AutoSubmitted != "no" ||
+		sum.Precedence == "bulk" || sum.Precedence == "junk" || sum.Precedence == "list"
+	for _, x := range sum.XLoop {
+		for _, o := range own {
+			m.robot = m.robot || x == o
+		}
+	}
+	return m
+}
+
+// handle runs what one message asks and queues the reply. It returns
+// whether anything was queued.
+func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, l lists.List, in inbound) (bool, error) {
+	m := p.read(l, in)
+	log := p.Log.With("list", l.Address, "kind", in.Kind, "inbound_id", in.ID)
+	if m.robot {
+		// Robots get no answer, and their mail does nothing: a vacation
+		// reply to a confirmation must not confirm it.
+		log.Info("automatic mail to a service address ignored", "event", "command_ignored")
+		return false, nil
+	}
+	if in.Kind == "owner" {
+		return p.forwardToOwners(ctx, tx, l, m, in.Raw)
+	}
+	var cmds []Command
+	switch in.Kind {
+	case "join":
+		cmds = []Command{{Name: "subscribe", Line: "subscribe"}}
+	case "leave":
+		cmds = []Command{{Name: "unsubscribe", Line: "unsubscribe"}}
+	case "confirm":
+		cmds = []Command{{Name: "confirm", Args: []string{in.Detail}, Line: "confirm"}}
+	default:
+		cmds = Parse(m.subject, m.body)
+	}
+	var out strings.Builder
+	queued := false
+	for _, c := range cmds {
+		res, q, err := p.run(ctx, tx, l, m, c)
+		if err != nil {
+			return false, err
+		}
+		queued = queued || q
+		fmt.Fprintf(&out, "> %s\n%s\n\n", c.Line, res)
+		log.Info("command", "event", "command", "command", c.Name, "rcpt", m.sender)
+	}
+	if len(cmds) == 0 {
+		out.WriteString("No command was found in your message.\n\n" + helpText(l))
+	}
+	q, err := p.reply(ctx, tx, l, m, "Re: "+strings.TrimSpace(m.subject), out.String())
+	return queued || q, err
+}
+
+// run executes one command and returns the text for the reply.
+func (p *Processor) run(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, c Command) (string, bool, error) {
+	switch c.Name {
+	case "help":
+		return helpText(l), false, nil
+	case "info":
+		return infoText(l), false, nil
+	case "subscribe", "join":
+		return p.request(ctx, tx, l, m, c, "subscribe")
+	case "unsubscribe", "leave", "signoff":
+		return p.request(ctx, tx, l, m, c, "unsubscribe")
+	case "confirm":
+		if len(c.Args) == 0 {
+			return "confirm needs the code from the confirmation message.", false, nil
+		}
+		return p.confirm(ctx, tx, l, c.Args[0])
+	case "lists":
+		return p.listsText(ctx, tx, l)
+	case "set", "who", "password", "approve", "reject", "discard", "held", "add", "remove", "ban", "unban", "moderate", "members":
+		return fmt.Sprintf("%q is not available by email yet; ask the list's owners (%s).", c.Name, notice.ServiceAddr(l, "-owner")), false, nil
+	}
+	return fmt.Sprintf("Unknown command %q.\n\n%s", c.Name, helpText(l)), false, nil
+}
+
+// request starts a subscription or unsubscription: a confirmation goes to
+// the address concerned, and nothing changes until it is confirmed. An
+// argument names another address; only that address is written to.
+func (p *Processor) request(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, c Command, action string) (string, bool, error) {
+	given, mode := m.sender, "regular"
+	for _, a := range c.Args {
+		switch strings.ToLower(a) {
+		case "regular", "digest", "nomail":
+			mode = strings.ToLower(a)
+		default:
+			given = strings.TrimPrefix(a, "address=")
+		}
+	}
+	addr, err := mailaddr.Parse(given)
+	if err != nil {
+		return fmt.Sprintf("%q is not an address I can write to.", given), false, nil
+	}
+	_, err = members.Get(ctx, tx, l.ID, addr.String())
+	isMember := err == nil
+	if err != nil && !errors.Is(err, members.ErrNotFound) {
+		return "", false, err
+	}
+	if action == "subscribe" && isMember {
+		return addr.String() + " is already subscribed.", false, nil
+	}
+	if action == "unsubscribe" && !isMember {
+		return addr.String() + " is not subscribed.", false, nil
+	}
+	ttl := p.TokenTTL
+	if ttl == 0 {
+		ttl = 72 * time.Hour
+	}
+	raw, err := createToken(ctx, tx, l.ID, given, addr, action, mode, ttl)
+	if err != nil {
+		return "", false, err
+	}
+	confirmAddr := notice.ServiceAddr(l, "-confirm+"+raw)
+	n := notice.Message{From: confirmAddr, ReplyTo: confirmAddr, To: given, Loop: notice.ServiceAddr(l, "-request"),
+		Subject: "confirm " + raw,
+		Text: fmt.Sprintf("Someone (perhaps you) asked to %s %s %s %s.\n\n"+
+			"To confirm, just reply to this message, or send a message to\n  %s\n\n"+
+			"If you did not ask for this, ignore this message: nothing changes.\nThe request expires in %s.\n",
+			action, given, map[string]string{"subscribe": "to", "unsubscribe": "from"}[action], l.Address, confirmAddr, ttl.Round(time.Hour))}
+	if err := notice.Queue(ctx, tx, l, []string{given}, n.Render(p.Hostname, time.Now())); err != nil {
+		return "", false, err
+	}
+	return "A confirmation was sent to " + given + ". Nothing changes until it is answered.", true, nil
+}
+
+// confirm completes a pending request.
+func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, raw string) (string, bool, error) {
+	t, err := takeToken(ctx, tx, l.ID, raw)
+	var inv *errs.Invalid
+	if errors.As(err, &inv) {
+		return inv.Msg + ".", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	switch t.Action {
+	case "subscribe":
+		m, err := members.ParseNew(t.Address, members.RoleMember, members.Delivery(t.Mode))
+		if err != nil {
+			return "", false, err
+		}
+		if _, err := members.Add(ctx, tx, l.ID, []members.New{m}); err != nil {
+			return "", false, err
+		}
+		p.Log.Info("subscribed by confirmation", "event", "subscribed", "list", l.Address, "rcpt", t.AddressNorm)
+		welcome := notice.Message{From: notice.ServiceAddr(l, "-request"), To: t.Address, Loop: notice.ServiceAddr(l, "-request"),
+			Subject: "Welcome to " + l.Address, Text: welcomeText(l)}
+		if err := notice.Queue(ctx, tx, l, []string{t.Address}, welcome.Render(p.Hostname, time.Now())); err != nil {
+			return "", false, err
+		}
+		return t.Address + " is now subscribed to " + l.Address + ".", true, nil
+	default:
+		if err := members.Remove(ctx, tx, l.ID, t.AddressNorm); err != nil && !errors.Is(err, members.ErrNotFound) {
+			return "", false, err
+		}
+		p.Log.Info("unsubscribed by confirmation", "event", "unsubscribed", "list", l.Address, "rcpt", t.AddressNorm)
+		return t.Address + " is unsubscribed from " + l.Address + ". Goodbye!", false, nil
+	}
+}
+
+// reply answers the sender once, within the daily limit per address.
+func (p *Processor) reply(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, subject, text string) (bool, error) {
+	addr, err := mailaddr.Parse(m.sender)
+	if err != nil {
+		return false, nil
+	}
+	limit := p.DailyReplies
+	if limit == 0 {
+		limit = 10
+	}
+	var n int
+	err = tx.GetContext(ctx, &n, `INSERT INTO reply_counts (address_norm, day, count) VALUES ($1, current_date, 1)
+		ON CONFLICT (address_norm, day) DO UPDATE SET count = reply_counts.count + 1 RETURNING count`, addr.String())
+	if err != nil {
+		return false, err
+	}
+	if n > limit {
+		p.Log.Warn("daily limit of automatic replies reached; not answering", "event", "reply_limited", "rcpt", addr.String())
+		return false, nil
+	}
+	r := notice.Message{From: notice.ServiceAddr(l, "-request"), To: m.sender, Subject: subject, Text: text,
+		AutoReplied: true, Loop: notice.ServiceAddr(l, "-request")}
+	return true, notice.Queue(ctx, tx, l, []string{m.sender}, r.Render(p.Hostname, time.Now()))
+}
+
+// forwardToOwners passes mail for list-owner@ on to the owners, attached,
+// marked so that it cannot loop back.
+func (p *Processor) forwardToOwners(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, raw []byte) (bool, error) {
+	owners, err := notice.Owners(ctx, tx, l.ID)
+	if err != nil || len(owners) == 0 {
+		return false, err
+	}
+	n := notice.Message{From: notice.ServiceAddr(l, "-owner"), To: notice.ServiceAddr(l, "-owner"), ReplyTo: m.sender,
+		Subject: "Message for the owners of " + l.Address + ": " + mailmsg.Clean(m.subject, 200),
+		Text:    "This message was sent to " + notice.ServiceAddr(l, "-owner") + " by " + m.sender + ".\n",
+		Attach:  mailmsg.Canonicalize(raw), Loop: notice.ServiceAddr(l, "-owner")}
+	return true, notice.Queue(ctx, tx, l, owners, n.Render(p.Hostname, time.Now()))
+}
+
+func (p *Processor) listsText(ctx context.Context, tx *sqlx.Tx, l lists.List) (string, bool, error) {
+	var rows []struct {
+		Address string `db:"address"`
+		Name    string `db:"display_name"`
+	}
+	err := tx.SelectContext(ctx, &rows, `SELECT l.address, l.display_name FROM lists l JOIN domains d ON d.id = l.domain_id
+		WHERE d.name = $1 AND l.archive = 'public' ORDER BY l.address`, l.Domain)
+	if err != nil {
+		return "", false, err
+	}
+	var b strings.Builder
+	b.WriteString("Public lists here:\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "  %s  %s\n", r.Address, r.Name)
+	}
+	return b.String(), false, nil
+}
+
+// firstText returns the first text/plain part of a message, bounded.
+func firstText(raw []byte) string {
+	br := bufio.NewReader(bytes.NewReader(mailmsg.Canonicalize(raw)))
+	th, err := textproto.ReadHeader(br)
+	if err != nil {
+		return ""
+	}
+	h := message.Header{Header: th}
+	t, params, _ := h.ContentType()
+	if !strings.HasPrefix(t, "multipart/") {
+		if t != "text/plain" && t != "" {
+			return ""
+		}
+		return decoded(h, br)
+	}
+	mr := textproto.NewMultipartReader(br, params["boundary"])
+	for range 20 { // the first text/plain among the first parts, not nested deeper
+		part, err := mr.NextPart()
+		if err != nil {
+			return ""
+		}
+		ph := message.Header{Header: part.Header}
+		if pt, _, _ := ph.ContentType(); pt == "text/plain" {
+			return decoded(ph, part)
+		}
+	}
+	return ""
+}
+
+func decoded(h message.Header, r io.Reader) string {
+	e, err := message.New(h, r)
+	if err != nil && !message.IsUnknownCharset(err) {
+		return ""
+	}
+	b, _ := io.ReadAll(io.LimitReader(e.Body, 64<<10))
+	return string(b)
+}
