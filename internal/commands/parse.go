@@ -58,6 +58,9 @@ func Parse(subject, body string) []Command {
 
 // parseLine splits one line into a command and its arguments.
 func parseLine(line string) (Command, bool) {
+	if i := strings.IndexAny(line, "\r\n"); i >= 0 {
+		line = line[:i] // one line only (a subject could carry a break)
+	}
 	line = strings.ToValidUTF8(strings.TrimSpace(line), "")
 	if utf8.RuneCountInString(line) > 500 {
 		line = string([]rune(line)[:500])

@@ -41,13 +41,13 @@ func hashToken(raw string) []byte {
 
 // Token is a pending confirmation.
 type Token struct {
-	ID          int64     `db:"id"`
-	ListID      int64     `db:"list_id"`
-	Address     string    `db:"address"`
-	AddressNorm string    `db:"address_norm"`
-	Action      string    `db:"action"`
-	Mode        string    `db:"mode"`
-	ExpiresAt   time.Time `db:"expires_at"`
+	ID          int64      `db:"id"`
+	ListID      int64      `db:"list_id"`
+	Address     string     `db:"address"`
+	AddressNorm string     `db:"address_norm"`
+	Action      string     `db:"action"`
+	Mode        string     `db:"mode"`
+	ExpiresAt   time.Time  `db:"expires_at"`
 	UsedAt      *time.Time `db:"used_at"`
 }
 
