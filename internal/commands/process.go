@@ -23,6 +23,7 @@ import (
 	"github.com/parley-list/parley/internal/members"
 	"github.com/parley-list/parley/internal/notice"
 	"github.com/parley-list/parley/internal/policy"
+	"github.com/parley-list/parley/internal/tokens"
 )
 
 // Processor handles the mail stored for a list's service addresses.
@@ -234,7 +235,7 @@ func (p *Processor) request(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 	if ttl == 0 {
 		ttl = 72 * time.Hour
 	}
-	raw, err := createToken(ctx, tx, l.ID, given, addr, action, mode, ttl)
+	raw, err := tokens.Create(ctx, tx, tokens.New{ListID: l.ID, Given: given, Address: addr, Action: action, Mode: mode, TTL: ttl})
 	if err != nil {
 		return "", false, err
 	}
@@ -253,7 +254,7 @@ func (p *Processor) request(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 
 // confirm completes a pending request.
 func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, raw string) (string, bool, error) {
-	t, err := takeToken(ctx, tx, l.ID, raw)
+	t, err := tokens.Take(ctx, tx, l.ID, raw)
 	var inv *errs.Invalid
 	if errors.As(err, &inv) {
 		return inv.Msg + ".", false, nil

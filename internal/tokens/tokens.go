@@ -1,4 +1,7 @@
-package commands
+// Package tokens owns confirmation tokens: random codes that prove a
+// message reached an address (160 bits, stored only as a SHA-256 hash,
+// single-use, expiring, bound to a list, an address and an action).
+package tokens
 
 import (
 	"context"
@@ -39,6 +42,14 @@ func hashToken(raw string) []byte {
 	return h[:]
 }
 
+// Actions a token can confirm.
+const (
+	Subscribe   = "subscribe"
+	Unsubscribe = "unsubscribe"
+	Command     = "command" // an owner's commands, in Payload
+	Held        = "held"    // a decision on a held post; Payload is its id
+)
+
 // Token is a pending confirmation.
 type Token struct {
 	ID          int64      `db:"id"`
@@ -47,27 +58,43 @@ type Token struct {
 	AddressNorm string     `db:"address_norm"`
 	Action      string     `db:"action"`
 	Mode        string     `db:"mode"`
+	Payload     string     `db:"payload"`
 	ExpiresAt   time.Time  `db:"expires_at"`
 	UsedAt      *time.Time `db:"used_at"`
 }
 
-// createToken stores a confirmation for action on addr and returns the raw
-// token, which exists only in the mail sent to addr.
-func createToken(ctx context.Context, q db.Querier, listID int64, given string, addr mailaddr.Address, action, mode string, ttl time.Duration) (string, error) {
+// New describes a token to create.
+type New struct {
+	ListID  int64
+	Given   string // the address as written
+	Address mailaddr.Address
+	Action  string
+	Mode    string
+	Payload string
+	TTL     time.Duration
+}
+
+// Create stores a confirmation and returns the raw token, which exists
+// only in the mail sent to the address.
+func Create(ctx context.Context, q db.Querier, n New) (string, error) {
 	raw, hash, err := newToken()
 	if err != nil {
 		return "", err
 	}
-	_, err = q.ExecContext(ctx, `INSERT INTO tokens (hash, list_id, address, address_norm, action, mode, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 second')`, hash, listID, given, addr.String(), action, mode, ttl.Seconds())
+	if n.Mode == "" {
+		n.Mode = "regular"
+	}
+	_, err = q.ExecContext(ctx, `INSERT INTO tokens (hash, list_id, address, address_norm, action, mode, payload, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8 * interval '1 second')`,
+		hash, n.ListID, n.Given, n.Address.String(), n.Action, n.Mode, n.Payload, n.TTL.Seconds())
 	return raw, err
 }
 
-// takeToken checks and uses a token of list listID: a token works once,
-// only before it expires, and only for the list it was made for.
-func takeToken(ctx context.Context, q db.Querier, listID int64, raw string) (Token, error) {
+// Take checks and uses a token of list listID: a token works once, only
+// before it expires, and only for the list it was made for.
+func Take(ctx context.Context, q db.Querier, listID int64, raw string) (Token, error) {
 	var t Token
-	err := q.GetContext(ctx, &t, `SELECT id, list_id, address, address_norm, action, mode, expires_at, used_at
+	err := q.GetContext(ctx, &t, `SELECT id, list_id, address, address_norm, action, mode, payload, expires_at, used_at
 		FROM tokens WHERE hash = $1 AND list_id = $2 FOR UPDATE`, hashToken(raw), listID)
 	switch {
 	case db.IsNoRows(err):
