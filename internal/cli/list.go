@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/parley-list/parley/internal/app"
+	"github.com/parley-list/parley/internal/commands"
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
@@ -26,7 +28,7 @@ func listCmd(e *env) *cobra.Command {
 
 // listFlags are the settings flags shared by `list create` and `list set`.
 type listFlags struct {
-	name, description, policy, archive, prefix, nonmember, bySubject, dmarc, verp string
+	name, description, policy, archive, prefix, nonmember, bySubject, dmarc, verp, modPassword string
 	maxSize                                                                       int64
 }
 
@@ -38,6 +40,7 @@ func (f *listFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.prefix, "subject-prefix", "", `prefix added to subjects, e.g. "[dev]"`)
 	fs.StringVar(&f.nonmember, "nonmember", "", "what happens to non-member posts on a members list: hold, reject or discard (default hold)")
 	fs.Int64Var(&f.maxSize, "max-message-size", 0, "largest post in bytes for this list (0: the server's limit)")
+	fs.StringVar(&f.modPassword, "moderator-password", "", "password owners put in an Approved: header to run commands by email at once ('-' reads it from stdin; '' removes it)")
 	fs.StringVar(&f.verp, "verp", "", "on (default): a return path per copy, so each bounce names its member; off: copies to one domain share SMTP transactions")
 	fs.StringVar(&f.dmarc, "dmarc", "", "rewrite From: to the list's address: policy (when the author's domain asks for it, the default), always or never")
 	fs.StringVar(&f.bySubject, "subject-threading", "", "on: a \"Re:\" without References joins the latest thread with the same subject (default off)")
@@ -235,13 +238,23 @@ func listSetCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if s == (lists.Settings{}) {
+			setPassword := c.Flags().Changed("moderator-password")
+			if s == (lists.Settings{}) && !setPassword {
 				return usagef("%s: nothing to change (see --help for the settings)", c.CommandPath())
+			}
+			hash, err := e.passwordHash(setPassword, f.modPassword)
+			if err != nil {
+				return err
 			}
 			return e.withDB(c.Context(), func(d *app.Database) error {
 				l, err := lists.Update(c.Context(), d, args[0], s)
 				if err != nil {
 					return err
+				}
+				if setPassword {
+					if _, err := d.ExecContext(c.Context(), `UPDATE lists SET moderator_password = $2 WHERE id = $1`, l.ID, hash); err != nil {
+						return err
+					}
 				}
 				return writeList(e.io.Stdout, l)
 			})
@@ -249,6 +262,22 @@ func listSetCmd(e *env) *cobra.Command {
 	}
 	f.register(c.Flags())
 	return c
+}
+
+// passwordHash hashes the --moderator-password value ("-": read a line
+// from stdin, so it stays out of the process list; "": remove it).
+func (e *env) passwordHash(set bool, value string) (string, error) {
+	if !set || value == "" {
+		return "", nil
+	}
+	if value == "-" {
+		line, err := bufio.NewReader(e.io.Stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return "", usagef("--moderator-password -: no password on stdin")
+		}
+		value = strings.TrimRight(line, "\r\n")
+	}
+	return commands.HashPassword(value)
 }
 
 func listDeleteCmd(e *env) *cobra.Command {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +35,14 @@ type Processor struct {
 	TokenTTL     time.Duration // default 72h
 	DailyReplies int           // automatic replies per address per day (default 10)
 	Poke         func()        // wakes the delivery workers after replies are queued
+	Moderator    Moderator     // decides on held posts; nil: not by email
+}
+
+func (p *Processor) ttl() time.Duration {
+	if p.TokenTTL == 0 {
+		return 72 * time.Hour
+	}
+	return p.TokenTTL
 }
 
 // Run processes stored command mail every interval until ctx ends.
@@ -105,11 +114,12 @@ func (p *Processor) processOne(ctx context.Context) (bool, error) {
 
 // mail is what a command message says.
 type mail struct {
-	sender  string // who answers go to and who "me" is: From, else the envelope sender
-	subject string
-	body    string // first text/plain part, bounded
-	robot   bool   // auto-submitted, bulk, a bounce, or our own reply coming back
-	sum     *mailmsg.Summary
+	sender   string // who answers go to and who "me" is: From, else the envelope sender
+	subject  string
+	body     string // first text/plain part, bounded, without an Approved: line
+	approved string // the moderator password, from Approved: (header or first body line)
+	robot    bool   // auto-submitted, bulk, a bounce, or our own reply coming back
+	sum      *mailmsg.Summary
 }
 
 func (p *Processor) read(l lists.List, in inbound) mail {
@@ -124,6 +134,12 @@ func (p *Processor) read(l lists.List, in inbound) mail {
 		m.sender = sum.From
 	}
 	m.body = firstText(in.Raw)
+	m.approved = approvedHeader(in.Raw)
+	if first, rest, _ := strings.Cut(strings.TrimLeft(m.body, "\r\n"), "\n"); m.approved == "" {
+		if k, v, ok := strings.Cut(first, ":"); ok && (strings.EqualFold(k, "approved") || strings.EqualFold(k, "approve")) {
+			m.approved, m.body = strings.TrimSpace(v), rest
+		}
+	}
 	own := []string{notice.ServiceAddr(l, "-request"), notice.ServiceAddr(l, "-owner"), l.Address}
 	m.robot = in.MailFrom == "" || policy.IsMailerDaemon(in.MailFrom) || policy.IsMailerDaemon(m.sender) ||
 		sum.AutoSubmitted != "" && sum.AutoSubmitted != "no" ||
@@ -163,7 +179,12 @@ func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, l lists.List, in in
 	}
 	var out strings.Builder
 	queued := false
+	var owner []Command
 	for _, c := range cmds {
+		if ownerCommands[c.Name] {
+			owner = append(owner, c)
+			continue
+		}
 		res, q, err := p.run(ctx, tx, l, m, c)
 		if err != nil {
 			return false, err
@@ -171,6 +192,15 @@ func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, l lists.List, in in
 		queued = queued || q
 		fmt.Fprintf(&out, "> %s\n%s\n\n", c.Line, res)
 		log.Info("command", "event", "command", "command", c.Name, "rcpt", m.sender)
+	}
+	if len(owner) > 0 {
+		res, q, err := p.ownerRequest(ctx, tx, l, m, owner)
+		if err != nil {
+			return false, err
+		}
+		queued = queued || q
+		fmt.Fprintf(&out, "%s\n\n", res)
+		log.Info("owner commands", "event", "owner_command", "count", len(owner), "rcpt", m.sender)
 	}
 	if len(cmds) == 0 {
 		out.WriteString("No command was found in your message.\n\n" + helpText(l))
@@ -194,7 +224,7 @@ func (p *Processor) run(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, 
 		if len(c.Args) == 0 {
 			return "confirm needs the code from the confirmation message.", false, nil
 		}
-		return p.confirm(ctx, tx, l, c.Args[0])
+		return p.confirm(ctx, tx, l, m, c.Args[0])
 	case "lists":
 		return p.listsText(ctx, tx, l)
 	case "set", "who", "password", "approve", "reject", "discard", "held", "add", "remove", "ban", "unban", "moderate", "members":
@@ -231,10 +261,7 @@ func (p *Processor) request(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 	if action == "unsubscribe" && !isMember {
 		return addr.String() + " is not subscribed.", false, nil
 	}
-	ttl := p.TokenTTL
-	if ttl == 0 {
-		ttl = 72 * time.Hour
-	}
+	ttl := p.ttl()
 	raw, err := tokens.Create(ctx, tx, tokens.New{ListID: l.ID, Given: given, Address: addr, Action: action, Mode: mode, TTL: ttl})
 	if err != nil {
 		return "", false, err
@@ -253,7 +280,7 @@ func (p *Processor) request(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 }
 
 // confirm completes a pending request.
-func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, raw string) (string, bool, error) {
+func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, raw string) (string, bool, error) {
 	t, err := tokens.Take(ctx, tx, l.ID, raw)
 	var inv *errs.Invalid
 	if errors.As(err, &inv) {
@@ -263,6 +290,21 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, raw 
 		return "", false, err
 	}
 	switch t.Action {
+	case tokens.Command:
+		var cmds []Command
+		for _, line := range strings.Split(t.Payload, "\n") {
+			if c, ok := parseLine(line); ok {
+				cmds = append(cmds, c)
+			}
+		}
+		return p.runOwner(ctx, tx, l, "confirmed:"+t.AddressNorm, cmds)
+	case tokens.Held:
+		id, _ := strconv.ParseInt(t.Payload, 10, 64)
+		verb, reason := "approve", ""
+		if cs := Parse("", m.body); len(cs) > 0 && (cs[0].Name == "reject" || cs[0].Name == "discard") {
+			verb, reason = cs[0].Name, strings.Join(cs[0].Args, " ")
+		}
+		return p.decideHeld(ctx, verb, id, reason, "reply:"+m.sender)
 	case "subscribe":
 		m, err := members.ParseNew(t.Address, members.RoleMember, members.Delivery(t.Mode))
 		if err != nil {
@@ -342,6 +384,18 @@ func (p *Processor) listsText(ctx context.Context, tx *sqlx.Tx, l lists.List) (s
 		fmt.Fprintf(&b, "  %s  %s\n", r.Address, r.Name)
 	}
 	return b.String(), false, nil
+}
+
+// approvedHeader returns the Approved: (or Approve:) header's value.
+func approvedHeader(raw []byte) string {
+	th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(mailmsg.Canonicalize(raw))))
+	if err != nil {
+		return ""
+	}
+	if v := th.Get("Approved"); v != "" {
+		return strings.TrimSpace(v)
+	}
+	return strings.TrimSpace(th.Get("Approve"))
 }
 
 // firstText returns the first text/plain part of a message, bounded.

@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/parley-list/parley/internal/commands"
+	"github.com/parley-list/parley/internal/ingest"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/testutil/pgtest"
@@ -156,5 +157,94 @@ func TestRobotsAndLimits(t *testing.T) {
 	}
 	if n := len(r.mailTo("loop@example.net")); n != 10 {
 		t.Errorf("%d replies to one address in a day, want the limit of 10", n)
+	}
+}
+
+func (r *rig) owner(addr string) {
+	r.t.Helper()
+	r.d.MustExec(`INSERT INTO members (list_id, address, address_norm, role) VALUES ($1, $2, $2, 'owner')`, r.l.ID, addr)
+}
+
+// TestOwnerAuthentication: From: alone never runs an owner command; the
+// moderator password runs it at once; an owner without it gets a
+// challenge at their registered address, and replying runs the commands.
+func TestOwnerAuthentication(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	r.owner("owner@example.org")
+	hash, err := commands.HashPassword("correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.d.MustExec(`UPDATE lists SET moderator_password = $1`, hash)
+
+	r.receive("request", "", "mallory@example.net", "", "add mallory@example.net\n")
+	r.receive("request", "", "owner@example.org", "Approved: wrong password\r\n", "add eve@example.net\n")
+	if r.isMember("mallory@example.net") || r.isMember("eve@example.net") {
+		t.Fatal("an owner command ran without authentication")
+	}
+	r.receive("request", "", "anyone@example.net", "Approved: correct horse battery\r\n", "add carol@example.org\n")
+	if !r.isMember("carol@example.org") {
+		t.Error("the moderator password did not run the command")
+	}
+	r.receive("request", "", "owner@example.org", "", "Approved: correct horse battery\nadd frank@example.org\n")
+	if !r.isMember("frank@example.org") {
+		t.Error("an Approved: first body line did not run the command")
+	}
+
+	before := len(r.mailTo("owner@example.org"))
+	r.receive("request", "", "owner@example.org", "", "add dave@example.org\n")
+	if r.isMember("dave@example.org") {
+		t.Fatal("an owner command ran on From: alone")
+	}
+	tok := token(t, r.mailTo("owner@example.org")[before:])
+	r.receive("confirm", tok, "owner@example.org", "", "")
+	if !r.isMember("dave@example.org") {
+		t.Error("confirming the challenge did not run the command")
+	}
+}
+
+// TestHeldReply: replying to a moderator notice approves the post;
+// replying "reject" rejects it.
+func TestHeldReply(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	r.owner("owner@example.org")
+	mod := lists.PostModerated
+	if _, err := lists.Update(t.Context(), r.d, r.l.Address, lists.Settings{PostPolicy: &mod}); err != nil {
+		t.Fatal(err)
+	}
+	svc := ingest.New(ingest.Options{DB: r.d, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Hostname: "h"})
+	defer svc.Close()
+	r.p.Moderator = svc
+	send := func(id string) string {
+		rc, err := svc.Resolve(t.Context(), r.l.Address, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := len(r.mailTo("owner@example.org"))
+		err = svc.Accept(t.Context(), ingest.Envelope{From: "bob@example.org", Rcpts: []ingest.Recipient{rc},
+			Data: []byte("From: bob@example.org\r\nSubject: held\r\nMessage-ID: <" + id + ">\r\n\r\nhi\r\n")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		notices := r.mailTo("owner@example.org")[before:]
+		m := regexp.MustCompile(`Reply-To: dev-confirm\+([a-z2-7]{32})@`).FindStringSubmatch(strings.Join(notices, "\n"))
+		if m == nil {
+			t.Fatalf("moderator notice without a reply address: %v", notices)
+		}
+		return m[1]
+	}
+	r.receive("confirm", send("one@x"), "owner@example.org", "", "> quoted notice\n")
+	r.receive("confirm", send("two@x"), "owner@example.org", "", "reject off topic\n")
+	var states []string
+	r.d.SelectContext(t.Context(), &states, `SELECT state FROM moderation ORDER BY id`)
+	if fmt.Sprint(states) != "[approved rejected]" {
+		t.Errorf("held posts after replies: %v, want [approved rejected]", states)
+	}
+	var archived int
+	r.d.GetContext(t.Context(), &archived, `SELECT count(*) FROM messages WHERE message_id = 'one@x'`)
+	if archived != 1 {
+		t.Error("the approved post is not archived")
 	}
 }

@@ -1,0 +1,223 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/parley-list/parley/internal/archive"
+	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/errs"
+	"github.com/parley-list/parley/internal/ingest"
+	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/members"
+	"github.com/parley-list/parley/internal/notice"
+	"github.com/parley-list/parley/internal/tokens"
+)
+
+// Moderator decides on held posts (ingest.Service is one).
+type Moderator interface {
+	Approve(ctx context.Context, id int64, by string) (archive.Stored, error)
+	RejectHeld(ctx context.Context, id int64, reason, by string) error
+	DiscardHeld(ctx context.Context, id int64, by string) error
+}
+
+// ownerCommands need an owner or moderator, authenticated by the list's
+// moderator password (Approved:) or by confirming a challenge mailed to
+// their registered address. From: alone is never enough.
+var ownerCommands = map[string]bool{"approve": true, "reject": true, "discard": true, "held": true,
+	"add": true, "remove": true, "ban": true, "unban": true, "moderate": true, "members": true}
+
+// HashPassword returns what lists.moderator_password stores.
+func HashPassword(pw string) (string, error) {
+	if len(pw) < 8 {
+		return "", errs.Invalidf("a moderator password needs at least 8 characters")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	return string(h), err
+}
+
+// approvedBy reports whether the message carries the list's moderator
+// password.
+func approvedBy(ctx context.Context, q db.Querier, listID int64, given string) (bool, error) {
+	if given == "" {
+		return false, nil
+	}
+	var hash string
+	if err := q.GetContext(ctx, &hash, `SELECT moderator_password FROM lists WHERE id = $1`, listID); err != nil {
+		return false, err
+	}
+	return hash != "" && bcrypt.CompareHashAndPassword([]byte(hash), []byte(given)) == nil, nil
+}
+
+// ownerRequest handles owner commands: run them when the password came
+// with them; otherwise send the sender, if an owner, a challenge.
+func (p *Processor) ownerRequest(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, cmds []Command) (string, bool, error) {
+	ok, err := approvedBy(ctx, tx, l.ID, m.approved)
+	if err != nil {
+		return "", false, err
+	}
+	if ok {
+		return p.runOwner(ctx, tx, l, "password:"+m.sender, cmds)
+	}
+	addr, err := mailaddr.Parse(m.sender)
+	if err != nil {
+		return "Only the list's owners and moderators may use these commands.", false, nil
+	}
+	mem, err := members.Get(ctx, tx, l.ID, addr.String())
+	if err != nil || mem.Role == members.RoleMember {
+		return "Only the list's owners and moderators may use these commands.", false, nil
+	}
+	lines := make([]string, len(cmds))
+	for i, c := range cmds {
+		lines[i] = c.Line
+	}
+	raw, err := tokens.Create(ctx, tx, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
+		Action: tokens.Command, Payload: strings.Join(lines, "\n"), TTL: p.ttl()})
+	if err != nil {
+		return "", false, err
+	}
+	confirm := notice.ServiceAddr(l, "-confirm+"+raw)
+	n := notice.Message{From: confirm, ReplyTo: confirm, To: mem.Address, Loop: notice.ServiceAddr(l, "-request"),
+		Subject: "confirm " + raw, Text: "Reply to this message to run these commands on " + l.Address + ":\n\n  " +
+			strings.Join(lines, "\n  ") + "\n\nIf you did not send them, ignore this message.\n"}
+	if err := notice.Queue(ctx, tx, l, []string{mem.Address}, n.Render(p.Hostname, time.Now())); err != nil {
+		return "", false, err
+	}
+	return "Owner commands need confirmation: one was sent to your registered address " + mem.Address + ".", true, nil
+}
+
+// runOwner executes authenticated owner commands.
+func (p *Processor) runOwner(ctx context.Context, tx *sqlx.Tx, l lists.List, by string, cmds []Command) (string, bool, error) {
+	var out []string
+	queued := false
+	for _, c := range cmds {
+		res, q, err := p.ownerCommand(ctx, tx, l, by, c)
+		if err != nil {
+			var inv *errs.Invalid
+			if !errors.As(err, &inv) {
+				return "", false, err
+			}
+			res = inv.Msg
+		}
+		queued = queued || q
+		out = append(out, c.Line+": "+res)
+	}
+	return strings.Join(out, "\n"), queued, nil
+}
+
+func arg(c Command, i int) string {
+	if i < len(c.Args) {
+		return c.Args[i]
+	}
+	return ""
+}
+
+func (p *Processor) ownerCommand(ctx context.Context, tx *sqlx.Tx, l lists.List, by string, c Command) (string, bool, error) {
+	switch c.Name {
+	case "approve", "reject", "discard":
+		id, err := strconv.ParseInt(arg(c, 0), 10, 64)
+		if err != nil {
+			return c.Name + " needs the number of a held post", false, nil
+		}
+		return p.decideHeld(ctx, c.Name, id, strings.Join(c.Args[1:], " "), by)
+	case "held":
+		hs, err := ingest.HeldPosts(ctx, tx, l.ID)
+		if err != nil {
+			return "", false, err
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "%d held\n", len(hs))
+		for _, h := range hs {
+			fmt.Fprintf(&b, "  %d  %s  %s  (%s)\n", h.ID, h.From, h.Subject, h.Reason)
+		}
+		return b.String(), false, nil
+	case "add":
+		m, err := members.ParseNew(arg(c, 0), members.RoleMember, members.Delivery(strings.ToLower(arg(c, 1))))
+		if err != nil {
+			return "", false, err
+		}
+		added, err := members.Add(ctx, tx, l.ID, []members.New{m})
+		if err != nil || len(added) == 0 {
+			return "already a member", false, err
+		}
+		return "added", false, nil
+	case "remove":
+		return "removed", false, members.Remove(ctx, tx, l.ID, arg(c, 0))
+	case "ban", "unban":
+		return p.ban(ctx, tx, l, c)
+	case "moderate":
+		on, err := onOff(arg(c, 1))
+		if err != nil {
+			return "", false, err
+		}
+		_, err = members.Update(ctx, tx, l.ID, arg(c, 0), members.Settings{Moderated: &on})
+		return "done", false, err
+	case "members":
+		ms, err := members.All(ctx, tx, l.ID, members.Filter{})
+		if err != nil {
+			return "", false, err
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "%d members\n", len(ms))
+		for _, m := range ms {
+			fmt.Fprintf(&b, "  %s  %s  %s  %s\n", m.Address, m.Role, m.Delivery, m.Status)
+		}
+		return b.String(), false, nil
+	}
+	return "unknown owner command", false, nil
+}
+
+func onOff(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "on", "yes", "true":
+		return true, nil
+	case "off", "no", "false":
+		return false, nil
+	}
+	return false, errs.Invalidf("say on or off")
+}
+
+func (p *Processor) ban(ctx context.Context, tx *sqlx.Tx, l lists.List, c Command) (string, bool, error) {
+	pattern, ok := ingest.ParseBanPattern(arg(c, 0))
+	if !ok {
+		return "", false, errs.Invalidf("%q is not a usable pattern", arg(c, 0))
+	}
+	if c.Name == "ban" {
+		_, err := tx.ExecContext(ctx, `INSERT INTO bans (list_id, pattern) VALUES ($1, $2) ON CONFLICT DO NOTHING`, l.ID, pattern)
+		return "banned", false, err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM bans WHERE list_id = $1 AND pattern = $2`, l.ID, pattern)
+	return "unbanned", false, err
+}
+
+// decideHeld approves, rejects or discards a held post.
+func (p *Processor) decideHeld(ctx context.Context, verb string, id int64, reason, by string) (string, bool, error) {
+	if p.Moderator == nil {
+		return "moderation by email is not available", false, nil
+	}
+	var err error
+	switch verb {
+	case "approve":
+		var st archive.Stored
+		if st, err = p.Moderator.Approve(ctx, id, by); err == nil {
+			return fmt.Sprintf("approved; archived as article %d", st.Article), true, nil
+		}
+	case "reject":
+		if err = p.Moderator.RejectHeld(ctx, id, reason, by); err == nil {
+			return "rejected", true, nil
+		}
+	default:
+		if err = p.Moderator.DiscardHeld(ctx, id, by); err == nil {
+			return "discarded", false, nil
+		}
+	}
+	return "", false, err
+}
