@@ -227,8 +227,12 @@ func (p *Processor) run(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, 
 		return p.confirm(ctx, tx, l, m, c.Args[0])
 	case "lists":
 		return p.listsText(ctx, tx, l)
-	case "set", "who", "password", "approve", "reject", "discard", "held", "add", "remove", "ban", "unban", "moderate", "members":
-		return fmt.Sprintf("%q is not available by email yet; ask the list's owners (%s).", c.Name, notice.ServiceAddr(l, "-owner")), false, nil
+	case "set":
+		return p.set(ctx, tx, l, m, c)
+	case "who":
+		return p.who(ctx, tx, l, m)
+	case "password":
+		return p.password(ctx, tx, l, m)
 	}
 	return fmt.Sprintf("Unknown command %q.\n\n%s", c.Name, helpText(l)), false, nil
 }
@@ -298,6 +302,9 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 			}
 		}
 		return p.runOwner(ctx, tx, l, "confirmed:"+t.AddressNorm, cmds)
+	case tokens.Settings:
+		res, err := applySetting(ctx, tx, l, t)
+		return res, false, err
 	case tokens.Held:
 		id, _ := strconv.ParseInt(t.Payload, 10, 64)
 		verb, reason := "approve", ""

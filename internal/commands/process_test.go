@@ -248,3 +248,34 @@ func TestHeldReply(t *testing.T) {
 		t.Error("the approved post is not archived")
 	}
 }
+
+// TestMemberSettings: "set" changes nothing until confirmed from the
+// member's own address; "password" mails the password to the member only;
+// "who" is for owners by default.
+func TestMemberSettings(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	r.d.MustExec(`INSERT INTO members (list_id, address, address_norm) VALUES ($1, 'bob@example.org', 'bob@example.org')`, r.l.ID)
+	r.receive("request", "", "bob@example.org", "", "set delivery nomail\n")
+	var delivery string
+	r.d.GetContext(t.Context(), &delivery, `SELECT delivery FROM members WHERE address_norm = 'bob@example.org'`)
+	if delivery != "regular" {
+		t.Fatal("a setting changed without confirmation")
+	}
+	r.receive("confirm", token(t, r.mailTo("bob@example.org")), "bob@example.org", "", "")
+	r.d.GetContext(t.Context(), &delivery, `SELECT delivery FROM members WHERE address_norm = 'bob@example.org'`)
+	if delivery != "nomail" {
+		t.Errorf("delivery = %s after confirming, want nomail", delivery)
+	}
+	r.receive("request", "", "bob@example.org", "", "password\n")
+	var hash string
+	r.d.GetContext(t.Context(), &hash, `SELECT archive_password FROM members WHERE address_norm = 'bob@example.org'`)
+	if !strings.HasPrefix(hash, "$2") || !strings.Contains(strings.Join(r.mailTo("bob@example.org"), ""), "password: ") {
+		t.Errorf("password: hash %q, mails %d", hash, len(r.mailTo("bob@example.org")))
+	}
+	r.receive("request", "", "bob@example.org", "", "who\n")
+	last := r.mailTo("bob@example.org")
+	if !strings.Contains(last[len(last)-1], "not shown to you") {
+		t.Errorf("who for a member of an owners-only roster: %q", last[len(last)-1])
+	}
+}

@@ -92,6 +92,7 @@ type Member struct {
 	Delivery    Delivery  `db:"delivery" json:"delivery"`
 	Status      Status    `db:"status" json:"status"`
 	Moderated   bool      `db:"moderated" json:"moderated"`
+	SelfCopy    bool      `db:"self_copy" json:"self_copy"`
 	JoinedAt    time.Time `db:"joined_at" json:"joined_at"`
 	UpdatedAt   time.Time `db:"updated_at" json:"updated_at"`
 }
@@ -159,7 +160,7 @@ func orDefault[T ~string](v, def T) T {
 }
 
 // cols are the columns Member scans; named so a new column never breaks it.
-const cols = `id, list_id, address, address_norm, display_name, role, delivery, status, moderated, joined_at, updated_at`
+const cols = `id, list_id, address, address_norm, display_name, role, delivery, status, moderated, self_copy, joined_at, updated_at`
 
 // Get returns one member of a list.
 func Get(ctx context.Context, q db.Querier, listID int64, address string) (Member, error) {
@@ -216,6 +217,7 @@ type Settings struct {
 	Delivery  *Delivery
 	Status    *Status
 	Moderated *bool
+	SelfCopy  *bool
 }
 
 // Update changes the settings that are set in s.
@@ -226,8 +228,9 @@ func Update(ctx context.Context, q db.Querier, listID int64, address string, s S
 	}
 	_, err = q.ExecContext(ctx, `
 		UPDATE members SET role = coalesce($2, role), delivery = coalesce($3, delivery),
-		       status = coalesce($4, status), moderated = coalesce($5, moderated), updated_at = now()
-		 WHERE id = $1`, m.ID, s.Role, s.Delivery, s.Status, s.Moderated)
+		       status = coalesce($4, status), moderated = coalesce($5, moderated),
+		       self_copy = coalesce($6, self_copy), updated_at = now()
+		 WHERE id = $1`, m.ID, s.Role, s.Delivery, s.Status, s.Moderated, s.SelfCopy)
 	if err != nil {
 		return Member{}, fmt.Errorf("update member: %w", err)
 	}

@@ -46,8 +46,9 @@ func hashToken(raw string) []byte {
 const (
 	Subscribe   = "subscribe"
 	Unsubscribe = "unsubscribe"
-	Command     = "command" // an owner's commands, in Payload
-	Held        = "held"    // a decision on a held post; Payload is its id
+	Command     = "command"  // an owner's commands, in Payload
+	Held        = "held"     // a decision on a held post; Payload is its id
+	Settings    = "settings" // a member's own setting changes, in Payload
 )
 
 // Token is a pending confirmation.

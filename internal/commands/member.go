@@ -1,0 +1,155 @@
+package commands
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/members"
+	"github.com/parley-list/parley/internal/notice"
+	"github.com/parley-list/parley/internal/tokens"
+)
+
+// sender returns the member a message claims to come from, or nil.
+func (p *Processor) sender(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail) (*members.Member, error) {
+	addr, err := mailaddr.Parse(m.sender)
+	if err != nil {
+		return nil, nil
+	}
+	mem, err := members.Get(ctx, tx, l.ID, addr.String())
+	if errors.Is(err, members.ErrNotFound) {
+		return nil, nil
+	}
+	return &mem, err
+}
+
+// set asks the member to confirm a change of their own settings: a forged
+// From: cannot switch someone's mail off.
+func (p *Processor) set(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, c Command) (string, bool, error) {
+	if _, err := parseSetting(c); err != nil {
+		return err.Error(), false, nil
+	}
+	mem, err := p.sender(ctx, tx, l, m)
+	if err != nil || mem == nil {
+		return "You are not subscribed to " + l.Address + ".", false, err
+	}
+	addr, _ := mailaddr.Parse(mem.Address)
+	raw, err := tokens.Create(ctx, tx, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
+		Action: tokens.Settings, Payload: c.Line, TTL: p.ttl()})
+	if err != nil {
+		return "", false, err
+	}
+	confirm := notice.ServiceAddr(l, "-confirm+"+raw)
+	n := notice.Message{From: confirm, ReplyTo: confirm, To: mem.Address, Loop: notice.ServiceAddr(l, "-request"),
+		Subject: "confirm " + raw, Text: "Reply to this message to change your subscription to " + l.Address + ":\n\n  " + c.Line + "\n"}
+	if err := notice.Queue(ctx, tx, l, []string{mem.Address}, n.Render(p.Hostname, time.Now())); err != nil {
+		return "", false, err
+	}
+	return "A confirmation was sent to " + mem.Address + ".", true, nil
+}
+
+// parseSetting reads "set delivery regular|digest|nomail" and
+// "set self-copy on|off".
+func parseSetting(c Command) (members.Settings, error) {
+	var s members.Settings
+	if len(c.Args) != 2 {
+		return s, errors.New(`use "set delivery regular|digest|nomail" or "set self-copy on|off"`)
+	}
+	switch strings.ToLower(c.Args[0]) {
+	case "delivery":
+		d, err := members.ParseDelivery(c.Args[1])
+		if err != nil {
+			return s, errors.New("delivery is regular, digest or nomail")
+		}
+		s.Delivery = &d
+	case "self-copy", "selfcopy", "myposts":
+		on, err := onOff(c.Args[1])
+		if err != nil {
+			return s, errors.New("self-copy is on or off")
+		}
+		s.SelfCopy = &on
+	default:
+		return s, fmt.Errorf("unknown setting %q", c.Args[0])
+	}
+	return s, nil
+}
+
+// applySetting runs a confirmed setting change.
+func applySetting(ctx context.Context, tx *sqlx.Tx, l lists.List, t tokens.Token) (string, error) {
+	c, _ := parseLine(t.Payload)
+	s, err := parseSetting(c)
+	if err != nil {
+		return err.Error(), nil
+	}
+	if _, err := members.Update(ctx, tx, l.ID, t.AddressNorm, s); err != nil {
+		return "", err
+	}
+	return "Done: " + t.Payload + ".", nil
+}
+
+// who answers with the roster when the list lets the sender see it. The
+// answer goes to the sender's own address, so a forged From: reveals
+// nothing to the forger.
+func (p *Processor) who(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail) (string, bool, error) {
+	var roster string
+	if err := tx.GetContext(ctx, &roster, `SELECT roster FROM lists WHERE id = $1`, l.ID); err != nil {
+		return "", false, err
+	}
+	mem, err := p.sender(ctx, tx, l, m)
+	if err != nil {
+		return "", false, err
+	}
+	allowed := roster == "public" || roster == "members" && mem != nil ||
+		mem != nil && (mem.Role == members.RoleOwner || mem.Role == members.RoleModerator)
+	if !allowed {
+		return "The member list of " + l.Address + " is not shown to you.", false, nil
+	}
+	ms, err := members.All(ctx, tx, l.ID, members.Filter{Status: members.StatusActive})
+	if err != nil {
+		return "", false, err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d members:\n", len(ms))
+	for _, x := range ms {
+		fmt.Fprintf(&b, "  %s\n", x.Address)
+	}
+	return b.String(), false, nil
+}
+
+// password issues a fresh archive password and mails it to the member's
+// own address only.
+func (p *Processor) password(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail) (string, bool, error) {
+	mem, err := p.sender(ctx, tx, l, m)
+	if err != nil || mem == nil {
+		return "You are not subscribed to " + l.Address + ".", false, err
+	}
+	b := make([]byte, 15)
+	if _, err := rand.Read(b); err != nil {
+		return "", false, err
+	}
+	pw := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	if err != nil {
+		return "", false, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE members SET archive_password = $2 WHERE id = $1`, mem.ID, string(hash)); err != nil {
+		return "", false, err
+	}
+	n := notice.Message{From: notice.ServiceAddr(l, "-request"), To: mem.Address, Loop: notice.ServiceAddr(l, "-request"),
+		Subject: "Your archive password for " + l.Address,
+		Text: "Your password for reading the archive of " + l.Address + " over IMAP:\n\n  user:     " + mem.Address +
+			"\n  password: " + pw + "\n\nAsking again makes a new one and the old one stops working.\n"}
+	if err := notice.Queue(ctx, tx, l, []string{mem.Address}, n.Render(p.Hostname, time.Now())); err != nil {
+		return "", false, err
+	}
+	return "A new archive password was sent to " + mem.Address + ".", true, nil
+}
