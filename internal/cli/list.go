@@ -23,7 +23,7 @@ import (
 
 func listCmd(e *env) *cobra.Command {
 	return group("list", "Create, inspect, change and delete lists",
-		listCreateCmd(e), listLsCmd(e), listShowCmd(e), listSetCmd(e), listDeleteCmd(e))
+		listCreateCmd(e), listLsCmd(e), listShowCmd(e), listSetCmd(e), listDeleteCmd(e), listTemplateCmd(e))
 }
 
 // listFlags are the settings flags shared by `list create` and `list set`.

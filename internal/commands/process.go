@@ -203,7 +203,7 @@ func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, l lists.List, in in
 		log.Info("owner commands", "event", "owner_command", "count", len(owner), "rcpt", m.sender)
 	}
 	if len(cmds) == 0 {
-		out.WriteString("No command was found in your message.\n\n" + helpText(l))
+		out.WriteString("No command was found in your message.\n\n" + render(ctx, tx, "help", l))
 	}
 	q, err := p.reply(ctx, tx, l, m, "Re: "+strings.TrimSpace(m.subject), out.String())
 	return queued || q, err
@@ -213,9 +213,9 @@ func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, l lists.List, in in
 func (p *Processor) run(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, c Command) (string, bool, error) {
 	switch c.Name {
 	case "help":
-		return helpText(l), false, nil
+		return render(ctx, tx, "help", l), false, nil
 	case "info":
-		return infoText(l), false, nil
+		return render(ctx, tx, "info", l), false, nil
 	case "subscribe", "join":
 		return p.request(ctx, tx, l, m, c, "subscribe")
 	case "unsubscribe", "leave", "signoff":
@@ -234,7 +234,7 @@ func (p *Processor) run(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, 
 	case "password":
 		return p.password(ctx, tx, l, m)
 	}
-	return fmt.Sprintf("Unknown command %q.\n\n%s", c.Name, helpText(l)), false, nil
+	return fmt.Sprintf("Unknown command %q.\n\n%s", c.Name, render(ctx, tx, "help", l)), false, nil
 }
 
 // request starts a subscription or unsubscription: a confirmation goes to
@@ -322,7 +322,7 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 		}
 		p.Log.Info("subscribed by confirmation", "event", "subscribed", "list", l.Address, "rcpt", t.AddressNorm)
 		welcome := notice.Message{From: notice.ServiceAddr(l, "-request"), To: t.Address, Loop: notice.ServiceAddr(l, "-request"),
-			Subject: "Welcome to " + l.Address, Text: welcomeText(l)}
+			Subject: "Welcome to " + l.Address, Text: render(ctx, tx, "welcome", l)}
 		if err := notice.Queue(ctx, tx, l, []string{t.Address}, welcome.Render(p.Hostname, time.Now())); err != nil {
 			return "", false, err
 		}

@@ -279,3 +279,23 @@ func TestMemberSettings(t *testing.T) {
 		t.Errorf("who for a member of an owners-only roster: %q", last[len(last)-1])
 	}
 }
+
+// TestTemplateOverride: a list's own help text is used; a broken template
+// is refused when it is set.
+func TestTemplateOverride(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	if err := commands.SetTemplate(t.Context(), r.d, r.l, "help", "Ask {{.Owner}} anything."); err != nil {
+		t.Fatal(err)
+	}
+	if err := commands.SetTemplate(t.Context(), r.d, r.l, "help", "{{.Nope"); err == nil {
+		t.Error("a broken template was accepted")
+	}
+	if err := commands.SetTemplate(t.Context(), r.d, r.l, "nosuch", "x"); err == nil {
+		t.Error("an unknown template name was accepted")
+	}
+	r.receive("request", "", "bob@example.org", "", "help\n")
+	if got := strings.Join(r.mailTo("bob@example.org"), ""); !strings.Contains(got, "Ask dev-owner@lists.example.org anything.") {
+		t.Errorf("reply does not use the list's help text:\n%s", got)
+	}
+}

@@ -1,20 +1,35 @@
 package commands
 
 import (
+	"context"
 	"embed"
+	"sort"
 	"strings"
 	"text/template"
 
+	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/errs"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/notice"
 )
 
-// The reply texts: plain text templates, embedded.
+// The reply texts: plain text templates, embedded; a list may override
+// any of them (parley list template set).
 //
 //go:embed templates/*.txt
 var templateFS embed.FS
 
 var templates = template.Must(template.ParseFS(templateFS, "templates/*.txt"))
+
+// TemplateNames lists the templates a list can override.
+func TemplateNames() []string {
+	var names []string
+	for _, t := range templates.Templates() {
+		names = append(names, strings.TrimSuffix(t.Name(), ".txt"))
+	}
+	sort.Strings(names)
+	return names
+}
 
 // listView is what the templates see.
 type listView struct {
@@ -29,14 +44,36 @@ func view(l lists.List) listView {
 		Leave: notice.ServiceAddr(l, "-leave"), Owner: notice.ServiceAddr(l, "-owner")}
 }
 
-func render(name string, l lists.List) string {
+// SetTemplate stores a list's override, after checking that it parses and
+// renders.
+func SetTemplate(ctx context.Context, q db.Querier, l lists.List, name, body string) error {
+	if templates.Lookup(name+".txt") == nil {
+		return errs.Invalidf("no template %q (there are: %s)", name, strings.Join(TemplateNames(), ", "))
+	}
+	t, err := template.New(name).Parse(body)
+	if err != nil {
+		return errs.Invalidf("template %s: %v", name, err)
+	}
+	if err := t.Execute(&strings.Builder{}, view(l)); err != nil {
+		return errs.Invalidf("template %s: %v", name, err)
+	}
+	_, err = q.ExecContext(ctx, `INSERT INTO list_templates (list_id, name, body) VALUES ($1, $2, $3)
+		ON CONFLICT (list_id, name) DO UPDATE SET body = EXCLUDED.body, updated_at = now()`, l.ID, name, body)
+	return err
+}
+
+// render uses the list's override when there is one, else the default.
+func render(ctx context.Context, q db.Querier, name string, l lists.List) string {
 	var b strings.Builder
-	if err := templates.ExecuteTemplate(&b, name, view(l)); err != nil {
-		return "(" + name + " is not available: " + err.Error() + ")"
+	var body string
+	if err := q.GetContext(ctx, &body, `SELECT body FROM list_templates WHERE list_id = $1 AND name = $2`, l.ID, name); err == nil {
+		if t, err := template.New(name).Parse(body); err == nil && t.Execute(&b, view(l)) == nil {
+			return b.String()
+		}
+		b.Reset()
+	}
+	if err := templates.ExecuteTemplate(&b, name+".txt", view(l)); err != nil {
+		return "(" + name + " is not available)"
 	}
 	return b.String()
 }
-
-func helpText(l lists.List) string    { return render("help.txt", l) }
-func infoText(l lists.List) string    { return render("info.txt", l) }
-func welcomeText(l lists.List) string { return render("welcome.txt", l) }
