@@ -313,6 +313,9 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 		}
 		return p.decideHeld(ctx, verb, id, reason, "reply:"+m.sender)
 	case "subscribe":
+		if l.SubscribeBy == "approve" {
+			return p.askOwners(ctx, tx, l, t)
+		}
 		m, err := members.ParseNew(t.Address, members.RoleMember, members.Delivery(t.Mode))
 		if err != nil {
 			return "", false, err
@@ -334,6 +337,32 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 		p.Log.Info("unsubscribed by confirmation", "event", "unsubscribed", "list", l.Address, "rcpt", t.AddressNorm)
 		return t.Address + " is unsubscribed from " + l.Address + ". Goodbye!", false, nil
 	}
+}
+
+// askOwners passes a confirmed subscription to the owners: replying to
+// their notice runs "add ADDRESS MODE".
+func (p *Processor) askOwners(ctx context.Context, tx *sqlx.Tx, l lists.List, t tokens.Token) (string, bool, error) {
+	owners, err := notice.Owners(ctx, tx, l.ID)
+	if err != nil {
+		return "", false, err
+	}
+	if len(owners) == 0 {
+		return "This list needs an owner's approval, but it has no owner; ask " + notice.ServiceAddr(l, "-owner") + ".", false, nil
+	}
+	owner, _ := mailaddr.Parse(notice.ServiceAddr(l, "-owner"))
+	raw, err := tokens.Create(ctx, tx, tokens.New{ListID: l.ID, Given: owner.String(), Address: owner,
+		Action: tokens.Command, Payload: "add " + t.Address + " " + t.Mode, TTL: 7 * 24 * time.Hour})
+	if err != nil {
+		return "", false, err
+	}
+	confirm := notice.ServiceAddr(l, "-confirm+"+raw)
+	n := notice.Message{From: confirm, ReplyTo: confirm, To: notice.ServiceAddr(l, "-owner"), Loop: notice.ServiceAddr(l, "-request"),
+		Subject: l.Address + ": subscription of " + t.Address + " awaits approval",
+		Text:    t.Address + " confirmed a subscription to " + l.Address + ".\nReply to this message to approve it; ignore it to refuse.\n"}
+	if err := notice.Queue(ctx, tx, l, owners, n.Render(p.Hostname, time.Now())); err != nil {
+		return "", false, err
+	}
+	return "Thank you; your subscription now awaits the approval of the list's owners.", true, nil
 }
 
 // reply answers the sender once, within the daily limit per address.

@@ -299,3 +299,31 @@ func TestTemplateOverride(t *testing.T) {
 		t.Errorf("reply does not use the list's help text:\n%s", got)
 	}
 }
+
+// TestSubscriptionApproval: on a list whose subscriptions need an owner,
+// a confirmed subscription waits until an owner replies.
+func TestSubscriptionApproval(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	r.owner("owner@example.org")
+	approve := "approve"
+	l, err := lists.Update(t.Context(), r.d, r.l.Address, lists.Settings{SubscribeBy: &approve})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.l = l
+	r.receive("join", "", "bob@example.org", "", "")
+	r.receive("confirm", token(t, r.mailTo("bob@example.org")), "bob@example.org", "", "")
+	if r.isMember("bob@example.org") {
+		t.Fatal("subscribed without an owner's approval")
+	}
+	notices := r.mailTo("owner@example.org")
+	m := regexp.MustCompile(`Reply-To: dev-confirm\+([a-z2-7]{32})@`).FindStringSubmatch(strings.Join(notices, "\n"))
+	if m == nil {
+		t.Fatalf("no approval request to the owner: %v", notices)
+	}
+	r.receive("confirm", m[1], "owner@example.org", "", "")
+	if !r.isMember("bob@example.org") {
+		t.Error("the owner's reply did not subscribe bob")
+	}
+}

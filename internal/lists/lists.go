@@ -99,6 +99,7 @@ type List struct {
 	SubjectThread bool       `db:"subject_threading" json:"subject_threading"`
 	DMARC         string     `db:"dmarc_mitigation" json:"dmarc_mitigation"`
 	VERP          bool       `db:"verp" json:"verp"`
+	SubscribeBy   string     `db:"subscribe_policy" json:"subscribe_policy"`
 	UIDValidity   int64      `db:"uidvalidity" json:"uidvalidity"`
 	NextArticle   int64      `db:"next_article" json:"next_article"`
 	Members       int64      `db:"members" json:"members"`
@@ -119,6 +120,7 @@ type Settings struct {
 	SubjectThread *bool
 	DMARC         *string // policy, always or never
 	VERP          *bool
+	SubscribeBy   *string // confirm or approve
 }
 
 // validate checks free-text settings: they end up in mail headers, so no
@@ -141,6 +143,9 @@ func (s Settings) validate() error {
 	if s.DMARC != nil && *s.DMARC != "policy" && *s.DMARC != "always" && *s.DMARC != "never" {
 		return errs.Invalidf("dmarc mitigation %q: want policy, always or never", *s.DMARC)
 	}
+	if s.SubscribeBy != nil && *s.SubscribeBy != "confirm" && *s.SubscribeBy != "approve" {
+		return errs.Invalidf("subscribe policy %q: want confirm or approve", *s.SubscribeBy)
+	}
 	if s.MaxMessage != nil && *s.MaxMessage < 0 {
 		return errs.Invalidf("max message size: must not be negative")
 	}
@@ -155,7 +160,7 @@ func (s Settings) validate() error {
 // it is shown (it costs a count over the list's members).
 const listCols = `l.id, l.address, l.local_part, d.name AS domain, l.display_name, l.description,
        l.post_policy, l.archive, l.subject_prefix, l.nonmember_action, l.max_message_bytes,
-       l.subject_threading, l.dmarc_mitigation, l.verp, l.uidvalidity, l.next_article, l.created_at, l.updated_at`
+       l.subject_threading, l.dmarc_mitigation, l.verp, l.subscribe_policy, l.uidvalidity, l.next_article, l.created_at, l.updated_at`
 
 const (
 	selectList       = `SELECT ` + listCols + `, 0 AS members FROM lists l JOIN domains d ON d.id = l.domain_id`
@@ -276,10 +281,11 @@ func Update(ctx context.Context, q db.Querier, address string, s Settings) (List
 		       subject_prefix = coalesce($6, subject_prefix), nonmember_action = coalesce($7, nonmember_action),
 		       max_message_bytes = coalesce($8, max_message_bytes),
 		       subject_threading = coalesce($9, subject_threading),
-		       dmarc_mitigation = coalesce($10, dmarc_mitigation), verp = coalesce($11, verp), updated_at = now()
+		       dmarc_mitigation = coalesce($10, dmarc_mitigation), verp = coalesce($11, verp),
+		       subscribe_policy = coalesce($12, subscribe_policy), updated_at = now()
 		 WHERE id = $1`,
 		l.ID, s.DisplayName, s.Description, s.PostPolicy, s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage,
-		s.SubjectThread, s.DMARC, s.VERP)
+		s.SubjectThread, s.DMARC, s.VERP, s.SubscribeBy)
 	if err != nil {
 		return List{}, fmt.Errorf("update list: %w", err)
 	}
