@@ -60,3 +60,78 @@ func TestSubscribeByEmail(t *testing.T) {
 	}
 	s.stop()
 }
+
+// TestOwnerByEmail: against the real binary, a forged owner command is
+// refused, the Approved: password and the challenge both work, a held
+// post approved by replying to its notice is archived and delivered, and
+// unsubscribing by email works; a reused code is refused.
+func TestOwnerByEmail(t *testing.T) {
+	t.Parallel()
+	sink := smtpsink.Start(t)
+	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+pgtest.NewDSN(t), "PARLEY_RELAY=smtp://"+sink.Addr)
+	s := startServer(t, env)
+	smtp := s.ready["smtp"]
+	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "moderated", "--owner", "owner@example.org")
+	if r := run(t, env, "sekrit-password\n", "list", "set", "dev@lists.example.org", "--moderator-password", "-"); r.code != 0 {
+		t.Fatalf("set password: %s", r.stderr)
+	}
+	seen := map[string]int{}
+	next := func(rcpt, contains string) string { // the next new mail to rcpt containing contains
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			n := 0
+			for _, m := range sink.Messages() {
+				if m.To[0] != rcpt || !strings.Contains(string(m.Data), contains) {
+					continue
+				}
+				if n++; n > seen[rcpt+contains] {
+					seen[rcpt+contains] = n
+					return string(m.Data)
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("no new mail to %s containing %q", rcpt, contains)
+		return ""
+	}
+	members := func() string { return mustRun(t, env, "member", "ls", "dev@lists.example.org") }
+	replyTo := regexp.MustCompile(`Reply-To: (dev-confirm\+[a-z2-7]+@lists\.example\.org)`)
+	send := func(args ...string) {
+		t.Helper()
+		if out, code := swaks(t, smtp, args...); code != 0 {
+			t.Fatalf("swaks %v refused:\n%s", args, out)
+		}
+	}
+
+	send("--to", "dev-request@lists.example.org", "--from", "mallory@example.net", "--body", "add mallory@example.net")
+	next("mallory@example.net", "Only the list's owners")
+	send("--to", "dev-request@lists.example.org", "--from", "owner@example.org", "--header", "Approved: sekrit-password", "--body", "add carol@example.org")
+	next("owner@example.org", "add carol@example.org: added")
+	send("--to", "dev-request@lists.example.org", "--from", "owner@example.org", "--body", "add dave@example.org")
+	challenge := replyTo.FindStringSubmatch(next("owner@example.org", "Reply to this message to run these commands"))
+	send("--to", challenge[1], "--from", "owner@example.org", "--header", "Subject: Re: confirm")
+	next("owner@example.org", "add dave@example.org: added")
+	if ms := members(); !strings.Contains(ms, "carol@") || !strings.Contains(ms, "dave@") || strings.Contains(ms, "mallory@") {
+		t.Errorf("members:\n%s", ms)
+	}
+
+	send("--to", "dev@lists.example.org", "--from", "carol@example.org", "--header", "Subject: needs a moderator")
+	held := replyTo.FindStringSubmatch(next("owner@example.org", "is waiting for a moderator"))
+	send("--to", held[1], "--from", "owner@example.org", "--header", "Subject: Re: held")
+	next("dave@example.org", "Subject: needs a moderator")
+	if posts := archiveLs(t, env, "dev@lists.example.org"); len(posts) != 1 {
+		t.Errorf("archive after approval by reply: %+v", posts)
+	}
+	send("--to", held[1], "--from", "owner@example.org", "--header", "Subject: Re: held")
+	next("owner@example.org", "already used")
+
+	send("--to", "dev-leave@lists.example.org", "--from", "carol@example.org")
+	bye := replyTo.FindStringSubmatch(next("carol@example.org", "Subject: confirm "))
+	send("--to", bye[1], "--from", "carol@example.org")
+	next("carol@example.org", "is unsubscribed from dev@lists.example.org")
+	if strings.Contains(members(), "carol@") {
+		t.Error("carol is still a member")
+	}
+	s.stop()
+}
