@@ -43,15 +43,11 @@ func (p *Processor) set(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, 
 		return "You are not subscribed to " + l.Address + ".", false, err
 	}
 	addr, _ := mailaddr.Parse(mem.Address)
-	raw, err := tokens.Create(ctx, tx, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
-		Action: tokens.Settings, Payload: c.Line, TTL: p.ttl()})
+	err = p.challenge(ctx, tx, l, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
+		Action: tokens.Settings, Payload: c.Line, TTL: p.ttl()}, []string{mem.Address}, "", func(string) string {
+		return "Reply to this message to change your subscription to " + l.Address + ":\n\n  " + c.Line + "\n"
+	})
 	if err != nil {
-		return "", false, err
-	}
-	confirm := notice.ServiceAddr(l, "-confirm+"+raw)
-	n := notice.Message{From: confirm, ReplyTo: confirm, To: mem.Address, Loop: notice.ServiceAddr(l, "-request"),
-		Subject: "confirm " + raw, Text: "Reply to this message to change your subscription to " + l.Address + ":\n\n  " + c.Line + "\n"}
-	if err := notice.Queue(ctx, tx, l, []string{mem.Address}, n.Render(p.Hostname, time.Now())); err != nil {
 		return "", false, err
 	}
 	return "A confirmation was sent to " + mem.Address + ".", true, nil

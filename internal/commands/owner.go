@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 	"golang.org/x/crypto/bcrypt"
@@ -18,7 +17,6 @@ import (
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/members"
-	"github.com/parley-list/parley/internal/notice"
 	"github.com/parley-list/parley/internal/tokens"
 )
 
@@ -79,16 +77,12 @@ func (p *Processor) ownerRequest(ctx context.Context, tx *sqlx.Tx, l lists.List,
 	for i, c := range cmds {
 		lines[i] = c.Line
 	}
-	raw, err := tokens.Create(ctx, tx, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
-		Action: tokens.Command, Payload: strings.Join(lines, "\n"), TTL: p.ttl()})
+	err = p.challenge(ctx, tx, l, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
+		Action: tokens.Command, Payload: strings.Join(lines, "\n"), TTL: p.ttl()}, []string{mem.Address}, "", func(string) string {
+		return "Reply to this message to run these commands on " + l.Address + ":\n\n  " +
+			strings.Join(lines, "\n  ") + "\n\nIf you did not send them, ignore this message.\n"
+	})
 	if err != nil {
-		return "", false, err
-	}
-	confirm := notice.ServiceAddr(l, "-confirm+"+raw)
-	n := notice.Message{From: confirm, ReplyTo: confirm, To: mem.Address, Loop: notice.ServiceAddr(l, "-request"),
-		Subject: "confirm " + raw, Text: "Reply to this message to run these commands on " + l.Address + ":\n\n  " +
-			strings.Join(lines, "\n  ") + "\n\nIf you did not send them, ignore this message.\n"}
-	if err := notice.Queue(ctx, tx, l, []string{mem.Address}, n.Render(p.Hostname, time.Now())); err != nil {
 		return "", false, err
 	}
 	return "Owner commands need confirmation: one was sent to your registered address " + mem.Address + ".", true, nil

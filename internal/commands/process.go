@@ -266,18 +266,14 @@ func (p *Processor) request(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 		return addr.String() + " is not subscribed.", false, nil
 	}
 	ttl := p.ttl()
-	raw, err := tokens.Create(ctx, tx, tokens.New{ListID: l.ID, Given: given, Address: addr, Action: action, Mode: mode, TTL: ttl})
+	err = p.challenge(ctx, tx, l, tokens.New{ListID: l.ID, Given: given, Address: addr, Action: action, Mode: mode, TTL: ttl},
+		[]string{given}, "", func(confirm string) string {
+			return fmt.Sprintf("Someone (perhaps you) asked to %s %s %s %s.\n\n"+
+				"To confirm, just reply to this message, or send a message to\n  %s\n\n"+
+				"If you did not ask for this, ignore this message: nothing changes.\nThe request expires in %s.\n",
+				action, given, map[string]string{"subscribe": "to", "unsubscribe": "from"}[action], l.Address, confirm, ttl.Round(time.Hour))
+		})
 	if err != nil {
-		return "", false, err
-	}
-	confirmAddr := notice.ServiceAddr(l, "-confirm+"+raw)
-	n := notice.Message{From: confirmAddr, ReplyTo: confirmAddr, To: given, Loop: notice.ServiceAddr(l, "-request"),
-		Subject: "confirm " + raw,
-		Text: fmt.Sprintf("Someone (perhaps you) asked to %s %s %s %s.\n\n"+
-			"To confirm, just reply to this message, or send a message to\n  %s\n\n"+
-			"If you did not ask for this, ignore this message: nothing changes.\nThe request expires in %s.\n",
-			action, given, map[string]string{"subscribe": "to", "unsubscribe": "from"}[action], l.Address, confirmAddr, ttl.Round(time.Hour))}
-	if err := notice.Queue(ctx, tx, l, []string{given}, n.Render(p.Hostname, time.Now())); err != nil {
 		return "", false, err
 	}
 	return "A confirmation was sent to " + given + ". Nothing changes until it is answered.", true, nil
@@ -350,19 +346,32 @@ func (p *Processor) askOwners(ctx context.Context, tx *sqlx.Tx, l lists.List, t 
 		return "This list needs an owner's approval, but it has no owner; ask " + notice.ServiceAddr(l, "-owner") + ".", false, nil
 	}
 	owner, _ := mailaddr.Parse(notice.ServiceAddr(l, "-owner"))
-	raw, err := tokens.Create(ctx, tx, tokens.New{ListID: l.ID, Given: owner.String(), Address: owner,
-		Action: tokens.Command, Payload: "add " + t.Address + " " + t.Mode, TTL: 7 * 24 * time.Hour})
+	err = p.challenge(ctx, tx, l, tokens.New{ListID: l.ID, Given: owner.String(), Address: owner,
+		Action: tokens.Command, Payload: "add " + t.Address + " " + t.Mode, TTL: 7 * 24 * time.Hour},
+		owners, l.Address+": subscription of "+t.Address+" awaits approval", func(string) string {
+			return t.Address + " confirmed a subscription to " + l.Address + ".\nReply to this message to approve it; ignore it to refuse.\n"
+		})
 	if err != nil {
 		return "", false, err
 	}
-	confirm := notice.ServiceAddr(l, "-confirm+"+raw)
-	n := notice.Message{From: confirm, ReplyTo: confirm, To: notice.ServiceAddr(l, "-owner"), Loop: notice.ServiceAddr(l, "-request"),
-		Subject: l.Address + ": subscription of " + t.Address + " awaits approval",
-		Text:    t.Address + " confirmed a subscription to " + l.Address + ".\nReply to this message to approve it; ignore it to refuse.\n"}
-	if err := notice.Queue(ctx, tx, l, owners, n.Render(p.Hostname, time.Now())); err != nil {
-		return "", false, err
-	}
 	return "Thank you; your subscription now awaits the approval of the list's owners.", true, nil
+}
+
+// challenge stores a token and mails to rcpts a message that confirms it
+// by an ordinary reply: its From and Reply-To are list-confirm+TOKEN@.
+// subject "" means "confirm TOKEN"; text gets the confirmation address.
+func (p *Processor) challenge(ctx context.Context, tx *sqlx.Tx, l lists.List, tn tokens.New, rcpts []string, subject string, text func(confirmAddr string) string) error {
+	raw, err := tokens.Create(ctx, tx, tn)
+	if err != nil {
+		return err
+	}
+	confirm := notice.ServiceAddr(l, "-confirm+"+raw)
+	if subject == "" {
+		subject = "confirm " + raw
+	}
+	n := notice.Message{From: confirm, ReplyTo: confirm, To: strings.Join(rcpts, ", "), Loop: notice.ServiceAddr(l, "-request"),
+		Subject: subject, Text: text(confirm)}
+	return notice.Queue(ctx, tx, l, rcpts, n.Render(p.Hostname, time.Now()))
 }
 
 // reply answers the sender once, within the daily limit per address.
