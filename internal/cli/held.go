@@ -111,16 +111,16 @@ func heldDecideCmd(e *env, verb string) *cobra.Command {
 				svc := app.NewIngest(e.cfg, d, e.log)
 				switch verb {
 				case "approve":
-					st, err := svc.Approve(c.Context(), id, whoAmI())
+					st, err := svc.Approve(c.Context(), 0, id, whoAmI())
 					if err != nil {
 						return err
 					}
 					fmt.Fprintf(e.io.Stdout, "approved %d: archived as article %d\n", id, st.Article)
 					return nil
 				case "reject":
-					err = svc.RejectHeld(c.Context(), id, reason, whoAmI())
+					err = svc.RejectHeld(c.Context(), 0, id, reason, whoAmI())
 				default:
-					err = svc.DiscardHeld(c.Context(), id, whoAmI())
+					err = svc.DiscardHeld(c.Context(), 0, id, whoAmI())
 				}
 				if err == nil {
 					fmt.Fprintf(e.io.Stdout, "%sed %d\n", trimE(verb), id)

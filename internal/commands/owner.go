@@ -22,9 +22,9 @@ import (
 
 // Moderator decides on held posts (ingest.Service is one).
 type Moderator interface {
-	Approve(ctx context.Context, id int64, by string) (archive.Stored, error)
-	RejectHeld(ctx context.Context, id int64, reason, by string) error
-	DiscardHeld(ctx context.Context, id int64, by string) error
+	Approve(ctx context.Context, listID, id int64, by string) (archive.Stored, error)
+	RejectHeld(ctx context.Context, listID, id int64, reason, by string) error
+	DiscardHeld(ctx context.Context, listID, id int64, by string) error
 }
 
 // ownerCommands need an owner or moderator, authenticated by the list's
@@ -121,7 +121,7 @@ func (p *Processor) ownerCommand(ctx context.Context, tx *sqlx.Tx, l lists.List,
 		if err != nil {
 			return c.Name + " needs the number of a held post", false, nil
 		}
-		return p.decideHeld(ctx, c.Name, id, strings.Join(c.Args[1:], " "), by)
+		return p.decideHeld(ctx, l, c.Name, id, strings.Join(c.Args[1:], " "), by)
 	case "held":
 		hs, err := ingest.HeldPosts(ctx, tx, l.ID)
 		if err != nil {
@@ -134,7 +134,15 @@ func (p *Processor) ownerCommand(ctx context.Context, tx *sqlx.Tx, l lists.List,
 		}
 		return b.String(), false, nil
 	case "add":
-		m, err := members.ParseNew(arg(c, 0), members.RoleMember, members.Delivery(strings.ToLower(arg(c, 1))))
+		mode := members.DeliveryRegular
+		if arg(c, 1) != "" {
+			d, err := members.ParseDelivery(arg(c, 1))
+			if err != nil {
+				return "", false, err
+			}
+			mode = d
+		}
+		m, err := members.ParseNew(arg(c, 0), members.RoleMember, mode)
 		if err != nil {
 			return "", false, err
 		}
@@ -193,7 +201,10 @@ func (p *Processor) ban(ctx context.Context, tx *sqlx.Tx, l lists.List, c Comman
 }
 
 // decideHeld approves, rejects or discards a held post.
-func (p *Processor) decideHeld(ctx context.Context, verb string, id int64, reason, by string) (string, bool, error) {
+// A decision on a post that is not (or no longer) held is answered, not
+// failed: a moderator may well reply to a notice after someone else
+// decided.
+func (p *Processor) decideHeld(ctx context.Context, l lists.List, verb string, id int64, reason, by string) (string, bool, error) {
 	if p.Moderator == nil {
 		return "moderation by email is not available", false, nil
 	}
@@ -201,17 +212,21 @@ func (p *Processor) decideHeld(ctx context.Context, verb string, id int64, reaso
 	switch verb {
 	case "approve":
 		var st archive.Stored
-		if st, err = p.Moderator.Approve(ctx, id, by); err == nil {
+		if st, err = p.Moderator.Approve(ctx, l.ID, id, by); err == nil {
 			return fmt.Sprintf("approved; archived as article %d", st.Article), true, nil
 		}
 	case "reject":
-		if err = p.Moderator.RejectHeld(ctx, id, reason, by); err == nil {
+		if err = p.Moderator.RejectHeld(ctx, l.ID, id, reason, by); err == nil {
 			return "rejected", true, nil
 		}
 	default:
-		if err = p.Moderator.DiscardHeld(ctx, id, by); err == nil {
+		if err = p.Moderator.DiscardHeld(ctx, l.ID, id, by); err == nil {
 			return "discarded", false, nil
 		}
+	}
+	var inv *errs.Invalid
+	if errors.As(err, &inv) {
+		return inv.Msg, false, nil
 	}
 	return "", false, err
 }

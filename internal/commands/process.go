@@ -307,7 +307,7 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 		if cs := Parse("", m.body); len(cs) > 0 && (cs[0].Name == "reject" || cs[0].Name == "discard") {
 			verb, reason = cs[0].Name, strings.Join(cs[0].Args, " ")
 		}
-		return p.decideHeld(ctx, verb, id, reason, "reply:"+m.sender)
+		return p.decideHeld(ctx, l, verb, id, reason, "reply:"+m.sender)
 	case "subscribe":
 		if l.SubscribeBy == "approve" {
 			return p.askOwners(ctx, tx, l, t)

@@ -56,10 +56,12 @@ func GetHeld(ctx context.Context, q db.Querier, id int64) (Held, error) {
 	return h, err
 }
 
-// lockHeld locks a record that must still be held.
-func lockHeld(ctx context.Context, tx *sqlx.Tx, id int64) (Held, lists.List, error) {
+// lockHeld locks a record that must still be held. listID, when not 0,
+// must be the record's list: a moderator of one list cannot decide on
+// another list's posts.
+func lockHeld(ctx context.Context, tx *sqlx.Tx, id, listID int64) (Held, lists.List, error) {
 	var h Held
-	err := tx.GetContext(ctx, &h, `SELECT `+heldCols+` FROM moderation WHERE id = $1 FOR UPDATE`, id)
+	err := tx.GetContext(ctx, &h, `SELECT `+heldCols+` FROM moderation WHERE id = $1 AND ($2 = 0 OR list_id = $2) FOR UPDATE`, id, listID)
 	if db.IsNoRows(err) {
 		return h, lists.List{}, errs.Kindf(ErrNotHeld, "no held post %d", id)
 	}
@@ -81,10 +83,11 @@ func decide(ctx context.Context, tx *sqlx.Tx, id int64, state, by, note string) 
 
 // Approve archives a held post and queues its delivery, exactly as if the
 // policy had accepted it.
-func (s *Service) Approve(ctx context.Context, id int64, by string) (archive.Stored, error) {
+// listID, when not 0, limits the decision to that list's posts.
+func (s *Service) Approve(ctx context.Context, listID, id int64, by string) (archive.Stored, error) {
 	var st archive.Stored
 	err := db.InTx(ctx, s.o.DB, func(tx *sqlx.Tx) error {
-		h, l, err := lockHeld(ctx, tx, id)
+		h, l, err := lockHeld(ctx, tx, id, listID)
 		if err != nil {
 			return err
 		}
@@ -107,9 +110,9 @@ func (s *Service) Approve(ctx context.Context, id int64, by string) (archive.Sto
 
 // RejectHeld refuses a held post and tells its author why (unless the
 // author is a robot, who would only answer the notice).
-func (s *Service) RejectHeld(ctx context.Context, id int64, reason, by string) error {
+func (s *Service) RejectHeld(ctx context.Context, listID, id int64, reason, by string) error {
 	err := db.InTx(ctx, s.o.DB, func(tx *sqlx.Tx) error {
-		h, l, err := lockHeld(ctx, tx, id)
+		h, l, err := lockHeld(ctx, tx, id, listID)
 		if err != nil {
 			return err
 		}
@@ -135,9 +138,9 @@ func (s *Service) RejectHeld(ctx context.Context, id int64, reason, by string) e
 }
 
 // DiscardHeld drops a held post silently (spam).
-func (s *Service) DiscardHeld(ctx context.Context, id int64, by string) error {
+func (s *Service) DiscardHeld(ctx context.Context, listID, id int64, by string) error {
 	err := db.InTx(ctx, s.o.DB, func(tx *sqlx.Tx) error {
-		if _, _, err := lockHeld(ctx, tx, id); err != nil {
+		if _, _, err := lockHeld(ctx, tx, id, listID); err != nil {
 			return err
 		}
 		return decide(ctx, tx, id, "discarded", by, "")

@@ -229,14 +229,14 @@ func TestHeldLifecycle(t *testing.T) {
 	f.send("bob@example.org", []string{"dev@lists.example.org"}, post("bob@example.org", "h2@x", "second"))
 	var ids []int64
 	f.db.SelectContext(t.Context(), &ids, `SELECT id FROM moderation ORDER BY id`)
-	st, err := f.svc.Approve(t.Context(), ids[0], "test")
+	st, err := f.svc.Approve(t.Context(), 0, ids[0], "test")
 	if err != nil || st.Article != 1 {
 		t.Fatalf("Approve() = %+v, %v", st, err)
 	}
-	if err := f.svc.RejectHeld(t.Context(), ids[1], "off topic", "test"); err != nil {
+	if err := f.svc.RejectHeld(t.Context(), 0, ids[1], "off topic", "test"); err != nil {
 		t.Fatalf("RejectHeld() = %v", err)
 	}
-	if _, err := f.svc.Approve(t.Context(), ids[1], "test"); !errors.Is(err, ingest.ErrNotHeld) {
+	if _, err := f.svc.Approve(t.Context(), 0, ids[1], "test"); !errors.Is(err, ingest.ErrNotHeld) {
 		t.Errorf("approving a rejected post: %v, want ErrNotHeld", err)
 	}
 	if n := f.count(`SELECT count(*) FROM outbound WHERE kind = 'notice' AND rcpts = '{bob@example.org}' AND convert_from(body, 'UTF8') LIKE '%off topic%'`); n != 1 {
@@ -294,5 +294,24 @@ func TestDatabaseGone(t *testing.T) {
 	f.db.GetContext(t.Context(), &article, `SELECT article FROM messages WHERE message_id = 'm@x'`)
 	if article != 1 {
 		t.Errorf("article after a failed attempt = %d, want 1 (no gap)", article)
+	}
+}
+
+// TestHeldBelongsToList: a decision scoped to one list cannot touch
+// another list's held post.
+func TestHeldBelongsToList(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.list("a@lists.example.org", lists.PostModerated, lists.ActionHold)
+	f.list("b@lists.example.org", lists.PostModerated, lists.ActionHold)
+	f.send("x@example.org", []string{"b@lists.example.org"}, post("x@example.org", "hb@x", "for b"))
+	var id, listA int64
+	f.db.GetContext(t.Context(), &id, `SELECT id FROM moderation`)
+	f.db.GetContext(t.Context(), &listA, `SELECT id FROM lists WHERE address = 'a@lists.example.org'`)
+	if _, err := f.svc.Approve(t.Context(), listA, id, "a's owner"); !errors.Is(err, ingest.ErrNotHeld) {
+		t.Fatalf("approving b's post as a's moderator: %v, want ErrNotHeld", err)
+	}
+	if n := f.count(`SELECT count(*) FROM messages`); n != 0 {
+		t.Errorf("%d posts archived", n)
 	}
 }
