@@ -9,6 +9,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/ingest"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/notice"
@@ -45,8 +46,18 @@ func (p *Processor) Run(ctx context.Context, interval time.Duration) error {
 func (p *Processor) ProcessAll(ctx context.Context) (int, error) {
 	n := 0
 	for {
-		found, err := p.processOne(ctx)
-		if err != nil || !found {
+		claimed, err := p.processOne(ctx)
+		if err != nil && claimed != 0 && ctx.Err() == nil {
+			// This message failed; note it (set aside after a few tries)
+			// and go on with the others.
+			p.Log.Warn("stored mail failed", "event", "inbound_failed", "inbound_id", claimed, "err", err)
+			if ferr := ingest.InboundFailed(context.WithoutCancel(ctx), p.DB, claimed, err); ferr != nil {
+				return n, ferr
+			}
+			n++
+			continue
+		}
+		if err != nil || claimed == 0 {
 			return n, err
 		}
 		n++
@@ -60,19 +71,22 @@ type inboundBounce struct {
 	Raw    []byte `db:"raw"`
 }
 
-func (p *Processor) processOne(ctx context.Context) (bool, error) {
-	found, notified := false, false
+// processOne handles the oldest unprocessed message in its own
+// transaction and returns its id (0 when there was none).
+func (p *Processor) processOne(ctx context.Context) (int64, error) {
+	var claimed int64
+	notified := false
 	err := db.InTx(ctx, p.DB, func(tx *sqlx.Tx) error {
 		var in inboundBounce
 		err := tx.GetContext(ctx, &in, `SELECT id, list_id, detail, raw FROM inbound
-			WHERE kind = 'bounce' AND state = 'new' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`)
+			WHERE kind = 'bounce' AND state = 'new' ORDER BY attempts, id LIMIT 1 FOR UPDATE SKIP LOCKED`)
 		if db.IsNoRows(err) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		found = true
+		claimed = in.ID
 		notified, err = p.handle(ctx, tx, in)
 		if err != nil {
 			return err
@@ -83,7 +97,7 @@ func (p *Processor) processOne(ctx context.Context) (bool, error) {
 	if err == nil && notified && p.Poke != nil {
 		p.Poke()
 	}
-	return found, err
+	return claimed, err
 }
 
 // handle records the events one bounce stands for. The VERP address, when

@@ -327,3 +327,29 @@ func TestSubscriptionApproval(t *testing.T) {
 		t.Error("the owner's reply did not subscribe bob")
 	}
 }
+
+// TestPoisonMessage: a message whose handling keeps failing is set aside
+// after a few attempts and does not block the mail behind it.
+func TestPoisonMessage(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	r.d.MustExec(`CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF 'poison@example.org' = ANY (NEW.rcpts) THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$`)
+	r.d.MustExec(`CREATE TRIGGER poison BEFORE INSERT ON outbound FOR EACH ROW EXECUTE FUNCTION poison()`)
+	r.receive("request", "", "poison@example.org", "", "help\n")
+	for range 5 {
+		if _, err := r.p.ProcessAll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.receive("request", "", "fine@example.org", "", "help\n")
+	var state string
+	var attempts int
+	r.d.QueryRowx(`SELECT state, attempts FROM inbound WHERE mail_from = 'poison@example.org'`).Scan(&state, &attempts)
+	if state != "failed" || attempts != 5 {
+		t.Errorf("poison message: state %s after %d attempts, want failed after 5", state, attempts)
+	}
+	if len(r.mailTo("fine@example.org")) != 1 {
+		t.Error("the message behind the poison one was not answered")
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/mailmsg"
 	"github.com/parley-list/parley/internal/notify"
 	"github.com/parley-list/parley/internal/policy"
 )
@@ -267,4 +268,18 @@ func (s *Service) logOutcome(env Envelope, p *prepared, o outcome) {
 		attrs = append(attrs, "kind", string(o.rcpt.Route.Kind))
 	}
 	s.o.Logger.Info("message "+event, attrs...)
+}
+
+// maxInboundAttempts is how often a stored service-address message is
+// tried before it is set aside as failed.
+const maxInboundAttempts = 5
+
+// InboundFailed records a failed attempt at processing stored mail (an
+// inbound row); after maxInboundAttempts it is set aside, so that one bad
+// message cannot block the ones behind it. Its bytes stay for inspection.
+func InboundFailed(ctx context.Context, q db.Querier, id int64, cause error) error {
+	_, err := q.ExecContext(ctx, `UPDATE inbound SET attempts = attempts + 1, last_error = $2,
+		state = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE state END WHERE id = $1`,
+		id, mailmsg.Clean(cause.Error(), 1000), maxInboundAttempts)
+	return err
 }
