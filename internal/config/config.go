@@ -54,7 +54,7 @@ type Delivery struct {
 	RetryFirst Duration `toml:"retry_first" doc:"Wait before the first retry of a copy that got a temporary failure; doubles each time."`
 	RetryMax   Duration `toml:"retry_max" doc:"Longest wait between retries."`
 	GiveUp     Duration `toml:"give_up" doc:"Age after which a copy that still fails temporarily is given up on."`
-	Lease      Duration `toml:"lease" doc:"How long a worker owns the copies it claimed; copies of a worker that died are sent again after this."`
+	Lease      Duration `toml:"lease" doc:"How long a worker owns the copies it claimed without renewing; copies of a worker that died are sent again after this."`
 	MXPort     int      `toml:"mx_port" doc:"Port of the mail exchangers for relay = mx (25; another only for tests)."`
 }
 
@@ -127,7 +127,7 @@ func Default() Config {
 		IMAP: Listener{Listen: "127.0.0.1:1143"},
 		HTTP: HTTP{Listen: "127.0.0.1:8025"},
 		Delivery: Delivery{Workers: 32, PerDomain: 4, RetryFirst: Duration(5 * time.Minute),
-			RetryMax: Duration(4 * time.Hour), GiveUp: Duration(48 * time.Hour), Lease: Duration(2 * time.Minute), MXPort: 25},
+			RetryMax: Duration(4 * time.Hour), GiveUp: Duration(48 * time.Hour), Lease: Duration(15 * time.Minute), MXPort: 25},
 		Log: Log{Format: "text", Level: "info"},
 	}
 }

@@ -112,6 +112,11 @@ func (s *Service) Run(ctx context.Context) error {
 	poll := time.NewTimer(0)
 	defer poll.Stop()
 	for {
+		select { // also when the queue never runs dry
+		case <-reclaim.C:
+			s.reclaim(ctx)
+		default:
+		}
 		n, err := s.round(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.o.Logger.Warn("delivery round failed", "event", "delivery_error", "err", err)
@@ -126,8 +131,32 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-s.wake:
 		case <-poll.C:
 		case <-reclaim.C:
-			if n, err := outqueue.Reclaim(ctx, s.o.DB); err == nil && n > 0 {
-				s.o.Logger.Warn("copies whose worker died are queued again", "event", "lease_expired", "count", n)
+			s.reclaim(ctx)
+		}
+	}
+}
+
+func (s *Service) reclaim(ctx context.Context) {
+	if n, err := outqueue.Reclaim(ctx, s.o.DB); err == nil && n > 0 {
+		s.o.Logger.Warn("copies whose worker died are queued again", "event", "lease_expired", "count", n)
+	}
+}
+
+// keepLeases renews the round's leases until stop is closed.
+func (s *Service) keepLeases(ctx context.Context, ds []outqueue.Delivery, stop <-chan struct{}) {
+	ids := make([]int64, len(ds))
+	for i, d := range ds {
+		ids[i] = d.ID
+	}
+	t := time.NewTicker(s.o.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if err := outqueue.Extend(ctx, s.o.DB, ids, s.o.Lease); err != nil {
+				s.o.Logger.Warn("cannot renew delivery leases", "event", "lease_renew_failed", "err", err)
 			}
 		}
 	}
@@ -162,6 +191,9 @@ func (s *Service) round(ctx context.Context) (int, error) {
 	if err != nil || len(ds) == 0 {
 		return 0, err
 	}
+	leased := make(chan struct{})
+	defer close(leased)
+	go s.keepLeases(context.WithoutCancel(ctx), ds, leased)
 	jobs := map[int64]*job{}
 	for _, d := range ds {
 		if _, ok := jobs[d.Job]; !ok {

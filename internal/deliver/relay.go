@@ -131,12 +131,31 @@ func (r *SMTPRelay) conn(ctx context.Context) (*smtp.Client, error) {
 		}
 	}
 	if r.Username != "" {
+		// The password never crosses a network in clear: without TLS
+		// (not offered, or stripped by an attacker) only a smarthost on
+		// this machine gets it.
+		if _, tlsOn := c.TLSConnectionState(); !tlsOn && !isLoopback(r.Addr) {
+			c.Close()
+			return nil, errors.New("smarthost offers no STARTTLS; not sending the password in clear")
+		}
 		if err := c.Auth(sasl.NewPlainClient("", r.Username, r.Password)); err != nil {
 			c.Close()
 			return nil, err
 		}
 	}
 	return c, nil
+}
+
+func isLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (r *SMTPRelay) release(c *smtp.Client) {
@@ -259,7 +278,9 @@ func (r *SMTPRelay) SendBatch(ctx context.Context, from string, rcpts []string, 
 				err = errors.New("relay accepted no recipient")
 			}
 			for _, i := range next {
-				errs[i] = smtpErr(err)
+				if errs[i] == nil {
+					errs[i] = smtpErr(err)
+				}
 			}
 			return errs
 		}
@@ -302,7 +323,10 @@ func batchTransaction(c *smtp.Client, from string, rcpts []string, rest []int, m
 	for _, i := range accepted {
 		errs[i] = smtpErr(err)
 	}
-	return deferred, nil
+	// A failed DATA leaves the session in an unknown state: the caller
+	// resets or drops the connection; the deferred recipients stay
+	// deferred and get the error only if no transaction follows.
+	return deferred, err
 }
 
 // SendBatch tries the domain's exchangers in order; recipients refused

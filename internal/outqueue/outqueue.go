@@ -147,12 +147,20 @@ func Record(ctx context.Context, q db.Querier, rs []Result) error {
 		       next_attempt_at = CASE WHEN r.state = 'pending' THEN r.at ELSE d.next_attempt_at END,
 		       done_at = CASE WHEN r.state = 'pending' THEN NULL ELSE now() END
 		  FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::timestamptz[]) AS r(id, state, code, err, at)
-		 WHERE d.id = r.id`,
+		 WHERE d.id = r.id AND d.state = 'sending'`, // a copy whose lease was lost is another worker's now
 		pq.Int64Array(ids), pq.StringArray(states), pq.Int64Array(codes), pq.StringArray(errs), pq.StringArray(ats))
 	if err != nil {
 		return fmt.Errorf("record results: %w", err)
 	}
 	return nil
+}
+
+// Extend renews the lease on copies still being sent, so a long round
+// does not lose them to another worker's Reclaim.
+func Extend(ctx context.Context, q db.Querier, ids []int64, lease time.Duration) error {
+	_, err := q.ExecContext(ctx, `UPDATE deliveries SET lease_until = now() + $2 * interval '1 millisecond'
+		WHERE id = ANY ($1::bigint[]) AND state = 'sending'`, pq.Int64Array(ids), lease.Milliseconds())
+	return err
 }
 
 // Sent records a copy as delivered (the relay answered 250).
