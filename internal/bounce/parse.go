@@ -34,6 +34,7 @@ const (
 	Bounce    Kind = "bounce"     // a delivery failure or delay report
 	AutoReply Kind = "auto-reply" // vacation and similar (RFC 3834)
 	Feedback  Kind = "feedback"   // an abuse/feedback report (ARF)
+	Status    Kind = "status"     // a delivery report without a failure (delayed, delivered, relayed)
 )
 
 // Recipient is one address a report is about.
@@ -93,7 +94,18 @@ func Parse(raw []byte) Report {
 	for _, p := range parts {
 		if p.kind == "message/delivery-status" || p.kind == "message/global-delivery-status" {
 			if rs := parseDeliveryStatus(p.body); len(rs) > 0 {
-				return Report{Kind: Bounce, Recipients: rs}
+				// Only failures count; a delay warning or a delivery
+				// report must never add to a member's score.
+				var failed []Recipient
+				for _, r := range rs {
+					if r.Action == "failed" || r.Action == "" && strings.HasPrefix(r.Status, "5") {
+						failed = append(failed, r)
+					}
+				}
+				if len(failed) == 0 {
+					return Report{Kind: Status, Recipients: rs}
+				}
+				return Report{Kind: Bounce, Recipients: failed}
 			}
 		}
 	}

@@ -19,14 +19,15 @@ func TestParseRFC3464(t *testing.T) {
 		"Final-Recipient: rfc822; <full@example.net>\r\nAction: delayed\r\nStatus: 4.2.2\r\n\r\n" +
 		"--b--\r\n"
 	r := Parse([]byte(raw))
-	if r.Kind != Bounce || len(r.Recipients) != 2 {
-		t.Fatalf("Parse() = %+v", r)
+	if r.Kind != Bounce || len(r.Recipients) != 1 {
+		t.Fatalf("Parse() = %+v, want the one failed recipient (the delayed one does not count)", r)
 	}
 	if g := r.Recipients[0]; g.Address != "gone@example.net" || g.Status != "5.1.1" || !g.Hard() {
-		t.Errorf("first recipient %+v", g)
+		t.Errorf("failed recipient %+v", g)
 	}
-	if g := r.Recipients[1]; g.Address != "full@example.net" || g.Hard() {
-		t.Errorf("second recipient %+v", g)
+	delayOnly := strings.Replace(raw, "Final-Recipient: rfc822; gone@example.net\r\nAction: failed\r\nStatus: 5.1.1", "Final-Recipient: rfc822; gone@example.net\r\nAction: delayed\r\nStatus: 4.4.7", 1)
+	if r := Parse([]byte(delayOnly)); r.Kind != Status {
+		t.Errorf("a delay-only report parsed as %s, want %s", r.Kind, Status)
 	}
 	dmarc := Recipient{Status: "5.7.1", Diagnostic: "550 5.7.1 Unauthenticated email from example.com is not accepted due to domain's DMARC policy"}
 	if !dmarc.AuthorPolicy() {
@@ -58,7 +59,7 @@ func TestCorpus(t *testing.T) {
 		t.Skipf("bounce corpus not found at %s", corpus)
 	}
 	files, _ := filepath.Glob(filepath.Join(corpus, "bsd", "*.eml"))
-	var recognised, withRcpt, auto, feedback int
+	var recognised, withRcpt, auto, feedback, status int
 	var missed []string
 	for _, f := range files {
 		raw, _ := os.ReadFile(f)
@@ -75,12 +76,15 @@ func TestCorpus(t *testing.T) {
 		case Feedback:
 			recognised++
 			feedback++
+		case Status:
+			recognised++
+			status++
 		default:
 			missed = append(missed, filepath.Base(f))
 		}
 	}
-	t.Logf("bsd: %d files, %d recognised (%.1f%%): %d bounces with a recipient, %d auto-replies, %d feedback reports; missed: %s",
-		len(files), recognised, 100*float64(recognised)/float64(len(files)), withRcpt, auto, feedback, strings.Join(missed, " "))
+	t.Logf("bsd: %d files, %d recognised (%.1f%%): %d bounces with a recipient, %d auto-replies, %d feedback reports, %d delay/delivery reports; missed: %s",
+		len(files), recognised, 100*float64(recognised)/float64(len(files)), withRcpt, auto, feedback, status, strings.Join(missed, " "))
 	if float64(recognised) < 0.95*float64(len(files)) {
 		t.Errorf("recognised %d of %d real bounces", recognised, len(files))
 	}

@@ -32,23 +32,26 @@ func (p *Processor) sender(ctx context.Context, tx *sqlx.Tx, l lists.List, m mai
 	return &mem, err
 }
 
-// set asks the member to confirm a change of their own settings: a forged
-// From: cannot switch someone's mail off.
+// set asks the member to confirm a change of their own settings (or a new
+// archive password): a forged From: cannot switch someone's mail off or
+// lock them out of the archive.
 func (p *Processor) set(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, c Command) (string, bool, error) {
-	if _, err := parseSetting(c); err != nil {
-		return err.Error(), false, nil
+	if c.Name != "password" {
+		if _, err := parseSetting(c); err != nil {
+			return err.Error(), false, nil
+		}
 	}
 	mem, err := p.sender(ctx, tx, l, m)
 	if err != nil || mem == nil {
 		return "You are not subscribed to " + l.Address + ".", false, err
 	}
 	addr, _ := mailaddr.Parse(mem.Address)
-	err = p.challenge(ctx, tx, l, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
+	sent, err := p.challenge(ctx, tx, l, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
 		Action: tokens.Settings, Payload: c.Line, TTL: p.ttl()}, []string{mem.Address}, "", func(string) string {
 		return "Reply to this message to change your subscription to " + l.Address + ":\n\n  " + c.Line + "\n"
 	})
-	if err != nil {
-		return "", false, err
+	if err != nil || !sent {
+		return "Too many messages went to " + mem.Address + " today; please try again tomorrow.", false, err
 	}
 	return "A confirmation was sent to " + mem.Address + ".", true, nil
 }
@@ -80,16 +83,19 @@ func parseSetting(c Command) (members.Settings, error) {
 }
 
 // applySetting runs a confirmed setting change.
-func applySetting(ctx context.Context, tx *sqlx.Tx, l lists.List, t tokens.Token) (string, error) {
+func (p *Processor) applySetting(ctx context.Context, tx *sqlx.Tx, l lists.List, t tokens.Token) (string, bool, error) {
 	c, _ := parseLine(t.Payload)
+	if c.Name == "password" {
+		return p.newPassword(ctx, tx, l, t.AddressNorm)
+	}
 	s, err := parseSetting(c)
 	if err != nil {
-		return err.Error(), nil
+		return err.Error(), false, nil
 	}
 	if _, err := members.Update(ctx, tx, l.ID, t.AddressNorm, s); err != nil {
-		return "", err
+		return "", false, err
 	}
-	return "Done: " + t.Payload + ".", nil
+	return "Done: " + t.Payload + ".", false, nil
 }
 
 // who answers with the roster when the list lets the sender see it. The
@@ -121,13 +127,14 @@ func (p *Processor) who(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail) 
 	return b.String(), false, nil
 }
 
-// password issues a fresh archive password and mails it to the member's
-// own address only.
-func (p *Processor) password(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail) (string, bool, error) {
-	mem, err := p.sender(ctx, tx, l, m)
-	if err != nil || mem == nil {
-		return "You are not subscribed to " + l.Address + ".", false, err
+// newPassword issues a fresh archive password, once the member confirmed
+// the request from their own address, and mails it there only.
+func (p *Processor) newPassword(ctx context.Context, tx *sqlx.Tx, l lists.List, addressNorm string) (string, bool, error) {
+	m, err := members.Get(ctx, tx, l.ID, addressNorm)
+	if err != nil {
+		return "You are not subscribed to " + l.Address + ".", false, nil
 	}
+	mem := &m
 	b := make([]byte, 15)
 	if _, err := rand.Read(b); err != nil {
 		return "", false, err

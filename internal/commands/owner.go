@@ -77,13 +77,13 @@ func (p *Processor) ownerRequest(ctx context.Context, tx *sqlx.Tx, l lists.List,
 	for i, c := range cmds {
 		lines[i] = c.Line
 	}
-	err = p.challenge(ctx, tx, l, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
+	sent, err := p.challenge(ctx, tx, l, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
 		Action: tokens.Command, Payload: strings.Join(lines, "\n"), TTL: p.ttl()}, []string{mem.Address}, "", func(string) string {
 		return "Reply to this message to run these commands on " + l.Address + ":\n\n  " +
 			strings.Join(lines, "\n  ") + "\n\nIf you did not send them, ignore this message.\n"
 	})
-	if err != nil {
-		return "", false, err
+	if err != nil || !sent {
+		return "Too many messages went to " + mem.Address + " today; please try again tomorrow.", false, err
 	}
 	return "Owner commands need confirmation: one was sent to your registered address " + mem.Address + ".", true, nil
 }

@@ -246,7 +246,7 @@ func (p *Processor) run(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, 
 	case "who":
 		return p.who(ctx, tx, l, m)
 	case "password":
-		return p.password(ctx, tx, l, m)
+		return p.set(ctx, tx, l, m, c)
 	}
 	return fmt.Sprintf("Unknown command %q.\n\n%s", c.Name, render(ctx, tx, "help", l)), false, nil
 }
@@ -280,15 +280,15 @@ func (p *Processor) request(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 		return addr.String() + " is not subscribed.", false, nil
 	}
 	ttl := p.ttl()
-	err = p.challenge(ctx, tx, l, tokens.New{ListID: l.ID, Given: given, Address: addr, Action: action, Mode: mode, TTL: ttl},
+	sent, err := p.challenge(ctx, tx, l, tokens.New{ListID: l.ID, Given: given, Address: addr, Action: action, Mode: mode, TTL: ttl},
 		[]string{given}, "", func(confirm string) string {
 			return fmt.Sprintf("Someone (perhaps you) asked to %s %s %s %s.\n\n"+
 				"To confirm, just reply to this message, or send a message to\n  %s\n\n"+
 				"If you did not ask for this, ignore this message: nothing changes.\nThe request expires in %s.\n",
 				action, given, map[string]string{"subscribe": "to", "unsubscribe": "from"}[action], l.Address, confirm, ttl.Round(time.Hour))
 		})
-	if err != nil {
-		return "", false, err
+	if err != nil || !sent {
+		return "Too many messages went to " + given + " today; please try again tomorrow.", false, err
 	}
 	return "A confirmation was sent to " + given + ". Nothing changes until it is answered.", true, nil
 }
@@ -313,8 +313,7 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 		}
 		return p.runOwner(ctx, tx, l, "confirmed:"+t.AddressNorm, cmds)
 	case tokens.Settings:
-		res, err := applySetting(ctx, tx, l, t)
-		return res, false, err
+		return p.applySetting(ctx, tx, l, t)
 	case tokens.Held:
 		id, _ := strconv.ParseInt(t.Payload, 10, 64)
 		verb, reason := "approve", ""
@@ -360,7 +359,7 @@ func (p *Processor) askOwners(ctx context.Context, tx *sqlx.Tx, l lists.List, t 
 		return "This list needs an owner's approval, but it has no owner; ask " + notice.ServiceAddr(l, "-owner") + ".", false, nil
 	}
 	owner, _ := mailaddr.Parse(notice.ServiceAddr(l, "-owner"))
-	err = p.challenge(ctx, tx, l, tokens.New{ListID: l.ID, Given: owner.String(), Address: owner,
+	_, err = p.challenge(ctx, tx, l, tokens.New{ListID: l.ID, Given: owner.String(), Address: owner,
 		Action: tokens.Command, Payload: "add " + t.Address + " " + t.Mode, TTL: 7 * 24 * time.Hour},
 		owners, l.Address+": subscription of "+t.Address+" awaits approval", func(string) string {
 			return t.Address + " confirmed a subscription to " + l.Address + ".\nReply to this message to approve it; ignore it to refuse.\n"
@@ -374,23 +373,44 @@ func (p *Processor) askOwners(ctx context.Context, tx *sqlx.Tx, l lists.List, t 
 // challenge stores a token and mails to rcpts a message that confirms it
 // by an ordinary reply: its From and Reply-To are list-confirm+TOKEN@.
 // subject "" means "confirm TOKEN"; text gets the confirmation address.
-func (p *Processor) challenge(ctx context.Context, tx *sqlx.Tx, l lists.List, tn tokens.New, rcpts []string, subject string, text func(confirmAddr string) string) error {
+// Each recipient counts against the daily limit of automatic mail, so a
+// stranger cannot make the list mail an address over and over; sent is
+// false when nobody was left to mail.
+func (p *Processor) challenge(ctx context.Context, tx *sqlx.Tx, l lists.List, tn tokens.New, rcpts []string, subject string, text func(confirmAddr string) string) (sent bool, err error) {
+	var to []string
+	for _, r := range rcpts {
+		ok, err := p.allow(ctx, tx, r)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			to = append(to, r)
+		}
+	}
+	if len(to) == 0 {
+		return false, nil
+	}
 	raw, err := tokens.Create(ctx, tx, tn)
 	if err != nil {
-		return err
+		return false, err
 	}
 	confirm := notice.ServiceAddr(l, "-confirm+"+raw)
 	if subject == "" {
 		subject = "confirm " + raw
 	}
-	n := notice.Message{From: confirm, ReplyTo: confirm, To: strings.Join(rcpts, ", "), Loop: notice.ServiceAddr(l, "-request"),
+	header := to[0]
+	if len(to) > 1 {
+		header = notice.ServiceAddr(l, "-owner")
+	}
+	n := notice.Message{From: confirm, ReplyTo: confirm, To: header, Loop: notice.ServiceAddr(l, "-request"),
 		Subject: subject, Text: text(confirm)}
-	return notice.Queue(ctx, tx, l, rcpts, n.Render(p.Hostname, time.Now()))
+	return true, notice.Queue(ctx, tx, l, to, n.Render(p.Hostname, time.Now()))
 }
 
-// reply answers the sender once, within the daily limit per address.
-func (p *Processor) reply(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, subject, text string) (bool, error) {
-	addr, err := mailaddr.Parse(m.sender)
+// allow counts one automatic message to addr today and reports whether it
+// is within the daily limit.
+func (p *Processor) allow(ctx context.Context, tx *sqlx.Tx, addr string) (bool, error) {
+	a, err := mailaddr.Parse(addr)
 	if err != nil {
 		return false, nil
 	}
@@ -400,13 +420,22 @@ func (p *Processor) reply(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail
 	}
 	var n int
 	err = tx.GetContext(ctx, &n, `INSERT INTO reply_counts (address_norm, day, count) VALUES ($1, current_date, 1)
-		ON CONFLICT (address_norm, day) DO UPDATE SET count = reply_counts.count + 1 RETURNING count`, addr.String())
+		ON CONFLICT (address_norm, day) DO UPDATE SET count = reply_counts.count + 1 RETURNING count`, a.String())
 	if err != nil {
 		return false, err
 	}
 	if n > limit {
-		p.Log.Warn("daily limit of automatic replies reached; not answering", "event", "reply_limited", "rcpt", addr.String())
+		p.Log.Warn("daily limit of automatic mail to this address reached", "event", "reply_limited", "rcpt", a.String())
 		return false, nil
+	}
+	return true, nil
+}
+
+// reply answers the sender once, within the daily limit per address.
+func (p *Processor) reply(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, subject, text string) (bool, error) {
+	ok, err := p.allow(ctx, tx, m.sender)
+	if err != nil || !ok {
+		return false, err
 	}
 	r := notice.Message{From: notice.ServiceAddr(l, "-request"), To: m.sender, Subject: subject, Text: text,
 		AutoReplied: true, Loop: notice.ServiceAddr(l, "-request")}

@@ -270,6 +270,12 @@ func TestMemberSettings(t *testing.T) {
 	r.receive("request", "", "bob@example.org", "", "password\n")
 	var hash string
 	r.d.GetContext(t.Context(), &hash, `SELECT archive_password FROM members WHERE address_norm = 'bob@example.org'`)
+	if hash != "" {
+		t.Fatal("a password was issued on the strength of From: alone")
+	}
+	before := len(r.mailTo("bob@example.org"))
+	r.receive("confirm", token(t, r.mailTo("bob@example.org")[before-2:]), "bob@example.org", "", "")
+	r.d.GetContext(t.Context(), &hash, `SELECT archive_password FROM members WHERE address_norm = 'bob@example.org'`)
 	if !strings.HasPrefix(hash, "$2") || !strings.Contains(strings.Join(r.mailTo("bob@example.org"), ""), "password: ") {
 		t.Errorf("password: hash %q, mails %d", hash, len(r.mailTo("bob@example.org")))
 	}
@@ -351,5 +357,16 @@ func TestPoisonMessage(t *testing.T) {
 	}
 	if len(r.mailTo("fine@example.org")) != 1 {
 		t.Error("the message behind the poison one was not answered")
+	}
+}
+
+// TestNoMailCannon: a stranger cannot make the list mail one address more
+// than the daily limit, however many requests one message holds.
+func TestNoMailCannon(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	r.receive("request", "", "mallory@example.net", "", strings.Repeat("subscribe victim@example.org\n", 40))
+	if n := len(r.mailTo("victim@example.org")); n != 10 {
+		t.Errorf("victim got %d confirmations from one message, want the daily limit of 10", n)
 	}
 }
