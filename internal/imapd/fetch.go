@@ -1,0 +1,323 @@
+package imapd
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-message/textproto"
+)
+
+// fetchBatch is how many messages one query loads: a FETCH 1:* over a
+// 100,000-message list is streamed, never held in memory whole.
+const fetchBatch = 200
+
+// span is a closed range of article numbers.
+type span struct{ lo, hi uint32 }
+
+// spans turns a sequence or UID set into article ranges the client knows
+// about. Inside a list mailbox sequence number and UID are the same:
+// articles are numbered without gaps and never removed.
+func (sel *selected) spans(ns imap.NumSet) []span {
+	max := sel.known
+	var out []span
+	add := func(lo, hi uint32) {
+		if lo == 0 {
+			lo = max
+		}
+		if hi == 0 {
+			hi = max
+		}
+		if lo > hi {
+			lo, hi = hi, lo
+		}
+		if hi > max {
+			hi = max
+		}
+		if lo >= 1 && lo <= hi {
+			out = append(out, span{lo, hi})
+		}
+	}
+	switch ns := ns.(type) {
+	case imap.SeqSet:
+		for _, r := range ns {
+			add(r.Start, r.Stop)
+		}
+	case imap.UIDSet:
+		for _, r := range ns {
+			add(uint32(r.Start), uint32(r.Stop))
+		}
+	}
+	return out
+}
+
+// row is what one FETCH needs of a message.
+type row struct {
+	Article  int64     `db:"article"`
+	Size     int64     `db:"size"`
+	Received time.Time `db:"received_at"`
+	Raw      []byte    `db:"raw"` // whole message, header only, or empty
+}
+
+func (s *session) Fetch(w *imapserver.FetchWriter, ns imap.NumSet, o *imap.FetchOptions) error {
+	if s.sel == nil {
+		return errNoMailbox
+	}
+	needBody := len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 || o.BodyStructure != nil
+	needHeader := o.Envelope
+	for _, sp := range s.sel.spans(ns) {
+		for lo := sp.lo; lo <= sp.hi; lo += fetchBatch {
+			hi := min(sp.hi, lo+fetchBatch-1)
+			rows, err := s.load(lo, hi, needBody, needHeader)
+			if err != nil {
+				s.log.Error("imap fetch", "event", "imap_error", "list", s.sel.name, "err", err)
+				return errInternal
+			}
+			for i := range rows {
+				if err := s.writeMessage(w, &rows[i], o); err != nil {
+					return err
+				}
+			}
+			if hi == sp.hi {
+				break // lo+fetchBatch could wrap at the top of uint32
+			}
+		}
+	}
+	return nil
+}
+
+// load reads articles lo..hi, with as much of the raw message as needed.
+func (s *session) load(lo, hi uint32, body, header bool) ([]row, error) {
+	if s.sel.listID == 0 {
+		return []row{s.inboxRow()}, nil
+	}
+	ctx, cancel := s.srv.ctx()
+	defer cancel()
+	var rows []row
+	err := s.srv.o.DB.SelectContext(ctx, &rows, `
+		SELECT article, size, received_at,
+		       CASE WHEN $4 THEN raw WHEN $5 THEN substring(raw FROM 1 FOR header_len) ELSE ''::bytea END AS raw
+		  FROM messages WHERE list_id = $1 AND article BETWEEN $2 AND $3 ORDER BY article`,
+		s.sel.listID, int64(lo), int64(hi), body, header)
+	return rows, err
+}
+
+// writeMessage writes one FETCH response. Everything it needs is already
+// loaded: the response holds the connection's write lock until Close.
+func (s *session) writeMessage(w *imapserver.FetchWriter, r *row, o *imap.FetchOptions) error {
+	seq := uint32(r.Article)
+	markSeen := false
+	for _, bs := range o.BodySection {
+		markSeen = markSeen || !bs.Peek
+	}
+	for _, bs := range o.BinarySection {
+		markSeen = markSeen || !bs.Peek
+	}
+	if markSeen && !s.sel.readOnly {
+		s.sel.setFlags(seq, imap.StoreFlagsAdd, []imap.Flag{imap.FlagSeen})
+	}
+	m := w.CreateMessage(seq)
+	if o.UID {
+		m.WriteUID(imap.UID(seq))
+	}
+	if o.Flags || (markSeen && !s.sel.readOnly) {
+		m.WriteFlags(s.sel.flagsOf(seq))
+	}
+	if o.RFC822Size {
+		m.WriteRFC822Size(r.Size)
+	}
+	if o.InternalDate {
+		m.WriteInternalDate(r.Received)
+	}
+	if o.Envelope {
+		m.WriteEnvelope(envelope(r.Raw))
+	}
+	if o.BodyStructure != nil {
+		m.WriteBodyStructure(sanitize(imapserver.ExtractBodyStructure(bytes.NewReader(r.Raw))))
+	}
+	for _, bs := range o.BodySection {
+		b := imapserver.ExtractBodySection(bytes.NewReader(r.Raw), bs)
+		if err := writeLiteral(m.WriteBodySection(bs, int64(len(b))), b); err != nil {
+			return err
+		}
+	}
+	for _, bs := range o.BinarySection {
+		b := imapserver.ExtractBinarySection(bytes.NewReader(r.Raw), bs)
+		if err := writeLiteral(m.WriteBinarySection(bs, int64(len(b))), b); err != nil {
+			return err
+		}
+	}
+	for _, bs := range o.BinarySectionSize {
+		m.WriteBinarySectionSize(bs, imapserver.ExtractBinarySectionSize(bytes.NewReader(r.Raw), bs))
+	}
+	return m.Close()
+}
+
+func writeLiteral(wc interface {
+	Write([]byte) (int, error)
+	Close() error
+}, b []byte) error {
+	if _, err := wc.Write(b); err != nil {
+		wc.Close()
+		return err
+	}
+	return wc.Close()
+}
+
+func envelope(header []byte) *imap.Envelope {
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(header)))
+	if err != nil {
+		return &imap.Envelope{}
+	}
+	return imapserver.ExtractEnvelope(h)
+}
+
+// sanitize replaces multiparts without children (a boundary that never
+// occurs) by an empty text/plain leaf: the library panics writing them.
+// The walk is iterative over an explicit stack: nothing recurses on
+// user input.
+func sanitize(bs imap.BodyStructure) imap.BodyStructure {
+	type slot struct{ p *imap.BodyStructure }
+	root := bs
+	stack := []slot{{&root}}
+	for len(stack) > 0 {
+		cur := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if sp, ok := (*cur.p).(*imap.BodyStructureSinglePart); ok {
+			fixLeaf(sp)
+			continue
+		}
+		mp, ok := (*cur.p).(*imap.BodyStructureMultiPart)
+		if !ok {
+			continue
+		}
+		if len(mp.Children) == 0 {
+			*cur.p = &imap.BodyStructureSinglePart{Type: "text", Subtype: "plain",
+				Params: map[string]string{"charset": "us-ascii"}, Encoding: "7bit",
+				Text: &imap.BodyStructureText{}, Extended: &imap.BodyStructureSinglePartExt{}}
+			continue
+		}
+		if mp.Extended == nil {
+			mp.Extended = &imap.BodyStructureMultiPartExt{}
+		}
+		for i := range mp.Children {
+			stack = append(stack, slot{&mp.Children[i]})
+		}
+	}
+	return root
+}
+
+// fixLeaf fills what the wire format requires of a leaf: a line count
+// for text parts and the extension data BODYSTRUCTURE writes.
+func fixLeaf(sp *imap.BodyStructureSinglePart) {
+	if strings.EqualFold(sp.Type, "text") && sp.Text == nil {
+		sp.Text = &imap.BodyStructureText{}
+	}
+	if sp.Extended == nil {
+		sp.Extended = &imap.BodyStructureSinglePartExt{}
+	}
+}
+
+func (sel *selected) flagsOf(seq uint32) []imap.Flag {
+	if f := sel.flags[seq]; f != nil {
+		return f
+	}
+	return []imap.Flag{}
+}
+
+// maxSessionFlags bounds the flags a session remembers: they are the
+// session's only (the archive is read-only), and a client must not grow
+// them without limit.
+const maxSessionFlags = 1 << 20
+
+func (sel *selected) setFlags(seq uint32, op imap.StoreFlagsOp, flags []imap.Flag) {
+	cur := sel.flags[seq]
+	var next []imap.Flag
+	switch op {
+	case imap.StoreFlagsSet:
+		next = append(next, flags...)
+	case imap.StoreFlagsAdd:
+		next = append(next, cur...)
+		for _, f := range flags {
+			if !hasFlag(next, f) {
+				next = append(next, f)
+			}
+		}
+	case imap.StoreFlagsDel:
+		for _, f := range cur {
+			if !hasFlag(flags, f) {
+				next = append(next, f)
+			}
+		}
+	}
+	if len(next) == 0 {
+		delete(sel.flags, seq)
+		return
+	}
+	if _, ok := sel.flags[seq]; !ok && len(sel.flags) >= maxSessionFlags {
+		return
+	}
+	sel.flags[seq] = next
+}
+
+func hasFlag(fs []imap.Flag, f imap.Flag) bool {
+	for _, g := range fs {
+		if string(g) == string(f) || bytes.EqualFold([]byte(g), []byte(f)) {
+			return true
+		}
+	}
+	return false
+}
+
+// Store changes flags in this session only; PERMANENTFLAGS is empty, so
+// clients keep their own.
+func (s *session) Store(w *imapserver.FetchWriter, ns imap.NumSet, flags *imap.StoreFlags, o *imap.StoreOptions) error {
+	if s.sel == nil {
+		return errNoMailbox
+	}
+	if s.sel.readOnly {
+		return errReadOnly
+	}
+	_, isUID := ns.(imap.UIDSet)
+	for _, sp := range s.sel.spans(ns) {
+		for seq := sp.lo; seq <= sp.hi && seq != 0; seq++ {
+			s.sel.setFlags(seq, flags.Op, flags.Flags)
+			if !flags.Silent {
+				m := w.CreateMessage(seq)
+				if isUID {
+					m.WriteUID(imap.UID(seq))
+				}
+				m.WriteFlags(s.sel.flagsOf(seq))
+				if err := m.Close(); err != nil {
+					return err
+				}
+			}
+			if seq == sp.hi {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// inboxRow is INBOX's one message.
+func (s *session) inboxRow() row {
+	raw := []byte(fmt.Sprintf("From: parley <postmaster@invalid>\r\n"+
+		"Subject: About this server\r\n"+
+		"Date: %s\r\n"+
+		"Message-ID: <about@parley.invalid>\r\n"+
+		"MIME-Version: 1.0\r\n"+
+		"Content-Type: text/plain; charset=utf-8\r\n\r\n"+
+		"This is a parley mailing-list archive, served read-only.\r\n\r\n"+
+		"Every list you may read is a mailbox named by its address\r\n"+
+		"(for example dev@lists.example.org). Open it to read and search\r\n"+
+		"the list's whole history; new posts appear as they arrive.\r\n\r\n"+
+		"Nothing here can be changed: flags you set are kept by your\r\n"+
+		"client, not by the server.\r\n",
+		time.Unix(0, 0).UTC().Format(time.RFC1123Z)))
+	return row{Article: 1, Size: int64(len(raw)), Received: time.Unix(0, 0).UTC(), Raw: raw}
+}

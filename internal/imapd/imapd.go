@@ -1,0 +1,180 @@
+// Package imapd owns parley's read-only IMAP view of the archive: who may
+// see which list, how a list's articles become a mailbox (UID = article
+// number, UIDVALIDITY = the list's), and answering FETCH and SEARCH from
+// the stored raw messages.
+//
+// The protocol itself is go-imap v2's imapserver; this package is the only
+// one that imports it, so its beta gaps (see DESIGN.md) are defended in one
+// place: body structures are sanitised before they are written, every
+// STATUS counter asked for is filled, new messages are announced one EXISTS
+// at a time, and every write command is refused here, whatever the library
+// would let through.
+package imapd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/jmoiron/sqlx"
+)
+
+// Options configure a Server.
+type Options struct {
+	DB  *sqlx.DB
+	Log *slog.Logger
+	// QueryTimeout bounds every database call a command makes.
+	QueryTimeout time.Duration
+	// PollInterval is how often an IDLE session looks for new posts.
+	PollInterval time.Duration
+	// MaxConns and MaxConnsPerIP bound concurrent connections (0: 1000, 20).
+	MaxConns, MaxConnsPerIP int
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+// Server serves the archive over IMAP.
+type Server struct {
+	o   Options
+	srv *imapserver.Server
+	lim *connLimiter
+}
+
+// New returns a Server; call Serve to accept connections.
+func New(o Options) *Server {
+	if o.QueryTimeout <= 0 {
+		o.QueryTimeout = 30 * time.Second
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 500 * time.Millisecond
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = 1000
+	}
+	if o.MaxConnsPerIP <= 0 {
+		o.MaxConnsPerIP = 20
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{o: o, lim: newConnLimiter(o.MaxConns, o.MaxConnsPerIP)}
+	s.srv = imapserver.New(&imapserver.Options{
+		NewSession: s.newSession,
+		Caps: imap.CapSet{
+			imap.CapIMAP4rev1:   {},
+			imap.CapESearch:     {},
+			imap.CapSearchRes:   {},
+			imap.CapLiteralPlus: {},
+			imap.CapBinary:      {},
+			imap.CapChildren:    {},
+		},
+		Logger: slogPrintf{o.Log},
+		// The archive is public or protected by archive passwords that
+		// are not the members' mail passwords; plain-text login is what
+		// public-inbox and news servers allow too. Operators who want TLS
+		// configure the TLS listener.
+		InsecureAuth: true,
+	})
+	return s
+}
+
+// Serve accepts connections on ln until Close.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.srv.Serve(&limitedListener{Listener: ln, lim: s.lim, log: s.o.Log})
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close stops accepting and closes every connection.
+func (s *Server) Close() error { return s.srv.Close() }
+
+func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	return &session{srv: s, remote: c.NetConn().RemoteAddr().String(), log: s.o.Log}, nil, nil
+}
+
+func (s *Server) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.o.QueryTimeout)
+}
+
+// slogPrintf adapts the library's Printf logger to slog.
+type slogPrintf struct{ l *slog.Logger }
+
+func (p slogPrintf) Printf(format string, args ...any) {
+	p.l.Warn(fmt.Sprintf(format, args...), "event", "imap_library")
+}
+
+// connLimiter bounds connections in total and per client IP: a client that
+// opens hundreds of connections can't starve the others.
+type connLimiter struct {
+	mu           sync.Mutex
+	total, perIP int
+	n            int
+	byIP         map[string]int
+}
+
+func newConnLimiter(total, perIP int) *connLimiter {
+	return &connLimiter{total: total, perIP: perIP, byIP: map[string]int{}}
+}
+
+func (l *connLimiter) acquire(ip string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n >= l.total || l.byIP[ip] >= l.perIP {
+		return false
+	}
+	l.n++
+	l.byIP[ip]++
+	return true
+}
+
+func (l *connLimiter) release(ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n--
+	if l.byIP[ip]--; l.byIP[ip] <= 0 {
+		delete(l.byIP, ip)
+	}
+}
+
+type limitedListener struct {
+	net.Listener
+	lim *connLimiter
+	log *slog.Logger
+}
+
+func (l *limitedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		if !l.lim.acquire(ip) {
+			l.log.Warn("too many IMAP connections", "event", "imap_conn_limit", "ip", ip)
+			_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			_, _ = c.Write([]byte("* BYE [UNAVAILABLE] Too many connections, try again later\r\n"))
+			_ = c.Close()
+			continue
+		}
+		return &limitedConn{Conn: c, release: func() { l.lim.release(ip) }}, nil
+	}
+}
+
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}

@@ -1,0 +1,227 @@
+package imapd
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+)
+
+// maxSearchDepth bounds NOT/OR nesting: the criteria become one SQL
+// expression, built by a walk that must not run away on hostile input.
+const maxSearchDepth = 32
+
+var errSearchTooDeep = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
+	Text: "Search criteria nested too deeply"}
+
+// Search answers SEARCH and UID SEARCH with one SQL query. Text criteria
+// follow IMAP: case-insensitive substring match, on the raw bytes as
+// stored (header, body or both); FROM and SUBJECT also match the decoded
+// names and subject.
+func (s *session) Search(kind imapserver.NumKind, c *imap.SearchCriteria, o *imap.SearchOptions) (*imap.SearchData, error) {
+	if s.sel == nil {
+		return nil, errNoMailbox
+	}
+	var nums []uint32
+	if s.sel.listID == 0 {
+		nums = []uint32{1}
+	} else {
+		b := &sqlBuilder{sel: s.sel}
+		where, err := b.criteria(c, 0)
+		if err != nil {
+			return nil, err
+		}
+		args := append([]any{s.sel.listID, int64(s.sel.known)}, b.args...)
+		ctx, cancel := s.srv.ctx()
+		defer cancel()
+		q := `SELECT article FROM messages WHERE list_id = $1 AND article <= $2 AND ` + where + ` ORDER BY article`
+		if err := s.srv.o.DB.SelectContext(ctx, &nums, q, args...); err != nil {
+			s.log.Error("imap search", "event", "imap_error", "list", s.sel.name, "err", err)
+			return nil, errInternal
+		}
+	}
+	return searchData(kind, nums, o), nil
+}
+
+func searchData(kind imapserver.NumKind, nums []uint32, o *imap.SearchOptions) *imap.SearchData {
+	d := &imap.SearchData{Count: uint32(len(nums))}
+	if len(nums) > 0 {
+		d.Min, d.Max = nums[0], nums[len(nums)-1]
+	}
+	if kind == imapserver.NumKindUID {
+		var set imap.UIDSet
+		for _, n := range nums {
+			set.AddNum(imap.UID(n))
+		}
+		d.All = set
+	} else {
+		var set imap.SeqSet
+		for _, n := range nums {
+			set.AddNum(n)
+		}
+		d.All = set
+	}
+	return d
+}
+
+type sqlBuilder struct {
+	sel  *selected
+	args []any
+}
+
+func (b *sqlBuilder) arg(v any) string {
+	b.args = append(b.args, v)
+	return fmt.Sprintf("$%d", len(b.args)+2)
+}
+
+// criteria returns the SQL condition for c: a conjunction of its parts.
+func (b *sqlBuilder) criteria(c *imap.SearchCriteria, depth int) (string, error) {
+	if depth > maxSearchDepth {
+		return "", errSearchTooDeep
+	}
+	parts := []string{"true"}
+	for _, set := range c.SeqNum {
+		parts = append(parts, b.spansSQL(b.sel.spans(set)))
+	}
+	for _, set := range c.UID {
+		parts = append(parts, b.spansSQL(b.sel.spans(set)))
+	}
+	parts = append(parts, b.dates(c)...)
+	if c.Larger > 0 {
+		parts = append(parts, "size > "+b.arg(c.Larger))
+	}
+	if c.Smaller > 0 {
+		parts = append(parts, "size < "+b.arg(c.Smaller))
+	}
+	for _, h := range c.Header {
+		parts = append(parts, b.header(h.Key, h.Value))
+	}
+	for _, t := range c.Body {
+		parts = append(parts, b.contains("substring(raw FROM header_len + 1)", t))
+	}
+	for _, t := range c.Text {
+		parts = append(parts, b.contains("raw", t))
+	}
+	for _, f := range c.Flag {
+		parts = append(parts, b.flag(f, true))
+	}
+	for _, f := range c.NotFlag {
+		parts = append(parts, b.flag(f, false))
+	}
+	for i := range c.Not {
+		sub, err := b.criteria(&c.Not[i], depth+1)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, "NOT ("+sub+")")
+	}
+	for i := range c.Or {
+		l, err := b.criteria(&c.Or[i][0], depth+1)
+		if err != nil {
+			return "", err
+		}
+		r, err := b.criteria(&c.Or[i][1], depth+1)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, "(("+l+") OR ("+r+"))")
+	}
+	return strings.Join(parts, " AND "), nil
+}
+
+func (b *sqlBuilder) spansSQL(sp []span) string {
+	if len(sp) == 0 {
+		return "false"
+	}
+	var or []string
+	for _, s := range sp {
+		or = append(or, fmt.Sprintf("article BETWEEN %d AND %d", s.lo, s.hi))
+	}
+	return "(" + strings.Join(or, " OR ") + ")"
+}
+
+// dates compares calendar days, as IMAP does (time and zone ignored):
+// INTERNALDATE is the archive time, the sent date is the Date: header.
+func (b *sqlBuilder) dates(c *imap.SearchCriteria) []string {
+	var out []string
+	day := func(t time.Time) string { return b.arg(t.Format("2006-01-02")) + "::date" }
+	if !c.Since.IsZero() {
+		out = append(out, "received_at::date >= "+day(c.Since))
+	}
+	if !c.Before.IsZero() {
+		out = append(out, "received_at::date < "+day(c.Before))
+	}
+	if !c.SentSince.IsZero() {
+		out = append(out, "coalesce(sent_at, received_at)::date >= "+day(c.SentSince))
+	}
+	if !c.SentBefore.IsZero() {
+		out = append(out, "coalesce(sent_at, received_at)::date < "+day(c.SentBefore))
+	}
+	return out
+}
+
+// contains is a case-insensitive substring match of needle in the bytes
+// of expr. The bytes are compared in PostgreSQL's escape encoding, which
+// maps every byte string (valid UTF-8 or not) to text; the needle is
+// encoded the same way, so non-ASCII needles match their UTF-8 bytes.
+func (b *sqlBuilder) contains(expr, needle string) string {
+	n := b.arg(needle)
+	return fmt.Sprintf(`encode(%s, 'escape') ILIKE '%%' || replace(replace(replace(encode(convert_to(%s, 'UTF8'), 'escape'), '!', '!!'), '%%', '!%%'), '_', '!_') || '%%' ESCAPE '!'`, expr, n)
+}
+
+// header matches a header field by name whose value contains needle
+// (an empty needle: the field is present). FROM and SUBJECT also match
+// the decoded forms stored at ingest.
+func (b *sqlBuilder) header(key, needle string) string {
+	re := `(^|\n)` + regexp.QuoteMeta(key) + `[ \t]*:([^\n]|\n[ \t])*` + regexp.QuoteMeta(escapeBytes(needle))
+	m := fmt.Sprintf("encode(substring(raw FROM 1 FOR header_len), 'escape') ~* %s", b.arg(re))
+	switch strings.ToLower(key) {
+	case "from":
+		n := b.arg(needle)
+		m = fmt.Sprintf("(%s OR strpos(lower(from_name || ' <' || from_addr || '>'), lower(%s)) > 0)", m, n)
+	case "subject":
+		n := b.arg(needle)
+		m = fmt.Sprintf("(%s OR strpos(lower(subject), lower(%s)) > 0)", m, n)
+	}
+	return m
+}
+
+// escapeBytes renders s as PostgreSQL's escape encoding does: bytes
+// NUL and bytes with the high bit set as \ooo, backslash doubled.
+func escapeBytes(s string) string {
+	var sb strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\':
+			sb.WriteString(`\\`)
+		case c == 0 || c >= 0x80:
+			fmt.Fprintf(&sb, `\%03o`, c)
+		default:
+			sb.WriteByte(c)
+		}
+	}
+	return sb.String()
+}
+
+// flag matches session flags: they live only in this session, so the
+// condition is the list of articles that carry the flag.
+func (b *sqlBuilder) flag(f imap.Flag, has bool) string {
+	var with []string
+	for seq, fs := range b.sel.flags {
+		if hasFlag(fs, f) {
+			with = append(with, fmt.Sprint(seq))
+		}
+	}
+	cond := "false"
+	if len(with) > 0 {
+		cond = "article IN (" + strings.Join(with, ",") + ")"
+	}
+	if !has {
+		return "NOT " + cond
+	}
+	return cond
+}

@@ -1,0 +1,302 @@
+package imapd
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/lib/pq"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/parley-list/parley/internal/mailaddr"
+)
+
+// inboxName is the one mailbox that is not a list: it exists because
+// clients expect it, and holds one message saying what this server is.
+const inboxName = "INBOX"
+
+// anonymous is the user name (LOGIN, AUTHENTICATE PLAIN) that reads the
+// public archives with any password.
+const anonymous = "anonymous"
+
+var (
+	errReadOnly = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNoPerm,
+		Text: "This archive is read-only"}
+	errNoMailbox = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent,
+		Text: "No such mailbox"}
+	errInternal = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
+		Text: "Archive temporarily unavailable, try again"}
+)
+
+// session is one IMAP connection. Commands on a connection run serially
+// (the library guarantees it), so it needs no lock.
+type session struct {
+	srv    *Server
+	remote string
+	log    *slog.Logger
+
+	user    string  // "" before login; anonymous or a member address
+	private []int64 // private lists this user may read
+
+	sel *selected
+}
+
+// mailbox is a list as the session sees it.
+type mailbox struct {
+	name        string
+	listID      int64 // 0 for INBOX
+	uidValidity uint32
+	uidNext     uint32 // next article: UIDs are 1..uidNext-1, without gaps
+}
+
+// selected is the state of the selected mailbox.
+type selected struct {
+	mailbox
+	readOnly bool
+	known    uint32 // messages this client has been told about
+	flags    map[uint32][]imap.Flag
+}
+
+func (s *session) Close() error { return nil }
+
+// Login accepts "anonymous" with any password (public archives) or a
+// member's address with the archive password they were sent.
+func (s *session) Login(username, password string) error {
+	if strings.EqualFold(username, anonymous) {
+		s.user = anonymous
+		return nil
+	}
+	addr, err := mailaddr.Parse(username)
+	if err != nil {
+		return imapserver.ErrAuthFailed
+	}
+	ctx, cancel := s.srv.ctx()
+	defer cancel()
+	var rows []struct {
+		ListID int64  `db:"list_id"`
+		Hash   string `db:"archive_password"`
+	}
+	err = s.srv.o.DB.SelectContext(ctx, &rows, `
+		SELECT m.list_id, m.archive_password FROM members m
+		 WHERE m.address_norm = $1 AND m.archive_password <> ''`, addr.String())
+	if err != nil {
+		s.log.Error("imap login lookup", "event", "imap_error", "err", err)
+		return errInternal
+	}
+	var ok []int64
+	for _, r := range rows {
+		if bcrypt.CompareHashAndPassword([]byte(r.Hash), []byte(password)) == nil {
+			ok = append(ok, r.ListID)
+		}
+	}
+	if len(ok) == 0 {
+		s.log.Info("imap login failed", "event", "imap_auth_failed", "remote", s.remote)
+		return imapserver.ErrAuthFailed
+	}
+	s.user, s.private = addr.String(), ok
+	return nil
+}
+
+// mailboxes returns every mailbox this user may see, INBOX first.
+func (s *session) mailboxes(ctx context.Context) ([]mailbox, error) {
+	var rows []struct {
+		ID          int64  `db:"id"`
+		Address     string `db:"address"`
+		UIDValidity int64  `db:"uidvalidity"`
+		Next        int64  `db:"next_article"`
+	}
+	err := s.srv.o.DB.SelectContext(ctx, &rows, `
+		SELECT id, address, uidvalidity, next_article FROM lists
+		 WHERE archive = 'public' OR id = ANY ($1::bigint[])
+		 ORDER BY address`, pq.Int64Array(s.private))
+	if err != nil {
+		return nil, err
+	}
+	out := []mailbox{{name: inboxName, uidValidity: 1, uidNext: 2}}
+	for _, r := range rows {
+		out = append(out, mailbox{name: r.Address, listID: r.ID, uidValidity: uint32(r.UIDValidity), uidNext: uint32(r.Next)})
+	}
+	return out, nil
+}
+
+// lookup finds one visible mailbox by name; list addresses compare
+// case-insensitively, as mail addresses' domains do.
+func (s *session) lookup(ctx context.Context, name string) (mailbox, error) {
+	if strings.EqualFold(name, inboxName) {
+		return mailbox{name: inboxName, uidValidity: 1, uidNext: 2}, nil
+	}
+	var r struct {
+		ID          int64  `db:"id"`
+		Address     string `db:"address"`
+		UIDValidity int64  `db:"uidvalidity"`
+		Next        int64  `db:"next_article"`
+	}
+	err := s.srv.o.DB.GetContext(ctx, &r, `
+		SELECT id, address, uidvalidity, next_article FROM lists
+		 WHERE address = lower($1) AND (archive = 'public' OR id = ANY ($2::bigint[]))`,
+		name, pq.Int64Array(s.private))
+	if errors.Is(err, sql.ErrNoRows) {
+		return mailbox{}, errNoMailbox
+	}
+	if err != nil {
+		s.log.Error("imap mailbox lookup", "event", "imap_error", "err", err)
+		return mailbox{}, errInternal
+	}
+	return mailbox{name: r.Address, listID: r.ID, uidValidity: uint32(r.UIDValidity), uidNext: uint32(r.Next)}, nil
+}
+
+func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	ctx, cancel := s.srv.ctx()
+	defer cancel()
+	mb, err := s.lookup(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	s.sel = &selected{mailbox: mb, readOnly: options != nil && options.ReadOnly,
+		known: mb.uidNext - 1, flags: map[uint32][]imap.Flag{}}
+	return &imap.SelectData{
+		Flags:          []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft},
+		PermanentFlags: []imap.Flag{},
+		NumMessages:    mb.uidNext - 1,
+		UIDNext:        imap.UID(mb.uidNext),
+		UIDValidity:    mb.uidValidity,
+	}, nil
+}
+
+func (s *session) Unselect() error {
+	s.sel = nil
+	return nil
+}
+
+func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	if len(patterns) == 0 {
+		// LIST "" "": the hierarchy delimiter.
+		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: '/'})
+	}
+	ctx, cancel := s.srv.ctx()
+	defer cancel()
+	mbs, err := s.mailboxes(ctx)
+	if err != nil {
+		s.log.Error("imap list", "event", "imap_error", "err", err)
+		return errInternal
+	}
+	for _, mb := range mbs {
+		if !matchAny(mb.name, ref, patterns) {
+			continue
+		}
+		data := &imap.ListData{Mailbox: mb.name, Delim: '/', Attrs: []imap.MailboxAttr{imap.MailboxAttrHasNoChildren}}
+		if options != nil && options.ReturnStatus != nil {
+			data.Status = statusData(mb, options.ReturnStatus)
+		}
+		if err := w.WriteList(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func matchAny(name, ref string, patterns []string) bool {
+	for _, p := range patterns {
+		if imapserver.MatchList(name, '/', ref, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	ctx, cancel := s.srv.ctx()
+	defer cancel()
+	mb, err := s.lookup(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return statusData(mb, options), nil
+}
+
+// statusData fills every counter the client asked for: the library
+// dereferences each requested pointer, so a nil one would panic.
+func statusData(mb mailbox, o *imap.StatusOptions) *imap.StatusData {
+	n, zero := mb.uidNext-1, uint32(0)
+	d := &imap.StatusData{Mailbox: mb.name, UIDNext: imap.UID(mb.uidNext), UIDValidity: mb.uidValidity}
+	if o.NumMessages {
+		d.NumMessages = &n
+	}
+	if o.NumUnseen {
+		// Nothing is seen on the server: flags live in the client.
+		d.NumUnseen = &n
+	}
+	if o.NumRecent {
+		d.NumRecent = &zero
+	}
+	if o.NumDeleted {
+		d.NumDeleted = &zero
+	}
+	if o.Size || o.DeletedStorage {
+		var size, none int64
+		d.Size, d.DeletedStorage = &size, &none
+	}
+	if o.AppendLimit {
+		d.AppendLimit = &zero
+	}
+	return d
+}
+
+// Every command that would change the archive is refused, whatever the
+// library lets through.
+func (s *session) Create(string, *imap.CreateOptions) error              { return errReadOnly }
+func (s *session) Delete(string) error                                   { return errReadOnly }
+func (s *session) Rename(string, string, *imap.RenameOptions) error      { return errReadOnly }
+func (s *session) Subscribe(string) error                                { return nil }
+func (s *session) Unsubscribe(string) error                              { return nil }
+func (s *session) Expunge(*imapserver.ExpungeWriter, *imap.UIDSet) error { return errReadOnly }
+func (s *session) Copy(imap.NumSet, string) (*imap.CopyData, error)      { return nil, errReadOnly }
+
+func (s *session) Append(string, imap.LiteralReader, *imap.AppendOptions) (*imap.AppendData, error) {
+	return nil, errReadOnly
+}
+
+// Poll announces posts archived since the client last heard: one EXISTS
+// per new message, because the library's trackers (and some clients)
+// mishandle jumps.
+func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	if s.sel == nil || s.sel.listID == 0 {
+		return nil
+	}
+	ctx, cancel := s.srv.ctx()
+	defer cancel()
+	var next int64
+	if err := s.srv.o.DB.GetContext(ctx, &next, `SELECT next_article FROM lists WHERE id = $1`, s.sel.listID); err != nil {
+		s.log.Warn("imap poll", "event", "imap_error", "list", s.sel.name, "err", err)
+		return nil // a missed poll only delays the news
+	}
+	for s.sel.known < uint32(next-1) {
+		s.sel.known++
+		if err := w.WriteNumMessages(s.sel.known); err != nil {
+			return err
+		}
+	}
+	s.sel.uidNext = uint32(next)
+	return nil
+}
+
+// Idle polls until the client says DONE.
+func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	t := time.NewTicker(s.srv.o.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-t.C:
+			if err := s.Poll(w, true); err != nil {
+				return err
+			}
+		}
+	}
+}
