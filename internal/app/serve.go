@@ -63,6 +63,9 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if err := startSMTP(&g, cfg, d, log, reg, ready); err != nil {
 		return err
 	}
+	if err := startIMAP(&g, cfg, d, log, ready); err != nil {
+		return err
+	}
 	httpLn, err := net.Listen("tcp", string(cfg.HTTP.Listen))
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
