@@ -32,7 +32,7 @@ type fixture struct {
 	raws [][]byte
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{db: pgtest.New(t)}
 	private := lists.ArchivePrivate
@@ -63,7 +63,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func createList(t *testing.T, d *sqlx.DB, addr string, s lists.Settings) lists.List {
+func createList(t testing.TB, d *sqlx.DB, addr string, s lists.Settings) lists.List {
 	t.Helper()
 	a, _ := mailaddr.ParseList(addr)
 	l, err := lists.Create(t.Context(), d, a, s, time.Now())
@@ -73,7 +73,7 @@ func createList(t *testing.T, d *sqlx.DB, addr string, s lists.Settings) lists.L
 	return l
 }
 
-func archiveRaw(t *testing.T, d *sqlx.DB, listID int64, raw []byte) []byte {
+func archiveRaw(t testing.TB, d *sqlx.DB, listID int64, raw []byte) []byte {
 	t.Helper()
 	raw = mailmsg.Canonicalize(raw)
 	sum, err := mailmsg.Parse(raw, "h.example", mailmsg.Limits{})
