@@ -70,9 +70,16 @@ func (s *session) Fetch(w *imapserver.FetchWriter, ns imap.NumSet, o *imap.Fetch
 	needBody := len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 || o.BodyStructure != nil
 	needHeader := o.Envelope
 	for _, sp := range s.sel.spans(ns) {
-		for lo := sp.lo; lo <= sp.hi; lo += fetchBatch {
+		for lo := sp.lo; lo <= sp.hi; {
 			hi := min(sp.hi, lo+fetchBatch-1)
-			rows, err := s.load(lo, hi, needBody, needHeader)
+			var err error
+			if needBody {
+				hi, err = s.byteBudget(lo, hi)
+			}
+			var rows []row
+			if err == nil {
+				rows, err = s.load(lo, hi, needBody, needHeader)
+			}
 			if err != nil {
 				s.log.Error("imap fetch", "event", "imap_error", "list", s.sel.name, "err", err)
 				return errInternal
@@ -83,11 +90,33 @@ func (s *session) Fetch(w *imapserver.FetchWriter, ns imap.NumSet, o *imap.Fetch
 				}
 			}
 			if hi == sp.hi {
-				break // lo+fetchBatch could wrap at the top of uint32
+				break // hi+1 could wrap at the top of uint32
 			}
+			lo = hi + 1
 		}
 	}
 	return nil
+}
+
+// fetchBytes bounds the raw bytes one batch loads: a client fetching the
+// bodies of many large messages gets them in turn, not all in memory.
+const fetchBytes = 8 << 20
+
+// byteBudget returns the last article from lo..hi such that the bodies of
+// lo..that article fit in fetchBytes (at least lo itself).
+func (s *session) byteBudget(lo, hi uint32) (uint32, error) {
+	if s.sel.listID == 0 {
+		return hi, nil
+	}
+	ctx, cancel := s.srv.ctx()
+	defer cancel()
+	var last int64
+	err := s.srv.o.DB.GetContext(ctx, &last, `
+		SELECT coalesce(max(article), $2) FROM (
+			SELECT article, sum(size) OVER (ORDER BY article) AS total
+			  FROM messages WHERE list_id = $1 AND article BETWEEN $2 AND $3) x
+		 WHERE total <= $4`, s.sel.listID, int64(lo), int64(hi), fetchBytes)
+	return uint32(last), err
 }
 
 // load reads articles lo..hi, with as much of the raw message as needed.

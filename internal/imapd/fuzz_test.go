@@ -62,7 +62,7 @@ func FuzzSession(f *testing.F) {
 	}
 	fx := newFixture(f)
 	logs := &panicLog{}
-	srv := imapd.New(imapd.Options{DB: fx.db, Log: slog.New(logs), PollInterval: 20 * time.Millisecond})
+	srv := imapd.New(imapd.Options{DB: fx.db, Log: slog.New(logs), PollInterval: 20 * time.Millisecond, FailedLoginDelay: time.Millisecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.Fatal(err)

@@ -33,6 +33,9 @@ type Options struct {
 	QueryTimeout time.Duration
 	// PollInterval is how often an IDLE session looks for new posts.
 	PollInterval time.Duration
+	// FailedLoginDelay is how long a failed login waits for its answer
+	// (0: 1 s).
+	FailedLoginDelay time.Duration
 	// MaxConns and MaxConnsPerIP bound concurrent connections (0: 1000, 20).
 	MaxConns, MaxConnsPerIP int
 	// Now is the clock (tests); nil means time.Now.
@@ -41,9 +44,10 @@ type Options struct {
 
 // Server serves the archive over IMAP.
 type Server struct {
-	o   Options
-	srv *imapserver.Server
-	lim *connLimiter
+	o    Options
+	srv  *imapserver.Server
+	lim  *connLimiter
+	auth *authLimiter
 }
 
 // New returns a Server; call Serve to accept connections.
@@ -60,10 +64,13 @@ func New(o Options) *Server {
 	if o.MaxConnsPerIP <= 0 {
 		o.MaxConnsPerIP = 20
 	}
+	if o.FailedLoginDelay <= 0 {
+		o.FailedLoginDelay = time.Second
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Server{o: o, lim: newConnLimiter(o.MaxConns, o.MaxConnsPerIP)}
+	s := &Server{o: o, lim: newConnLimiter(o.MaxConns, o.MaxConnsPerIP), auth: newAuthLimiter(o.FailedLoginDelay)}
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession: s.newSession,
 		Caps: imap.CapSet{
@@ -97,7 +104,8 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Close() error { return s.srv.Close() }
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-	return &session{srv: s, remote: c.NetConn().RemoteAddr().String(), log: s.o.Log}, nil, nil
+	ip, _, _ := net.SplitHostPort(c.NetConn().RemoteAddr().String())
+	return &session{srv: s, remote: ip, log: s.o.Log}, nil, nil
 }
 
 func (s *Server) ctx() (context.Context, context.CancelFunc) {
@@ -177,4 +185,49 @@ type limitedConn struct {
 func (c *limitedConn) Close() error {
 	c.once.Do(c.release)
 	return c.Conn.Close()
+}
+
+// authLimiter slows password guessing: every failed login is answered
+// after a delay, and a client IP with too many recent failures is refused
+// without its password being checked.
+type authLimiter struct {
+	mu    sync.Mutex
+	fails map[string][]time.Time
+	delay time.Duration
+	max   int
+	win   time.Duration
+}
+
+func newAuthLimiter(delay time.Duration) *authLimiter {
+	return &authLimiter{fails: map[string][]time.Time{}, delay: delay, max: 10, win: 5 * time.Minute}
+}
+
+// blocked reports whether ip has used up its failures.
+func (a *authLimiter) blocked(ip string, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.recent(ip, now)) >= a.max
+}
+
+// failed records a failure by ip.
+func (a *authLimiter) failed(ip string, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.fails) > 100_000 {
+		a.fails = map[string][]time.Time{} // bounded memory beats perfect memory
+	}
+	a.fails[ip] = append(a.recent(ip, now), now)
+}
+
+func (a *authLimiter) recent(ip string, now time.Time) []time.Time {
+	ts := a.fails[ip]
+	for len(ts) > 0 && now.Sub(ts[0]) > a.win {
+		ts = ts[1:]
+	}
+	if len(ts) == 0 {
+		delete(a.fails, ip)
+		return nil
+	}
+	a.fails[ip] = ts
+	return ts
 }

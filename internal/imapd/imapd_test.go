@@ -52,7 +52,7 @@ func newFixture(t testing.TB) *fixture {
 	hash, _ := bcrypt.GenerateFromPassword([]byte("sesame"), bcrypt.MinCost)
 	f.db.MustExec(`INSERT INTO members (list_id, address, address_norm, archive_password) VALUES ($1, 'carol@example.com', 'carol@example.com', $2)`, f.priv.ID, string(hash))
 
-	srv := imapd.New(imapd.Options{DB: f.db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), PollInterval: 50 * time.Millisecond})
+	srv := imapd.New(imapd.Options{DB: f.db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), PollInterval: 50 * time.Millisecond, FailedLoginDelay: time.Millisecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -288,4 +288,20 @@ func TestIdleSeesNewPosts(t *testing.T) {
 	}
 	idle.Close()
 	idle.Wait()
+}
+
+func TestLoginRateLimited(t *testing.T) {
+	f := newFixture(t)
+	c := dial(t, f, nil)
+	for i := 0; i < 10; i++ {
+		if err := c.Login("carol@example.com", fmt.Sprint("guess", i)).Wait(); err == nil {
+			t.Fatalf("guess %d accepted", i)
+		}
+	}
+	if err := c.Login("carol@example.com", "sesame").Wait(); err == nil {
+		t.Error("right password accepted after 10 failures from the same IP; want refused until the window passes")
+	}
+	if err := c.Login("anonymous", "x").Wait(); err != nil {
+		t.Errorf("anonymous login refused while rate-limited: %v", err)
+	}
 }

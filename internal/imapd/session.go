@@ -71,9 +71,12 @@ func (s *session) Login(username, password string) error {
 		s.user = anonymous
 		return nil
 	}
+	if s.srv.auth.blocked(s.remote, s.srv.o.Now()) {
+		return s.loginFailed("rate limited")
+	}
 	addr, err := mailaddr.Parse(username)
 	if err != nil {
-		return imapserver.ErrAuthFailed
+		return s.loginFailed("not an address")
 	}
 	ctx, cancel := s.srv.ctx()
 	defer cancel()
@@ -95,11 +98,19 @@ func (s *session) Login(username, password string) error {
 		}
 	}
 	if len(ok) == 0 {
-		s.log.Info("imap login failed", "event", "imap_auth_failed", "remote", s.remote)
-		return imapserver.ErrAuthFailed
+		return s.loginFailed("wrong password or no archive password")
 	}
 	s.user, s.private = addr.String(), ok
 	return nil
+}
+
+// loginFailed records the failure against the client's IP and answers
+// after the configured delay, so guessing is slow.
+func (s *session) loginFailed(why string) error {
+	s.srv.auth.failed(s.remote, s.srv.o.Now())
+	s.log.Info("imap login failed", "event", "imap_auth_failed", "ip", s.remote, "reason", why)
+	time.Sleep(s.srv.auth.delay)
+	return imapserver.ErrAuthFailed
 }
 
 // mailboxes returns every mailbox this user may see, INBOX first.
