@@ -23,6 +23,10 @@ type span struct{ lo, hi uint32 }
 // about. Inside a list mailbox sequence number and UID are the same:
 // articles are numbered without gaps and never removed.
 func (sel *selected) spans(ns imap.NumSet) []span {
+	if imap.IsSearchRes(ns) {
+		// "$" (SEARCHRES): the UIDs the last SEARCH ... RETURN (SAVE) found.
+		ns = sel.saved
+	}
 	max := sel.known
 	var out []span
 	add := func(lo, hi uint32) {

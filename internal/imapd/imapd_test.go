@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -303,5 +304,21 @@ func TestLoginRateLimited(t *testing.T) {
 	}
 	if err := c.Login("anonymous", "x").Wait(); err != nil {
 		t.Errorf("anonymous login refused while rate-limited: %v", err)
+	}
+}
+
+// TestSearchResultSaved: "$" names the UIDs the last SEARCH RETURN (SAVE)
+// found (imapclient can't send SAVE, so this speaks the protocol itself).
+func TestSearchResultSaved(t *testing.T) {
+	f := newFixture(t)
+	out := session(t, f.addr, "a LOGIN anonymous x\r\nb SELECT dev@lists.example.org\r\n"+
+		"c UID SEARCH RETURN (SAVE) BODY zebras\r\nd UID FETCH $ (UID)\r\nz LOGOUT\r\n")
+	for _, want := range []string{"* 1 FETCH (UID 1)", "* 3 FETCH (UID 3)", "d OK"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("transcript lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "* 2 FETCH") {
+		t.Errorf("FETCH $ returned message 2, which the search did not find:\n%s", out)
 	}
 }

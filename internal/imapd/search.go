@@ -43,6 +43,13 @@ func (s *session) Search(kind imapserver.NumKind, c *imap.SearchCriteria, o *ima
 			return nil, errInternal
 		}
 	}
+	if o != nil && o.ReturnSave {
+		var saved imap.UIDSet
+		for _, n := range nums {
+			saved.AddNum(imap.UID(n))
+		}
+		s.sel.saved = saved
+	}
 	return searchData(kind, nums, o), nil
 }
 

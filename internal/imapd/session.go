@@ -60,6 +60,7 @@ type selected struct {
 	readOnly bool
 	known    uint32 // messages this client has been told about
 	flags    map[uint32][]imap.Flag
+	saved    imap.UIDSet // the last SEARCH result saved for "$"
 }
 
 func (s *session) Close() error { return nil }
