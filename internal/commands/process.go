@@ -48,40 +48,13 @@ func (p *Processor) ttl() time.Duration {
 
 // Run processes stored command mail every interval until ctx ends.
 func (p *Processor) Run(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if _, err := p.ProcessAll(ctx); err != nil && ctx.Err() == nil {
-			p.Log.Warn("command processing failed", "event", "command_error", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return ingest.RunInbound(ctx, interval, p.Log, "command_error", p.ProcessAll)
 }
 
-// ProcessAll handles every unprocessed message, one transaction each.
+// ProcessAll handles every unprocessed message, one transaction each, and
+// returns how many it handled.
 func (p *Processor) ProcessAll(ctx context.Context) (int, error) {
-	n := 0
-	for {
-		claimed, err := p.processOne(ctx)
-		if err != nil && claimed != 0 && ctx.Err() == nil {
-			// This message failed; note it (set aside after a few tries)
-			// and go on with the others.
-			p.Log.Warn("stored mail failed", "event", "inbound_failed", "inbound_id", claimed, "err", err)
-			if ferr := ingest.InboundFailed(context.WithoutCancel(ctx), p.DB, claimed, err); ferr != nil {
-				return n, ferr
-			}
-			n++
-			continue
-		}
-		if err != nil || claimed == 0 {
-			return n, err
-		}
-		n++
-	}
+	return ingest.DrainInbound(ctx, p.DB, p.Log, p.processOne)
 }
 
 type inbound struct {
