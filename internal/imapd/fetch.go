@@ -73,6 +73,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, ns imap.NumSet, o *imap.Fetch
 	}
 	needBody := len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 || o.BodyStructure != nil
 	needHeader := o.Envelope
+	markSeen := !s.sel.readOnly && setsSeen(o)
 	for _, sp := range s.sel.spans(ns) {
 		for lo := sp.lo; lo <= sp.hi; {
 			hi := min(sp.hi, lo+fetchBatch-1)
@@ -89,7 +90,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, ns imap.NumSet, o *imap.Fetch
 				return errInternal
 			}
 			for i := range rows {
-				if err := s.writeMessage(w, &rows[i], o); err != nil {
+				if err := s.writeMessage(w, &rows[i], o, markSeen); err != nil {
 					return err
 				}
 			}
@@ -123,6 +124,22 @@ func (s *session) byteBudget(lo, hi uint32) (uint32, error) {
 	return uint32(last), err
 }
 
+// setsSeen reports whether the FETCH reads a body section without PEEK,
+// which sets \Seen (RFC 3501 6.4.5).
+func setsSeen(o *imap.FetchOptions) bool {
+	for _, bs := range o.BodySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	for _, bs := range o.BinarySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	return false
+}
+
 // load reads articles lo..hi, with as much of the raw message as needed.
 func (s *session) load(lo, hi uint32, body, header bool) ([]row, error) {
 	if s.sel.listID == 0 {
@@ -141,23 +158,16 @@ func (s *session) load(lo, hi uint32, body, header bool) ([]row, error) {
 
 // writeMessage writes one FETCH response. Everything it needs is already
 // loaded: the response holds the connection's write lock until Close.
-func (s *session) writeMessage(w *imapserver.FetchWriter, r *row, o *imap.FetchOptions) error {
+func (s *session) writeMessage(w *imapserver.FetchWriter, r *row, o *imap.FetchOptions, markSeen bool) error {
 	seq := uint32(r.Article)
-	markSeen := false
-	for _, bs := range o.BodySection {
-		markSeen = markSeen || !bs.Peek
-	}
-	for _, bs := range o.BinarySection {
-		markSeen = markSeen || !bs.Peek
-	}
-	if markSeen && !s.sel.readOnly {
+	if markSeen {
 		s.sel.setFlags(seq, imap.StoreFlagsAdd, []imap.Flag{imap.FlagSeen})
 	}
 	m := w.CreateMessage(seq)
 	if o.UID {
 		m.WriteUID(imap.UID(seq))
 	}
-	if o.Flags || (markSeen && !s.sel.readOnly) {
+	if o.Flags || markSeen {
 		m.WriteFlags(s.sel.flagsOf(seq))
 	}
 	if o.RFC822Size {
@@ -299,7 +309,7 @@ func (sel *selected) setFlags(seq uint32, op imap.StoreFlagsOp, flags []imap.Fla
 
 func hasFlag(fs []imap.Flag, f imap.Flag) bool {
 	for _, g := range fs {
-		if string(g) == string(f) || bytes.EqualFold([]byte(g), []byte(f)) {
+		if strings.EqualFold(string(g), string(f)) {
 			return true
 		}
 	}

@@ -114,14 +114,21 @@ func (s *session) loginFailed(why string) error {
 	return imapserver.ErrAuthFailed
 }
 
+// listRow is what a mailbox needs of a list.
+type listRow struct {
+	ID          int64  `db:"id"`
+	Address     string `db:"address"`
+	UIDValidity int64  `db:"uidvalidity"`
+	Next        int64  `db:"next_article"`
+}
+
+func (r listRow) mailbox() mailbox {
+	return mailbox{name: r.Address, listID: r.ID, uidValidity: uint32(r.UIDValidity), uidNext: uint32(r.Next)}
+}
+
 // mailboxes returns every mailbox this user may see, INBOX first.
 func (s *session) mailboxes(ctx context.Context) ([]mailbox, error) {
-	var rows []struct {
-		ID          int64  `db:"id"`
-		Address     string `db:"address"`
-		UIDValidity int64  `db:"uidvalidity"`
-		Next        int64  `db:"next_article"`
-	}
+	var rows []listRow
 	err := s.srv.o.DB.SelectContext(ctx, &rows, `
 		SELECT id, address, uidvalidity, next_article FROM lists
 		 WHERE archive = 'public' OR id = ANY ($1::bigint[])
@@ -131,7 +138,7 @@ func (s *session) mailboxes(ctx context.Context) ([]mailbox, error) {
 	}
 	out := []mailbox{{name: inboxName, uidValidity: 1, uidNext: 2}}
 	for _, r := range rows {
-		out = append(out, mailbox{name: r.Address, listID: r.ID, uidValidity: uint32(r.UIDValidity), uidNext: uint32(r.Next)})
+		out = append(out, r.mailbox())
 	}
 	return out, nil
 }
@@ -142,12 +149,7 @@ func (s *session) lookup(ctx context.Context, name string) (mailbox, error) {
 	if strings.EqualFold(name, inboxName) {
 		return mailbox{name: inboxName, uidValidity: 1, uidNext: 2}, nil
 	}
-	var r struct {
-		ID          int64  `db:"id"`
-		Address     string `db:"address"`
-		UIDValidity int64  `db:"uidvalidity"`
-		Next        int64  `db:"next_article"`
-	}
+	var r listRow
 	err := s.srv.o.DB.GetContext(ctx, &r, `
 		SELECT id, address, uidvalidity, next_article FROM lists
 		 WHERE address = lower($1) AND (archive = 'public' OR id = ANY ($2::bigint[]))`,
@@ -159,7 +161,7 @@ func (s *session) lookup(ctx context.Context, name string) (mailbox, error) {
 		s.log.Error("imap mailbox lookup", "event", "imap_error", "err", err)
 		return mailbox{}, errInternal
 	}
-	return mailbox{name: r.Address, listID: r.ID, uidValidity: uint32(r.UIDValidity), uidNext: uint32(r.Next)}, nil
+	return r.mailbox(), nil
 }
 
 func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
@@ -293,7 +295,6 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			return err
 		}
 	}
-	s.sel.uidNext = uint32(next)
 	return nil
 }
 
