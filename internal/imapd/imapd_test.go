@@ -92,6 +92,21 @@ func archiveRaw(t testing.TB, d *sqlx.DB, listID int64, raw []byte) []byte {
 	return raw
 }
 
+// archiveState summarises what a write could change: the lists, their
+// counters and every archived message's bytes.
+func archiveState(t testing.TB, d *sqlx.DB) string {
+	t.Helper()
+	var s string
+	err := d.Get(&s, `SELECT (SELECT count(*) FROM lists) || '/' ||
+		(SELECT coalesce(sum(next_article), 0) FROM lists) || '/' ||
+		(SELECT count(*) FROM messages) || '/' ||
+		(SELECT coalesce(md5(string_agg(md5(raw), '' ORDER BY id)), '') FROM messages)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func dial(t *testing.T, f *fixture, opts *imapclient.Options) *imapclient.Client {
 	t.Helper()
 	c, err := imapclient.DialInsecure(f.addr, opts)
@@ -226,8 +241,7 @@ func TestWritesRefused(t *testing.T) {
 	if _, err := c.Select("dev@lists.example.org", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	var before int
-	f.db.Get(&before, `SELECT count(*) FROM messages`)
+	before := archiveState(t, f.db)
 	if err := c.Create("new", nil).Wait(); err == nil {
 		t.Error("CREATE accepted")
 	}
@@ -247,10 +261,8 @@ func TestWritesRefused(t *testing.T) {
 	if err := c.Expunge().Close(); err == nil {
 		t.Error("EXPUNGE accepted")
 	}
-	var after int
-	f.db.Get(&after, `SELECT count(*) FROM messages`)
-	if after != before {
-		t.Errorf("messages %d -> %d after refused writes", before, after)
+	if after := archiveState(t, f.db); after != before {
+		t.Errorf("archive changed by refused writes: %s -> %s", before, after)
 	}
 }
 
