@@ -1,6 +1,7 @@
 // Package archive owns the stored posts of every list: inserting a post
 // with its article number and thread placement, reading posts back, and
-// rebuilding the derived data (threads) from the raw bytes.
+// rebuilding the derived data (threads, the stored IMAP meta) from the raw
+// bytes.
 //
 // Article numbers are forever: each list's counter is advanced with
 // UPDATE … RETURNING inside the inserting transaction, so the list row lock
@@ -19,6 +20,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/imapmeta"
 	"github.com/parley-list/parley/internal/mailmsg"
 )
 
@@ -76,6 +78,7 @@ type batchPost struct {
 	Refs       []string            `json:"refs"`
 	Parent     *string             `json:"parent"`
 	MIME       mailmsg.MIMESummary `json:"mime"`
+	IMAP       json.RawMessage     `json:"imap"`
 	Source     string              `json:"source"`
 	Queue      bool                `json:"queue"`
 }
@@ -86,6 +89,7 @@ func InsertBatch(ctx context.Context, q db.Querier, posts []Post) ([]Stored, err
 	meta := make([]batchPost, len(posts))
 	raws := make(pq.ByteaArray, len(posts))
 	keys := make(pq.ByteaArray, len(posts))
+	var err error
 	for i, p := range posts {
 		s := p.Summary
 		key, lookup := subjectKeys(p)
@@ -94,6 +98,9 @@ func InsertBatch(ctx context.Context, q db.Querier, posts []Post) ([]Stored, err
 			InReplyTo: strPtr(s.InReplyTo), Refs: nonNilStrings(s.Refs), Parent: strPtr(s.Parent()),
 			MIME: s.MIME, Source: p.Source, Queue: p.Queue}
 		raws[i], keys[i] = p.Raw, s.ContentKey
+		if meta[i].IMAP, err = imapmeta.Encode(p.Raw); err != nil {
+			return nil, fmt.Errorf("archive: imap meta: %w", err)
+		}
 	}
 	js, err := json.Marshal(meta)
 	if err != nil {

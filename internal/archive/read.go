@@ -9,6 +9,7 @@ import (
 
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/errs"
+	"github.com/parley-list/parley/internal/imapmeta"
 	"github.com/parley-list/parley/internal/mailmsg"
 )
 
@@ -113,8 +114,8 @@ func breakCycles(es []Entry, parent map[int64]int64) {
 	}
 }
 
-// Rethread rebuilds every post's summary-derived fields and thread
-// placement from the raw bytes, in article order, exactly as intake placed
+// Rethread rebuilds every post's summary-derived fields, its IMAP meta and
+// thread placement from the raw bytes, in article order, exactly as intake placed
 // them. It returns the number of posts placed.
 func Rethread(ctx context.Context, q db.Querier, listID int64, host string) (int, error) {
 	var bySubject bool
@@ -150,8 +151,12 @@ func Rethread(ctx context.Context, q db.Querier, listID int64, host string) (int
 		if err := q.GetContext(ctx, &tid, `SELECT archive_thread($1, $2, $3, $4, $5)`, listID, a, msgid, textArray(refs), lookup); err != nil {
 			return 0, fmt.Errorf("article %d: %w", a, err)
 		}
-		if _, err := q.ExecContext(ctx, `UPDATE messages SET thread_id = $3, refs = $4, parent_msgid = $5, subject_key = $6
-			WHERE list_id = $1 AND article = $2`, listID, a, tid, textArray(refs), nullIfEmpty(lastOf(refs)), key); err != nil {
+		meta, err := imapmeta.Encode(raw)
+		if err != nil {
+			return 0, fmt.Errorf("article %d: %w", a, err)
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE messages SET thread_id = $3, refs = $4, parent_msgid = $5, subject_key = $6, imap = $7
+			WHERE list_id = $1 AND article = $2`, listID, a, tid, textArray(refs), nullIfEmpty(lastOf(refs)), key, string(meta)); err != nil {
 			return 0, err
 		}
 	}

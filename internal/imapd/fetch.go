@@ -1,7 +1,6 @@
 package imapd
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"strings"
@@ -9,7 +8,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-message/textproto"
+
+	"github.com/parley-list/parley/internal/imapmeta"
 )
 
 // fetchBatch is how many messages one query loads: a FETCH 1:* over a
@@ -64,15 +64,28 @@ type row struct {
 	Article  int64     `db:"article"`
 	Size     int64     `db:"size"`
 	Received time.Time `db:"received_at"`
-	Raw      []byte    `db:"raw"` // whole message, header only, or empty
+	Raw      []byte    `db:"raw"`  // whole message, or empty
+	Meta     []byte    `db:"imap"` // stored imapmeta form; NULL when not derived yet
+}
+
+// meta returns the message's ENVELOPE and BODYSTRUCTURE: the stored form
+// when there is one of this version, else computed from the raw bytes
+// (load fetched them for that case).
+func (r *row) meta() imapmeta.Meta {
+	if r.Meta != nil {
+		if m, err := imapmeta.Decode(r.Meta); err == nil {
+			return m
+		}
+	}
+	return imapmeta.Compute(r.Raw)
 }
 
 func (s *session) Fetch(w *imapserver.FetchWriter, ns imap.NumSet, o *imap.FetchOptions) error {
 	if s.sel == nil {
 		return errNoMailbox
 	}
-	needBody := len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 || o.BodyStructure != nil
-	needHeader := o.Envelope
+	needBody := len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
+	needMeta := o.Envelope || o.BodyStructure != nil
 	markSeen := !s.sel.readOnly && setsSeen(o)
 	for _, sp := range s.sel.spans(ns) {
 		for lo := sp.lo; lo <= sp.hi; {
@@ -83,7 +96,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, ns imap.NumSet, o *imap.Fetch
 			}
 			var rows []row
 			if err == nil {
-				rows, err = s.load(lo, hi, needBody, needHeader)
+				rows, err = s.load(lo, hi, needBody, needMeta)
 			}
 			if err != nil {
 				s.log.Error("imap fetch", "event", "imap_error", "list", s.sel.name, "err", err)
@@ -140,8 +153,9 @@ func setsSeen(o *imap.FetchOptions) bool {
 	return false
 }
 
-// load reads articles lo..hi, with as much of the raw message as needed.
-func (s *session) load(lo, hi uint32, body, header bool) ([]row, error) {
+// load reads articles lo..hi, with the raw message when body is set or
+// when meta is and a row has no stored meta of this version.
+func (s *session) load(lo, hi uint32, body, meta bool) ([]row, error) {
 	if s.sel.listID == 0 {
 		return []row{s.inboxRow()}, nil
 	}
@@ -150,9 +164,12 @@ func (s *session) load(lo, hi uint32, body, header bool) ([]row, error) {
 	var rows []row
 	err := s.srv.o.DB.SelectContext(ctx, &rows, `
 		SELECT article, size, received_at,
-		       CASE WHEN $4 THEN raw WHEN $5 THEN substring(raw FROM 1 FOR header_len) ELSE ''::bytea END AS raw
-		  FROM messages WHERE list_id = $1 AND article BETWEEN $2 AND $3 ORDER BY article`,
-		s.sel.listID, int64(lo), int64(hi), body, header)
+		       CASE WHEN $4 OR ($5 AND NOT stored) THEN raw ELSE ''::bytea END AS raw,
+		       CASE WHEN $5 AND stored THEN imap END AS imap
+		  FROM (SELECT *, coalesce((imap->>'v')::int = $6, false) AS stored FROM messages
+		         WHERE list_id = $1 AND article BETWEEN $2 AND $3) m
+		 ORDER BY article`,
+		s.sel.listID, int64(lo), int64(hi), body, meta, imapmeta.Version)
 	return rows, err
 }
 
@@ -176,11 +193,14 @@ func (s *session) writeMessage(w *imapserver.FetchWriter, r *row, o *imap.FetchO
 	if o.InternalDate {
 		m.WriteInternalDate(r.Received)
 	}
-	if o.Envelope {
-		m.WriteEnvelope(envelope(r.Raw))
-	}
-	if o.BodyStructure != nil {
-		m.WriteBodyStructure(sanitize(imapserver.ExtractBodyStructure(bytes.NewReader(r.Raw))))
+	if o.Envelope || o.BodyStructure != nil {
+		meta := r.meta()
+		if o.Envelope {
+			m.WriteEnvelope(meta.Envelope)
+		}
+		if o.BodyStructure != nil {
+			m.WriteBodyStructure(meta.BodyStructure)
+		}
 	}
 	for _, bs := range o.BodySection {
 		b := imapserver.ExtractBodySection(bytes.NewReader(r.Raw), bs)
@@ -209,60 +229,6 @@ func writeLiteral(wc interface {
 		return err
 	}
 	return wc.Close()
-}
-
-func envelope(header []byte) *imap.Envelope {
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(header)))
-	if err != nil {
-		return &imap.Envelope{}
-	}
-	return imapserver.ExtractEnvelope(h)
-}
-
-// sanitize replaces multiparts without children (a boundary that never
-// occurs) by an empty text/plain leaf: the library panics writing them.
-// The walk is iterative over an explicit stack: nothing recurses on
-// user input.
-func sanitize(bs imap.BodyStructure) imap.BodyStructure {
-	type slot struct{ p *imap.BodyStructure }
-	root := bs
-	stack := []slot{{&root}}
-	for len(stack) > 0 {
-		cur := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if sp, ok := (*cur.p).(*imap.BodyStructureSinglePart); ok {
-			fixLeaf(sp)
-			continue
-		}
-		mp, ok := (*cur.p).(*imap.BodyStructureMultiPart)
-		if !ok {
-			continue
-		}
-		if len(mp.Children) == 0 {
-			*cur.p = &imap.BodyStructureSinglePart{Type: "text", Subtype: "plain",
-				Params: map[string]string{"charset": "us-ascii"}, Encoding: "7bit",
-				Text: &imap.BodyStructureText{}, Extended: &imap.BodyStructureSinglePartExt{}}
-			continue
-		}
-		if mp.Extended == nil {
-			mp.Extended = &imap.BodyStructureMultiPartExt{}
-		}
-		for i := range mp.Children {
-			stack = append(stack, slot{&mp.Children[i]})
-		}
-	}
-	return root
-}
-
-// fixLeaf fills what the wire format requires of a leaf: a line count
-// for text parts and the extension data BODYSTRUCTURE writes.
-func fixLeaf(sp *imap.BodyStructureSinglePart) {
-	if strings.EqualFold(sp.Type, "text") && sp.Text == nil {
-		sp.Text = &imap.BodyStructureText{}
-	}
-	if sp.Extended == nil {
-		sp.Extended = &imap.BodyStructureSinglePartExt{}
-	}
 }
 
 func (sel *selected) flagsOf(seq uint32) []imap.Flag {

@@ -334,3 +334,26 @@ func TestSearchResultSaved(t *testing.T) {
 		t.Errorf("FETCH $ returned message 2, which the search did not find:\n%s", out)
 	}
 }
+
+// TestStoredMetaMatchesComputed: ENVELOPE and BODYSTRUCTURE come from the
+// meta stored at ingest, and read exactly as they do computed from the
+// raw message (rows without it, or with a stored form of another version).
+func TestStoredMetaMatchesComputed(t *testing.T) {
+	f := newFixture(t)
+	var missing int
+	if err := f.db.Get(&missing, `SELECT count(*) FROM messages WHERE imap IS NULL`); err != nil || missing != 0 {
+		t.Fatalf("%d messages without stored meta (err %v), want 0", missing, err)
+	}
+	script := "a LOGIN anonymous x\r\nb SELECT dev@lists.example.org\r\n" +
+		"c FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY)\r\nz LOGOUT\r\n"
+	stored := session(t, f.addr, script)
+	if !strings.Contains(stored, "c OK") || !strings.Contains(stored, `"multipart"`) && !strings.Contains(stored, `"text" "plain"`) {
+		t.Fatalf("FETCH failed or has no body structures:\n%s", stored)
+	}
+	for _, set := range []string{`NULL`, `'{"v": 0}'`} {
+		f.db.MustExec(`UPDATE messages SET imap = ` + set)
+		if got := session(t, f.addr, script); got != stored {
+			t.Errorf("with imap = %s the FETCH differs:\ngot  %s\nwant %s", set, got, stored)
+		}
+	}
+}

@@ -1,0 +1,144 @@
+package imapmeta
+
+import (
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func crlf(s string) []byte {
+	return []byte(strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n"))
+}
+
+var samples = map[string]string{
+	"plain":         "From: A <a@example.org>\nTo: l@example.org\nSubject: hi\nDate: Mon, 2 Jan 2006 15:04:05 -0700\nMessage-ID: <1@x>\n\nbody\n",
+	"alternative":   "From: a@example.org\nSubject: alt\nContent-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/plain\n\nplain\n--b\nContent-Type: text/html; charset=utf-8\n\n<p>html</p>\n--b--\n",
+	"no-boundary":   "Subject: broken\nContent-Type: multipart/mixed; boundary=never\n\nno parts at all\n",
+	"rfc822":        "Subject: fwd\nContent-Type: multipart/mixed; boundary=o\n\n--o\nContent-Type: text/plain\n\nsee below\n--o\nContent-Type: message/rfc822\n\nFrom: b@example.org\nSubject: inner\nContent-Type: multipart/mixed; boundary=i\n\n--i\nContent-Type: text/plain\n\ninner text\n--i\nContent-Type: application/pdf; name=x.pdf\nContent-Disposition: attachment; filename=x.pdf\nContent-Transfer-Encoding: base64\n\nJVBERi0=\n--i--\n--o--\n",
+	"rfc822-empty":  "Subject: fwd\nContent-Type: message/rfc822\n\n",
+	"no-header-end": "Subject: only a header",
+}
+
+// wire renders meta in a form that compares structurally (the concrete
+// types behind the BodyStructure interface included). Bytes that are not
+// UTF-8 become U+FFFD, as they do in the stored form.
+func wire(t *testing.T, m Meta) string {
+	t.Helper()
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = json.Marshal(v)
+	return string(b)
+}
+
+func roundTrip(t *testing.T, raw []byte) {
+	t.Helper()
+	enc, err := Encode(raw)
+	if err != nil {
+		t.Fatalf("Encode: %v", err)
+	}
+	got, err := Decode(enc)
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if g, w := wire(t, got), wire(t, Compute(raw)); g != w {
+		t.Errorf("decoded meta differs from computed:\n got %s\nwant %s", g, w)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for name, msg := range samples {
+		t.Run(name, func(t *testing.T) { roundTrip(t, crlf(msg)) })
+	}
+}
+
+// TestRoundTripCorpora round-trips every real message in the shared
+// corpora, when they are there.
+func TestRoundTripCorpora(t *testing.T) {
+	root := "../../../shared/corpora"
+	if _, err := os.Stat(root); err != nil {
+		t.Skipf("shared corpora not found at %s", root)
+	}
+	n := 0
+	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(path, ".md") || strings.Contains(path, "README") {
+			return nil
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		t.Run(path, func(t *testing.T) { roundTrip(t, crlf(string(raw))) })
+		return nil
+	})
+	if n == 0 {
+		t.Fatal("no corpus messages found")
+	}
+}
+
+func TestSanitize(t *testing.T) {
+	m := Compute(crlf(samples["no-boundary"]))
+	b, _ := json.Marshal(m.BodyStructure)
+	if got, want := string(b), `"Type":"text","Subtype":"plain"`; !strings.Contains(got, want) {
+		t.Errorf("multipart without parts: got %s, want a text/plain leaf (%s)", got, want)
+	}
+	m = Compute(crlf(samples["rfc822-empty"]))
+	b, _ = json.Marshal(m.BodyStructure)
+	if !strings.Contains(string(b), `"MessageRFC822":{`) || strings.Contains(string(b), `"BodyStructure":null`) {
+		t.Errorf("empty message/rfc822: got %s, want an inner body structure", b)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	good, err := Encode(crlf(samples["rfc822"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s stored
+	json.Unmarshal(good, &s)
+	mutate := func(f func(*stored)) []byte {
+		var c stored
+		json.Unmarshal(good, &c)
+		f(&c)
+		b, _ := json.Marshal(c)
+		return b
+	}
+	cases := map[string][]byte{
+		"not json":      []byte("{"),
+		"other version": mutate(func(c *stored) { c.V = Version + 1 }),
+		"no envelope":   mutate(func(c *stored) { c.Envelope = nil }),
+		"truncated":     mutate(func(c *stored) { c.Parts = c.Parts[:len(c.Parts)-1] }),
+		"extra part":    mutate(func(c *stored) { c.Parts = append(c.Parts, c.Parts[len(c.Parts)-1]) }),
+		"empty node":    mutate(func(c *stored) { c.Parts[0] = node{N: c.Parts[0].N} }),
+		"no parts":      mutate(func(c *stored) { c.Parts = nil }),
+		"huge count":    mutate(func(c *stored) { c.Parts[0].N = 1 << 30 }),
+	}
+	for name, b := range cases {
+		if _, err := Decode(b); err == nil {
+			t.Errorf("%s: Decode accepted %s", name, b)
+		}
+	}
+}
+
+// FuzzEncode: any message bytes encode, and decode to what Compute gives.
+func FuzzEncode(f *testing.F) {
+	for _, msg := range samples {
+		f.Add(crlf(msg))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if !bytes.Contains(raw, []byte("\r\n")) {
+			raw = crlf(string(raw))
+		}
+		roundTrip(t, raw)
+	})
+}
