@@ -220,6 +220,11 @@ func TestSearch(t *testing.T) {
 		{"uid set", imap.SearchCriteria{UID: []imap.UIDSet{{{Start: 2, Stop: 0}}}}, "[2 3]"},
 		{"larger", imap.SearchCriteria{Larger: 1 << 20}, "[]"},
 		{"percent is literal", imap.SearchCriteria{Body: []string{"%"}}, "[]"},
+		{"underscore is literal", imap.SearchCriteria{Body: []string{"number_1"}}, "[]"},
+		{"backslash is literal", imap.SearchCriteria{Text: []string{`\`}}, "[]"},
+		{"body is not header", imap.SearchCriteria{Body: []string{"Widgets"}}, "[]"},
+		{"header field present", imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Content-Type"}}}, "[2]"},
+		{"NUL needle", imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: "a\x00b"}}}, "[]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -107,10 +107,10 @@ func (b *sqlBuilder) criteria(c *imap.SearchCriteria, depth int) (string, error)
 		parts = append(parts, b.header(h.Key, h.Value))
 	}
 	for _, t := range c.Body {
-		parts = append(parts, b.contains("substring(raw FROM header_len + 1)", t))
+		parts = append(parts, b.body(t))
 	}
 	for _, t := range c.Text {
-		parts = append(parts, b.contains("raw", t))
+		parts = append(parts, b.text(t))
 	}
 	for _, f := range c.Flag {
 		parts = append(parts, b.flag(f, true))
@@ -170,30 +170,59 @@ func (b *sqlBuilder) dates(c *imap.SearchCriteria) []string {
 	return out
 }
 
-// contains is a case-insensitive substring match of needle in the bytes
-// of expr. The bytes are compared in PostgreSQL's escape encoding, which
-// maps every byte string (valid UTF-8 or not) to text; the needle is
-// encoded the same way, so non-ASCII needles match their UTF-8 bytes.
-func (b *sqlBuilder) contains(expr, needle string) string {
-	n := b.arg(needle)
-	return fmt.Sprintf(`encode(%s, 'escape') ILIKE '%%' || replace(replace(replace(encode(convert_to(%s, 'UTF8'), 'escape'), '!', '!!'), '%%', '!%%'), '_', '!_') || '%%' ESCAPE '!'`, expr, n)
+// rawText is the raw message as text, in PostgreSQL's escape encoding,
+// which maps every byte string (valid UTF-8 or not) to text. The trigram
+// index messages_text_trgm is on exactly this expression.
+const rawText = "encode(raw, 'escape')"
+
+// pattern returns an ILIKE pattern matching needle anywhere, needle
+// encoded as rawText encodes bytes (so non-ASCII needles match their
+// UTF-8 bytes) and LIKE's special characters escaped.
+func pattern(needle string) string {
+	return "%" + likeEscaper.Replace(escapeBytes(needle)) + "%"
+}
+
+// likeEscaper escapes LIKE's special characters (backslash is the escape).
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// text matches needle anywhere in the message: one trigram index lookup.
+func (b *sqlBuilder) text(needle string) string {
+	return rawText + " ILIKE " + b.arg(pattern(needle))
+}
+
+// body matches needle in the body: the whole-message condition lets the
+// index find the candidates, the body condition decides.
+func (b *sqlBuilder) body(needle string) string {
+	p := b.arg(pattern(needle))
+	return fmt.Sprintf("(%s ILIKE %s AND encode(substring(raw FROM header_len + 1), 'escape') ILIKE %s)", rawText, p, p)
 }
 
 // header matches a header field by name whose value contains needle
-// (an empty needle: the field is present). FROM and SUBJECT also match
-// the decoded forms stored at ingest.
+// (an empty needle: the field is present). A non-empty needle must occur
+// in the message, which the index answers; the regular expression then
+// checks it is in that field. FROM and SUBJECT also match the decoded
+// forms stored at ingest, which have their own indexes.
 func (b *sqlBuilder) header(key, needle string) string {
 	re := `(^|\n)` + regexp.QuoteMeta(key) + `[ \t]*:([^\n]|\n[ \t])*` + regexp.QuoteMeta(escapeBytes(needle))
 	m := fmt.Sprintf("encode(substring(raw FROM 1 FOR header_len), 'escape') ~* %s", b.arg(re))
+	if needle != "" {
+		m = "(" + b.text(needle) + " AND " + m + ")"
+	}
+	if strings.ContainsRune(needle, 0) {
+		return m // text columns hold no NUL
+	}
 	switch strings.ToLower(key) {
 	case "from":
-		n := b.arg(needle)
-		m = fmt.Sprintf("(%s OR strpos(lower(from_name || ' <' || from_addr || '>'), lower(%s)) > 0)", m, n)
+		m = fmt.Sprintf("(%s OR (from_name || ' <' || from_addr || '>') ILIKE %s)", m, b.arg(plainPattern(needle)))
 	case "subject":
-		n := b.arg(needle)
-		m = fmt.Sprintf("(%s OR strpos(lower(subject), lower(%s)) > 0)", m, n)
+		m = fmt.Sprintf("(%s OR subject ILIKE %s)", m, b.arg(plainPattern(needle)))
 	}
 	return m
+}
+
+// plainPattern is pattern for a text column (no byte encoding).
+func plainPattern(needle string) string {
+	return "%" + likeEscaper.Replace(strings.ToValidUTF8(needle, "\uFFFD")) + "%"
 }
 
 // escapeBytes renders s as PostgreSQL's escape encoding does: bytes
