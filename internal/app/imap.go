@@ -17,7 +17,7 @@ func startIMAP(g *group, cfg config.Config, d *Database, log *slog.Logger, ready
 	if err != nil {
 		return fmt.Errorf("imap listener: %w", err)
 	}
-	srv := imapd.New(imapd.Options{DB: d.DB, Log: log.With("component", "imap"),
+	srv := imapd.New(imapd.Options{DB: d.DB, DSN: d.DSN, Log: log.With("component", "imap"),
 		QueryTimeout: time.Duration(cfg.Database.QueryTimeout)})
 	g.add("imap", func() error { return srv.Serve(ln) },
 		func(context.Context) error { return srv.Close() })

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/parley-list/parley/internal/archive"
+	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/imapd"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
@@ -27,15 +28,22 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 type fixture struct {
 	db   *sqlx.DB
+	dsn  string
 	addr string
 	pub  lists.List
 	priv lists.List
 	raws [][]byte
 }
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB, opts ...func(*imapd.Options, *fixture)) *fixture {
 	t.Helper()
-	f := &fixture{db: pgtest.New(t)}
+	dsn := pgtest.NewDSN(t)
+	d, err := db.Open(t.Context(), dsn, db.Options{MaxOpenConns: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	f := &fixture{db: d, dsn: dsn}
 	private := lists.ArchivePrivate
 	f.pub = createList(t, f.db, "dev@lists.example.org", lists.Settings{})
 	f.priv = createList(t, f.db, "secret@lists.example.org", lists.Settings{Archive: &private})
@@ -53,7 +61,11 @@ func newFixture(t testing.TB) *fixture {
 	hash, _ := bcrypt.GenerateFromPassword([]byte("sesame"), bcrypt.MinCost)
 	f.db.MustExec(`INSERT INTO members (list_id, address, address_norm, archive_password) VALUES ($1, 'carol@example.com', 'carol@example.com', $2)`, f.priv.ID, string(hash))
 
-	srv := imapd.New(imapd.Options{DB: f.db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), PollInterval: 50 * time.Millisecond, FailedLoginDelay: time.Millisecond})
+	o := imapd.Options{DB: f.db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), PollInterval: 50 * time.Millisecond, FailedLoginDelay: time.Millisecond}
+	for _, opt := range opts {
+		opt(&o, f)
+	}
+	srv := imapd.New(o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -271,8 +283,21 @@ func TestWritesRefused(t *testing.T) {
 	}
 }
 
+// TestIdleSeesNewPosts: with polling only, and with NOTIFY archive and no
+// polling to speak of (what parley serve does: the notification comes from
+// whichever process archived the post).
 func TestIdleSeesNewPosts(t *testing.T) {
-	f := newFixture(t)
+	t.Run("poll", func(t *testing.T) { testIdle(t, false) })
+	t.Run("notify", func(t *testing.T) { testIdle(t, true) })
+}
+
+func testIdle(t *testing.T, listen bool) {
+	var f *fixture
+	if listen {
+		f = newFixture(t, func(o *imapd.Options, f *fixture) { o.DSN, o.PollInterval = f.dsn, time.Hour })
+	} else {
+		f = newFixture(t)
+	}
 	exists := make(chan uint32, 10)
 	c := dial(t, f, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
@@ -289,8 +314,10 @@ func TestIdleSeesNewPosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	archiveRaw(t, f.db, f.pub.ID, []byte("From: a@b.c\r\nSubject: four\r\nMessage-ID: <four@b.c>\r\n\r\n4\r\n"))
-	archiveRaw(t, f.db, f.pub.ID, []byte("From: a@b.c\r\nSubject: five\r\nMessage-ID: <five@b.c>\r\n\r\n5\r\n"))
+	for _, n := range []string{"four", "five"} {
+		archiveRaw(t, f.db, f.pub.ID, []byte("From: a@b.c\r\nSubject: "+n+"\r\nMessage-ID: <"+n+"@b.c>\r\n\r\nx\r\n"))
+		f.db.MustExec(`SELECT pg_notify('archive', $1)`, fmt.Sprint(f.pub.ID))
+	}
 	var got []uint32
 	timeout := time.After(10 * time.Second)
 	for len(got) < 2 {

@@ -298,18 +298,29 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	return nil
 }
 
-// Idle polls until the client says DONE.
+// Idle reports new posts until the client says DONE: when told (NOTIFY
+// archive for this list) and every poll interval in case a notification
+// was lost.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	var news <-chan struct{}
+	if s.sel != nil && s.sel.listID != 0 {
+		ch, unsubscribe := s.srv.hub.subscribe(s.sel.listID)
+		defer unsubscribe()
+		news = ch
+	}
 	t := time.NewTicker(s.srv.o.PollInterval)
 	defer t.Stop()
 	for {
+		// Looks first too: a post archived after the last poll but before
+		// the subscription was made sent its notification to nobody.
+		if err := s.Poll(w, true); err != nil {
+			return err
+		}
 		select {
 		case <-stop:
 			return nil
+		case <-news:
 		case <-t.C:
-			if err := s.Poll(w, true); err != nil {
-				return err
-			}
 		}
 	}
 }
