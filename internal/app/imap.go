@@ -11,16 +11,36 @@ import (
 	"github.com/parley-list/parley/internal/imapd"
 )
 
-// startIMAP serves the read-only archive on imap.listen.
+// startIMAP serves the read-only archive on imap.listen (with STARTTLS
+// when imap.tls_cert is set) and on imaps.listen (implicit TLS).
 func startIMAP(g *group, cfg config.Config, d *Database, log *slog.Logger, ready map[string]string) error {
+	tlsConf, err := loadTLS(cfg.IMAP.TLSCert, cfg.IMAP.TLSKey, "imap")
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", string(cfg.IMAP.Listen))
 	if err != nil {
 		return fmt.Errorf("imap listener: %w", err)
 	}
-	srv := imapd.New(imapd.Options{DB: d.DB, DSN: d.DSN, Log: log.With("component", "imap"),
+	var lns []net.Listener
+	if cfg.IMAPS.Listen != "" {
+		tln, err := net.Listen("tcp", cfg.IMAPS.Listen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("imaps listener: %w", err)
+		}
+		lns = append(lns, tln)
+		ready["imaps"] = tln.Addr().String()
+	}
+	srv := imapd.New(imapd.Options{DB: d.DB, DSN: d.DSN, Log: log.With("component", "imap"), TLS: tlsConf,
 		QueryTimeout: time.Duration(cfg.Database.QueryTimeout)})
 	g.add("imap", func() error { return srv.Serve(ln) },
 		func(context.Context) error { return srv.Close() })
+	for _, tln := range lns {
+		g.add("imaps", func() error { return srv.ServeTLS(tln) },
+			func(context.Context) error { tln.Close(); return nil }) // srv.Close closes it too
+
+	}
 	ready["imap"] = ln.Addr().String()
 	return nil
 }

@@ -24,7 +24,7 @@ func startSMTP(g *group, cfg config.Config, d *Database, log *slog.Logger, reg p
 	outcomes := ingest.NewOutcomes()
 	reg.MustRegister(outcomes)
 	svc.CountOutcomes(outcomes)
-	tlsConfig, err := loadTLS(cfg.SMTP)
+	tlsConfig, err := loadTLS(cfg.SMTP.TLSCert, cfg.SMTP.TLSKey, "smtp")
 	if err != nil {
 		return err
 	}
@@ -78,15 +78,15 @@ func NewIngest(cfg config.Config, d *Database, log *slog.Logger) *ingest.Service
 	})
 }
 
-// loadTLS returns the STARTTLS configuration, or nil when none is set:
-// TLS 1.2 or newer only.
-func loadTLS(c config.SMTP) (*tls.Config, error) {
-	if c.TLSCert == "" {
+// loadTLS returns the TLS configuration of a listener section (smtp,
+// imap), or nil when it has no certificate: TLS 1.2 or newer only.
+func loadTLS(certFile, keyFile, section string) (*tls.Config, error) {
+	if certFile == "" {
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("smtp.tls_cert/tls_key: %w", err)
+		return nil, fmt.Errorf("%s.tls_cert/tls_key: %w", section, err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }

@@ -41,7 +41,8 @@ type Config struct {
 	Database Database `toml:"database"`
 	SMTP     SMTP     `toml:"smtp"`
 	LMTP     LMTP     `toml:"lmtp"`
-	IMAP     Listener `toml:"imap"`
+	IMAP     IMAP     `toml:"imap"`
+	IMAPS    IMAPS    `toml:"imaps"`
 	HTTP     HTTP     `toml:"http"`
 	Delivery Delivery `toml:"delivery"`
 	Log      Log      `toml:"log"`
@@ -87,9 +88,16 @@ type LMTP struct {
 	Listen string `toml:"listen" doc:"LMTP listener for sites that put Postfix or Exim in front: host:port, or unix:/path/to/socket. Empty: none."`
 }
 
-// Listener is a TCP listening address.
-type Listener struct {
-	Listen HostPort `toml:"listen" doc:"host:port to listen on; port 0 picks a free port, reported in the readiness line."`
+// IMAP configures the read-only archive listener.
+type IMAP struct {
+	Listen  HostPort `toml:"listen" doc:"host:port for IMAP (the read-only archive); port 0 picks a free port, reported in the readiness line."`
+	TLSCert string   `toml:"tls_cert" doc:"PEM certificate chain for IMAP: offered as STARTTLS on imap.listen, and used by imaps.listen. Empty: no TLS."`
+	TLSKey  string   `toml:"tls_key" doc:"PEM private key for imap.tls_cert." secret:"true"`
+}
+
+// IMAPS configures the implicit-TLS archive listener.
+type IMAPS struct {
+	Listen string `toml:"listen" doc:"host:port for IMAP over implicit TLS (port 993 in production); needs imap.tls_cert. Empty: none."`
 }
 
 // HTTP configures the health, metrics and (later) web listener.
@@ -124,7 +132,7 @@ func Default() Config {
 			CommandTimeout:      Duration(5 * time.Minute),
 			DataTimeout:         Duration(10 * time.Minute),
 		},
-		IMAP: Listener{Listen: "127.0.0.1:1143"},
+		IMAP: IMAP{Listen: "127.0.0.1:1143"},
 		HTTP: HTTP{Listen: "127.0.0.1:8025"},
 		Delivery: Delivery{Workers: 32, PerDomain: 4, RetryFirst: Duration(5 * time.Minute),
 			RetryMax: Duration(4 * time.Hour), GiveUp: Duration(48 * time.Hour), Lease: Duration(15 * time.Minute), MXPort: 25},
@@ -209,6 +217,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("lmtp.listen: %w", err))
 		}
 	}
+	errs = append(errs, c.validateIMAP()...)
 	if c.Delivery.Workers < 0 || c.Delivery.PerDomain < 1 {
 		errs = append(errs, errors.New("delivery.workers: must not be negative; delivery.per_domain: must be at least 1"))
 	}
@@ -251,6 +260,22 @@ func (s SMTP) validate() []error {
 	}
 	if (s.TLSCert == "") != (s.TLSKey == "") {
 		errs = append(errs, errors.New("smtp.tls_cert and smtp.tls_key: set both or neither"))
+	}
+	return errs
+}
+
+func (c Config) validateIMAP() []error {
+	var errs []error
+	if (c.IMAP.TLSCert == "") != (c.IMAP.TLSKey == "") {
+		errs = append(errs, errors.New("imap.tls_cert and imap.tls_key: set both or neither"))
+	}
+	if c.IMAPS.Listen != "" {
+		if err := new(HostPort).UnmarshalText([]byte(c.IMAPS.Listen)); err != nil {
+			errs = append(errs, fmt.Errorf("imaps.listen: %w", err))
+		}
+		if c.IMAP.TLSCert == "" {
+			errs = append(errs, errors.New("imaps.listen: needs imap.tls_cert and imap.tls_key"))
+		}
 	}
 	return errs
 }

@@ -104,6 +104,8 @@ func TestLoadErrors(t *testing.T) {
 		{"bad hostname", `hostname = "bad host"`, nil, "hostname"},
 		{"bad demo list", `demo_list = "demo-request@localhost"`, nil, "demo_list"},
 		{"bad toml", `data_dir = `, nil, "toml"},
+		{"imaps without cert", "", []string{"PARLEY_IMAPS_LISTEN=127.0.0.1:993"}, "imaps.listen: needs imap.tls_cert"},
+		{"imap cert without key", "[imap]\ntls_cert = \"/etc/c.pem\"", nil, "imap.tls_cert and imap.tls_key"},
 		{"env bad listen", "", []string{"PARLEY_HTTP_LISTEN=nope"}, "PARLEY_HTTP_LISTEN"},
 		{"env bad level", "", []string{"PARLEY_LOG_LEVEL=loud"}, "PARLEY_LOG_LEVEL"},
 		{"env bad relay", "", []string{"PARLEY_RELAY=carrier-pigeon"}, "PARLEY_RELAY"},

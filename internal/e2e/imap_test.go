@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/parley-list/parley/internal/testutil/tlstest"
 )
 
 // TestIMAPReadsWhatWasPosted: a post accepted over SMTP by the real
@@ -77,4 +80,35 @@ func TestIMAPReadsWhatWasPosted(t *testing.T) {
 	idle.Close()
 	idle.Wait()
 	s.stop()
+}
+
+// TestIMAPOverTLS: with a certificate configured, the real binary serves
+// implicit TLS on imaps.listen (in the readiness line) and offers STARTTLS
+// on imap.listen.
+func TestIMAPOverTLS(t *testing.T) {
+	t.Parallel()
+	data := dataDir(t)
+	cert, key := tlstest.Files(t, t.TempDir())
+	env := baseEnv(data, "PARLEY_IMAP_TLS_CERT="+cert, "PARLEY_IMAP_TLS_KEY="+key, "PARLEY_IMAPS_LISTEN=127.0.0.1:0")
+	s := startServer(t, env)
+	if s.ready["imaps"] == "" {
+		t.Fatalf("readiness line has no imaps listener: %v", s.ready)
+	}
+	client := &imapclient.Options{TLSConfig: &tls.Config{InsecureSkipVerify: true, ServerName: tlstest.ServerName}}
+	for name, dial := range map[string]func() (*imapclient.Client, error){
+		"imaps":    func() (*imapclient.Client, error) { return imapclient.DialTLS(s.ready["imaps"], client) },
+		"starttls": func() (*imapclient.Client, error) { return imapclient.DialStartTLS(s.ready["imap"], client) },
+	} {
+		c, err := dial()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := c.Login("anonymous", "e2e").Wait(); err != nil {
+			t.Errorf("%s: anonymous login: %v", name, err)
+		}
+		if _, err := c.Select("demo@localhost", nil).Wait(); err != nil {
+			t.Errorf("%s: SELECT the demo list: %v", name, err)
+		}
+		c.Close()
+	}
 }

@@ -13,6 +13,7 @@ package imapd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,9 @@ type Options struct {
 	FailedLoginDelay time.Duration
 	// MaxConns and MaxConnsPerIP bound concurrent connections (0: 1000, 20).
 	MaxConns, MaxConnsPerIP int
+	// TLS, when set, is offered as STARTTLS and used by ServeTLS; member
+	// passwords are then only taken over TLS (or from loopback).
+	TLS *tls.Config
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }
@@ -94,11 +98,12 @@ func New(o Options) *Server {
 			imap.CapBinary:      {},
 			imap.CapChildren:    {},
 		},
-		Logger: slogPrintf{o.Log},
-		// The archive is public or protected by archive passwords that
-		// are not the members' mail passwords; plain-text login is what
-		// public-inbox and news servers allow too. Operators who want TLS
-		// configure the TLS listener.
+		Logger:    slogPrintf{o.Log},
+		TLSConfig: o.TLS,
+		// Anonymous reading of public archives needs no secret, so it is
+		// allowed without TLS, as public-inbox and news servers do; Login
+		// refuses a member's password on a plain connection when TLS is
+		// configured.
 		InsecureAuth: true,
 	})
 	return s
@@ -107,6 +112,18 @@ func New(o Options) *Server {
 // Serve accepts connections on ln until Close.
 func (s *Server) Serve(ln net.Listener) error {
 	err := s.srv.Serve(&limitedListener{Listener: ln, lim: s.lim, log: s.o.Log})
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// ServeTLS accepts implicit-TLS connections on ln (port 993) until Close.
+func (s *Server) ServeTLS(ln net.Listener) error {
+	if s.o.TLS == nil {
+		return errors.New("imapd: ServeTLS without a TLS configuration")
+	}
+	err := s.srv.Serve(tls.NewListener(&limitedListener{Listener: ln, lim: s.lim, log: s.o.Log}, s.o.TLS))
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
@@ -123,7 +140,7 @@ func (s *Server) Close() error {
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 	ip, _, _ := net.SplitHostPort(c.NetConn().RemoteAddr().String())
-	return &session{srv: s, remote: ip, log: s.o.Log}, nil, nil
+	return &session{srv: s, conn: c, remote: ip, log: s.o.Log}, nil, nil
 }
 
 func (s *Server) ctx() (context.Context, context.CancelFunc) {

@@ -29,6 +29,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 type fixture struct {
 	db   *sqlx.DB
 	dsn  string
+	srv  *imapd.Server
 	addr string
 	pub  lists.List
 	priv lists.List
@@ -66,6 +67,7 @@ func newFixture(t testing.TB, opts ...func(*imapd.Options, *fixture)) *fixture {
 		opt(&o, f)
 	}
 	srv := imapd.New(o)
+	f.srv = srv
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -2,14 +2,17 @@ package imapd
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-sasl"
 	"github.com/lib/pq"
 	"golang.org/x/crypto/bcrypt"
 
@@ -37,6 +40,7 @@ var (
 // (the library guarantees it), so it needs no lock.
 type session struct {
 	srv    *Server
+	conn   *imapserver.Conn
 	remote string
 	log    *slog.Logger
 
@@ -65,12 +69,44 @@ type selected struct {
 
 func (s *session) Close() error { return nil }
 
+// AuthenticateMechanisms: PLAIN (as LOGIN) and ANONYMOUS (RFC 4505, the
+// public archives).
+func (s *session) AuthenticateMechanisms() []string {
+	return []string{sasl.Plain, sasl.Anonymous}
+}
+
+func (s *session) Authenticate(mech string) (sasl.Server, error) {
+	switch strings.ToUpper(mech) {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, username, password string) error {
+			if identity != "" && identity != username {
+				return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthorizationFailed,
+					Text: "Acting as another user is not supported"}
+			}
+			return s.Login(username, password)
+		}), nil
+	case sasl.Anonymous:
+		return sasl.NewAnonymousServer(func(trace string) error {
+			s.user = anonymous
+			return nil
+		}), nil
+	}
+	return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot,
+		Text: "Unsupported mechanism: use PLAIN or ANONYMOUS"}
+}
+
 // Login accepts "anonymous" with any password (public archives) or a
-// member's address with the archive password they were sent.
+// member's address with the archive password they were sent. When the
+// server has TLS, a member's password is only taken over TLS (or from
+// the same machine): anonymous reading needs no secret and stays open.
 func (s *session) Login(username, password string) error {
 	if strings.EqualFold(username, anonymous) {
 		s.user = anonymous
 		return nil
+	}
+	if s.srv.o.TLS != nil && !s.secure() {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodePrivacyRequired,
+			Text: "Use STARTTLS (or the TLS port) before sending a password"}
 	}
 	if s.srv.auth.blocked(s.remote, s.srv.o.Now()) {
 		return s.loginFailed("rate limited")
@@ -103,6 +139,15 @@ func (s *session) Login(username, password string) error {
 	}
 	s.user, s.private = addr.String(), ok
 	return nil
+}
+
+// secure reports whether the connection is encrypted or local.
+func (s *session) secure() bool {
+	if _, ok := s.conn.NetConn().(*tls.Conn); ok {
+		return true
+	}
+	ip := net.ParseIP(s.remote)
+	return ip != nil && ip.IsLoopback()
 }
 
 // loginFailed records the failure against the client's IP and answers

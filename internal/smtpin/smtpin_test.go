@@ -3,16 +3,10 @@ package smtpin_test
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"slices"
 	"strings"
@@ -28,6 +22,7 @@ import (
 	"github.com/parley-list/parley/internal/members"
 	"github.com/parley-list/parley/internal/smtpin"
 	"github.com/parley-list/parley/internal/testutil/pgtest"
+	"github.com/parley-list/parley/internal/testutil/tlstest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -314,27 +309,11 @@ func TestLMTP(t *testing.T) {
 	}
 }
 
-// selfSigned returns a TLS config with a fresh self-signed certificate.
-func selfSigned(t *testing.T) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "parley.test"},
-		DNSNames: []string{"parley.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-}
-
 // TestStartTLS: with a certificate configured, STARTTLS is offered and a
 // post sent over TLS is accepted.
 func TestStartTLS(t *testing.T) {
 	t.Parallel()
-	r := start(t, func(o *smtpin.Options) { o.TLS = selfSigned(t) })
+	r := start(t, func(o *smtpin.Options) { o.TLS = tlstest.SelfSigned(t) })
 	c := r.dial()
 	c.send("EHLO test.example\r\n")
 	var ehlo []string
