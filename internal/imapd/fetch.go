@@ -19,17 +19,19 @@ const fetchBatch = 200
 // span is a closed range of article numbers.
 type span struct{ lo, hi uint32 }
 
-// spans turns a sequence or UID set into article ranges the client knows
-// about. Inside a list mailbox sequence number and UID are the same:
-// articles are numbered without gaps and never removed.
+// spans turns a sequence or UID set into the UID ranges it names among
+// the messages the client knows about. In a whole list's mailbox
+// sequence number and UID are the same (articles are numbered without gaps
+// and never removed); in a year view a range of sequence numbers becomes
+// the range between their UIDs, which may hold other years' articles:
+// queries add the view's condition.
 func (sel *selected) spans(ns imap.NumSet) []span {
 	if imap.IsSearchRes(ns) {
 		// "$" (SEARCHRES): the UIDs the last SEARCH ... RETURN (SAVE) found.
 		ns = sel.saved
 	}
-	max := sel.known
 	var out []span
-	add := func(lo, hi uint32) {
+	add := func(lo, hi, max uint32, conv func(uint32) uint32) {
 		if lo == 0 {
 			lo = max
 		}
@@ -39,21 +41,19 @@ func (sel *selected) spans(ns imap.NumSet) []span {
 		if lo > hi {
 			lo, hi = hi, lo
 		}
-		if hi > max {
-			hi = max
-		}
+		hi = min(hi, max)
 		if lo >= 1 && lo <= hi {
-			out = append(out, span{lo, hi})
+			out = append(out, span{conv(lo), conv(hi)})
 		}
 	}
 	switch ns := ns.(type) {
 	case imap.SeqSet:
 		for _, r := range ns {
-			add(r.Start, r.Stop)
+			add(r.Start, r.Stop, sel.count(), sel.uidOf)
 		}
 	case imap.UIDSet:
 		for _, r := range ns {
-			add(uint32(r.Start), uint32(r.Stop))
+			add(uint32(r.Start), uint32(r.Stop), sel.maxUID(), func(u uint32) uint32 { return u })
 		}
 	}
 	return out
@@ -132,7 +132,7 @@ func (s *session) byteBudget(lo, hi uint32) (uint32, error) {
 	err := s.srv.o.DB.GetContext(ctx, &last, `
 		SELECT coalesce(max(article), $2) FROM (
 			SELECT article, sum(size) OVER (ORDER BY article) AS total
-			  FROM messages WHERE list_id = $1 AND article BETWEEN $2 AND $3) x
+			  FROM messages WHERE list_id = $1 AND article BETWEEN $2 AND $3`+yearCond(s.sel.year)+`) x
 		 WHERE total <= $4`, s.sel.listID, int64(lo), int64(hi), fetchBytes)
 	return uint32(last), err
 }
@@ -167,7 +167,7 @@ func (s *session) load(lo, hi uint32, body, meta bool) ([]row, error) {
 		       CASE WHEN $4 OR ($5 AND NOT stored) THEN raw ELSE ''::bytea END AS raw,
 		       CASE WHEN $5 AND stored THEN imap END AS imap
 		  FROM (SELECT *, coalesce((imap->>'v')::int = $6, false) AS stored FROM messages
-		         WHERE list_id = $1 AND article BETWEEN $2 AND $3) m
+		         WHERE list_id = $1 AND article BETWEEN $2 AND $3`+yearCond(s.sel.year)+`) m
 		 ORDER BY article`,
 		s.sel.listID, int64(lo), int64(hi), body, meta, imapmeta.Version)
 	return rows, err
@@ -176,16 +176,20 @@ func (s *session) load(lo, hi uint32, body, meta bool) ([]row, error) {
 // writeMessage writes one FETCH response. Everything it needs is already
 // loaded: the response holds the connection's write lock until Close.
 func (s *session) writeMessage(w *imapserver.FetchWriter, r *row, o *imap.FetchOptions, markSeen bool) error {
-	seq := uint32(r.Article)
+	uid := uint32(r.Article)
+	seq := s.sel.seqOf(uid)
+	if seq == 0 {
+		return nil // not in the client's view (cannot happen: queries are restricted)
+	}
 	if markSeen {
-		s.sel.setFlags(seq, imap.StoreFlagsAdd, []imap.Flag{imap.FlagSeen})
+		s.sel.setFlags(uid, imap.StoreFlagsAdd, []imap.Flag{imap.FlagSeen})
 	}
 	m := w.CreateMessage(seq)
 	if o.UID {
-		m.WriteUID(imap.UID(seq))
+		m.WriteUID(imap.UID(uid))
 	}
 	if o.Flags || markSeen {
-		m.WriteFlags(s.sel.flagsOf(seq))
+		m.WriteFlags(s.sel.flagsOf(uid))
 	}
 	if o.RFC822Size {
 		m.WriteRFC822Size(r.Size)
@@ -231,8 +235,8 @@ func writeLiteral(wc interface {
 	return wc.Close()
 }
 
-func (sel *selected) flagsOf(seq uint32) []imap.Flag {
-	if f := sel.flags[seq]; f != nil {
+func (sel *selected) flagsOf(uid uint32) []imap.Flag {
+	if f := sel.flags[uid]; f != nil {
 		return f
 	}
 	return []imap.Flag{}
@@ -243,8 +247,8 @@ func (sel *selected) flagsOf(seq uint32) []imap.Flag {
 // them without limit.
 const maxSessionFlags = 1 << 20
 
-func (sel *selected) setFlags(seq uint32, op imap.StoreFlagsOp, flags []imap.Flag) {
-	cur := sel.flags[seq]
+func (sel *selected) setFlags(uid uint32, op imap.StoreFlagsOp, flags []imap.Flag) {
+	cur := sel.flags[uid]
 	var next []imap.Flag
 	switch op {
 	case imap.StoreFlagsSet:
@@ -264,13 +268,13 @@ func (sel *selected) setFlags(seq uint32, op imap.StoreFlagsOp, flags []imap.Fla
 		}
 	}
 	if len(next) == 0 {
-		delete(sel.flags, seq)
+		delete(sel.flags, uid)
 		return
 	}
-	if _, ok := sel.flags[seq]; !ok && len(sel.flags) >= maxSessionFlags {
+	if _, ok := sel.flags[uid]; !ok && len(sel.flags) >= maxSessionFlags {
 		return
 	}
-	sel.flags[seq] = next
+	sel.flags[uid] = next
 }
 
 func hasFlag(fs []imap.Flag, f imap.Flag) bool {
@@ -292,25 +296,18 @@ func (s *session) Store(w *imapserver.FetchWriter, ns imap.NumSet, flags *imap.S
 		return errReadOnly
 	}
 	_, isUID := ns.(imap.UIDSet)
-	for _, sp := range s.sel.spans(ns) {
-		for seq := sp.lo; seq <= sp.hi && seq != 0; seq++ {
-			s.sel.setFlags(seq, flags.Op, flags.Flags)
-			if !flags.Silent {
-				m := w.CreateMessage(seq)
-				if isUID {
-					m.WriteUID(imap.UID(seq))
-				}
-				m.WriteFlags(s.sel.flagsOf(seq))
-				if err := m.Close(); err != nil {
-					return err
-				}
-			}
-			if seq == sp.hi {
-				break
-			}
+	return s.sel.each(s.sel.spans(ns), func(uid, seq uint32) error {
+		s.sel.setFlags(uid, flags.Op, flags.Flags)
+		if flags.Silent {
+			return nil
 		}
-	}
-	return nil
+		m := w.CreateMessage(seq)
+		if isUID {
+			m.WriteUID(imap.UID(uid))
+		}
+		m.WriteFlags(s.sel.flagsOf(uid))
+		return m.Close()
+	})
 }
 
 // inboxRow is INBOX's one message.

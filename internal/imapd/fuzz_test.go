@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +39,9 @@ var states = []string{
 	"a LOGIN anonymous x\r\n",
 	"a LOGIN anonymous x\r\nb SELECT dev@lists.example.org\r\n",
 	"a LOGIN carol@example.com sesame\r\nb EXAMINE secret@lists.example.org\r\n",
+	// The fixture's posts are archived now: this year's view holds them.
+	"a LOGIN anonymous x\r\nb SELECT dev@lists.example.org/" + strconv.Itoa(time.Now().UTC().Year()) + "\r\n",
+	"a AUTHENTICATE ANONYMOUS\r\n\r\nb SELECT INBOX\r\n",
 }
 
 // FuzzSession drives sessions in several states with fuzzed command lines.

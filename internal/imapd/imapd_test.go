@@ -90,6 +90,12 @@ func createList(t testing.TB, d *sqlx.DB, addr string, s lists.Settings) lists.L
 
 func archiveRaw(t testing.TB, d *sqlx.DB, listID int64, raw []byte) []byte {
 	t.Helper()
+	return archiveRawAt(t, d, listID, raw, time.Now())
+}
+
+// archiveRawAt archives raw as if it arrived at when.
+func archiveRawAt(t testing.TB, d *sqlx.DB, listID int64, raw []byte, when time.Time) []byte {
+	t.Helper()
 	raw = mailmsg.Canonicalize(raw)
 	sum, err := mailmsg.Parse(raw, "h.example", mailmsg.Limits{})
 	if err != nil {
@@ -97,7 +103,7 @@ func archiveRaw(t testing.TB, d *sqlx.DB, listID int64, raw []byte) []byte {
 	}
 	tx := d.MustBeginTx(t.Context(), nil)
 	defer tx.Rollback()
-	if _, err := archive.Insert(t.Context(), tx, archive.Post{ListID: listID, Raw: raw, Summary: sum, Source: "import", ReceivedAt: time.Now()}); err != nil {
+	if _, err := archive.Insert(t.Context(), tx, archive.Post{ListID: listID, Raw: raw, Summary: sum, Source: "import", ReceivedAt: when}); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -131,9 +137,10 @@ func dial(t *testing.T, f *fixture, opts *imapclient.Options) *imapclient.Client
 	return c
 }
 
+// mailboxes lists the top-level mailboxes: INBOX and the lists.
 func mailboxes(t *testing.T, c *imapclient.Client) []string {
 	t.Helper()
-	ls, err := c.List("", "*", nil).Collect()
+	ls, err := c.List("", "%", nil).Collect()
 	if err != nil {
 		t.Fatal(err)
 	}

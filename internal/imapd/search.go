@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"strings"
@@ -25,23 +26,22 @@ func (s *session) Search(kind imapserver.NumKind, c *imap.SearchCriteria, o *ima
 	if s.sel == nil {
 		return nil, errNoMailbox
 	}
-	var nums []uint32
+	b := &sqlBuilder{sel: s.sel}
+	where, err := b.criteria(c, 0)
+	if err != nil {
+		return nil, err
+	}
+	args := append([]any{s.sel.listID, int64(s.sel.maxUID())}, b.args...)
+	q := `SELECT article FROM messages WHERE list_id = $1 AND article <= $2` + yearCond(s.sel.year) + ` AND ` + where + ` ORDER BY article`
 	if s.sel.listID == 0 {
-		nums = []uint32{1}
-	} else {
-		b := &sqlBuilder{sel: s.sel}
-		where, err := b.criteria(c, 0)
-		if err != nil {
-			return nil, err
-		}
-		args := append([]any{s.sel.listID, int64(s.sel.known)}, b.args...)
-		ctx, cancel := s.srv.ctx()
-		defer cancel()
-		q := `SELECT article FROM messages WHERE list_id = $1 AND article <= $2 AND ` + where + ` ORDER BY article`
-		if err := s.srv.o.DB.SelectContext(ctx, &nums, q, args...); err != nil {
-			s.log.Error("imap search", "event", "imap_error", "list", s.sel.name, "err", err)
-			return nil, errInternal
-		}
+		q, args = s.inboxSearch(q, args)
+	}
+	ctx, cancel := s.srv.ctx()
+	defer cancel()
+	var nums []uint32
+	if err := s.srv.o.DB.SelectContext(ctx, &nums, q, args...); err != nil {
+		s.log.Error("imap search", "event", "imap_error", "list", s.sel.name, "err", err)
+		return nil, errInternal
 	}
 	if o != nil && o.ReturnSave {
 		var saved imap.UIDSet
@@ -50,10 +50,29 @@ func (s *session) Search(kind imapserver.NumKind, c *imap.SearchCriteria, o *ima
 		}
 		s.sel.saved = saved
 	}
-	return searchData(kind, nums, o), nil
+	if kind != imapserver.NumKindUID {
+		for i, n := range nums {
+			nums[i] = s.sel.seqOf(n)
+		}
+	}
+	return searchData(kind, nums), nil
 }
 
-func searchData(kind imapserver.NumKind, nums []uint32, o *imap.SearchOptions) *imap.SearchData {
+// inboxSearch runs a search query against INBOX's one message: a
+// common table expression named messages, with the columns searches use,
+// stands in for the table.
+func (s *session) inboxSearch(q string, args []any) (string, []any) {
+	r := s.inboxRow()
+	args = append(args, r.Raw, bytes.Index(r.Raw, []byte("\r\n\r\n"))+4, r.Received)
+	n := len(args)
+	return fmt.Sprintf(`WITH messages AS (SELECT 0::bigint AS list_id, 1::bigint AS article, $%d::bytea AS raw,
+		length($%d::bytea) AS size, $%d::int AS header_len, $%d::timestamptz AS received_at, NULL::timestamptz AS sent_at,
+		'parley'::text AS from_name, 'postmaster@invalid'::text AS from_addr, 'About this server'::text AS subject) `,
+		n-2, n-2, n-1, n) + q, args
+}
+
+// searchData answers with nums (UIDs or sequence numbers, ascending).
+func searchData(kind imapserver.NumKind, nums []uint32) *imap.SearchData {
 	d := &imap.SearchData{Count: uint32(len(nums))}
 	if len(nums) > 0 {
 		d.Min, d.Max = nums[0], nums[len(nums)-1]

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -50,21 +51,23 @@ type session struct {
 	sel *selected
 }
 
-// mailbox is a list as the session sees it.
+// mailbox is a list, or one year of it, as the session sees it.
 type mailbox struct {
 	name        string
 	listID      int64 // 0 for INBOX
+	year        int   // 0: the whole list; else the view of that year
 	uidValidity uint32
-	uidNext     uint32 // next article: UIDs are 1..uidNext-1, without gaps
+	uidNext     uint32 // next article: the list's UIDs are 1..uidNext-1, without gaps
 }
 
 // selected is the state of the selected mailbox.
 type selected struct {
 	mailbox
 	readOnly bool
-	known    uint32 // messages this client has been told about
-	flags    map[uint32][]imap.Flag
-	saved    imap.UIDSet // the last SEARCH result saved for "$"
+	known    uint32   // the list's articles up to here have been looked at
+	uids     []uint32 // a year view's UIDs, in order (nil for a whole list)
+	flags    map[uint32][]imap.Flag // by UID
+	saved    imap.UIDSet            // the last SEARCH result saved for "$"
 }
 
 func (s *session) Close() error { return nil }
@@ -171,8 +174,8 @@ func (r listRow) mailbox() mailbox {
 	return mailbox{name: r.Address, listID: r.ID, uidValidity: uint32(r.UIDValidity), uidNext: uint32(r.Next)}
 }
 
-// mailboxes returns every mailbox this user may see, INBOX first.
-func (s *session) mailboxes(ctx context.Context) ([]mailbox, error) {
+// lists returns every list mailbox this user may see, INBOX first.
+func (s *session) lists(ctx context.Context) ([]mailbox, error) {
 	var rows []listRow
 	err := s.srv.o.DB.SelectContext(ctx, &rows, `
 		SELECT id, address, uidvalidity, next_article FROM lists
@@ -188,17 +191,25 @@ func (s *session) mailboxes(ctx context.Context) ([]mailbox, error) {
 	return out, nil
 }
 
-// lookup finds one visible mailbox by name; list addresses compare
-// case-insensitively, as mail addresses' domains do.
+// lookup finds one visible mailbox by name: a list address (compared
+// case-insensitively, as mail domains are) or a year of it that has posts.
 func (s *session) lookup(ctx context.Context, name string) (mailbox, error) {
 	if strings.EqualFold(name, inboxName) {
 		return mailbox{name: inboxName, uidValidity: 1, uidNext: 2}, nil
 	}
+	base, year := splitYear(name)
 	var r listRow
 	err := s.srv.o.DB.GetContext(ctx, &r, `
 		SELECT id, address, uidvalidity, next_article FROM lists
 		 WHERE address = lower($1) AND (archive = 'public' OR id = ANY ($2::bigint[]))`,
-		name, pq.Int64Array(s.private))
+		base, pq.Int64Array(s.private))
+	if err == nil && year != 0 {
+		var ok bool
+		err = s.srv.o.DB.GetContext(ctx, &ok, `SELECT EXISTS (SELECT 1 FROM messages WHERE list_id = $1`+yearCond(year)+`)`, r.ID)
+		if err == nil && !ok {
+			err = sql.ErrNoRows
+		}
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return mailbox{}, errNoMailbox
 	}
@@ -206,22 +217,48 @@ func (s *session) lookup(ctx context.Context, name string) (mailbox, error) {
 		s.log.Error("imap mailbox lookup", "event", "imap_error", "err", err)
 		return mailbox{}, errInternal
 	}
-	return r.mailbox(), nil
+	mb := r.mailbox()
+	if year != 0 {
+		mb.year, mb.name = year, fmt.Sprintf("%s/%d", r.Address, year)
+	}
+	return mb, nil
+}
+
+// count returns the number of messages in mb.
+func (s *session) count(ctx context.Context, mb mailbox) (uint32, error) {
+	if mb.year == 0 {
+		return mb.uidNext - 1, nil
+	}
+	var n int64
+	err := s.srv.o.DB.GetContext(ctx, &n, `SELECT count(*) FROM messages WHERE list_id = $1 AND article < $2`+yearCond(mb.year),
+		mb.listID, int64(mb.uidNext))
+	return uint32(n), err
 }
 
 func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	s.sel = nil // a failed SELECT leaves nothing selected
 	ctx, cancel := s.srv.ctx()
 	defer cancel()
 	mb, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	s.sel = &selected{mailbox: mb, readOnly: options != nil && options.ReadOnly,
+	sel := &selected{mailbox: mb, readOnly: options != nil && options.ReadOnly,
 		known: mb.uidNext - 1, flags: map[uint32][]imap.Flag{}}
+	if mb.year != 0 {
+		sel.uids = []uint32{}
+		err := s.srv.o.DB.SelectContext(ctx, &sel.uids, `SELECT article FROM messages WHERE list_id = $1 AND article <= $2`+
+			yearCond(mb.year)+` ORDER BY article`, mb.listID, int64(sel.known))
+		if err != nil {
+			s.log.Error("imap select", "event", "imap_error", "list", mb.name, "err", err)
+			return nil, errInternal
+		}
+	}
+	s.sel = sel
 	return &imap.SelectData{
 		Flags:          []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft},
 		PermanentFlags: []imap.Flag{},
-		NumMessages:    mb.uidNext - 1,
+		NumMessages:    sel.count(),
 		UIDNext:        imap.UID(mb.uidNext),
 		UIDValidity:    mb.uidValidity,
 	}, nil
@@ -239,24 +276,63 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	}
 	ctx, cancel := s.srv.ctx()
 	defer cancel()
-	mbs, err := s.mailboxes(ctx)
+	mbs, years, err := s.listAll(ctx)
 	if err != nil {
 		s.log.Error("imap list", "event", "imap_error", "err", err)
 		return errInternal
 	}
 	for _, mb := range mbs {
-		if !matchAny(mb.name, ref, patterns) {
-			continue
+		attr := imap.MailboxAttrHasNoChildren
+		if len(years[mb.listID]) > 0 {
+			attr = imap.MailboxAttrHasChildren
 		}
-		data := &imap.ListData{Mailbox: mb.name, Delim: '/', Attrs: []imap.MailboxAttr{imap.MailboxAttrHasNoChildren}}
-		if options != nil && options.ReturnStatus != nil {
-			data.Status = statusData(mb, options.ReturnStatus)
-		}
-		if err := w.WriteList(data); err != nil {
+		if err := s.writeList(ctx, w, mb, attr, ref, patterns, options); err != nil {
 			return err
+		}
+		for _, y := range years[mb.listID] {
+			child := mb
+			child.year, child.name = y, fmt.Sprintf("%s/%d", mb.name, y)
+			if err := s.writeList(ctx, w, child, imap.MailboxAttrHasNoChildren, ref, patterns, options); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// listAll returns the visible list mailboxes and each one's years.
+func (s *session) listAll(ctx context.Context) ([]mailbox, map[int64][]int, error) {
+	mbs, err := s.lists(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ids []int64
+	for _, mb := range mbs {
+		if mb.listID != 0 {
+			ids = append(ids, mb.listID)
+		}
+	}
+	years, err := s.years(ctx, ids)
+	return mbs, years, err
+}
+
+// writeList writes mb's LIST line if its name matches, with its status
+// when the client asked for it (LIST-STATUS).
+func (s *session) writeList(ctx context.Context, w *imapserver.ListWriter, mb mailbox, attr imap.MailboxAttr,
+	ref string, patterns []string, options *imap.ListOptions) error {
+	if !matchAny(mb.name, ref, patterns) {
+		return nil
+	}
+	data := &imap.ListData{Mailbox: mb.name, Delim: '/', Attrs: []imap.MailboxAttr{attr}}
+	if options != nil && options.ReturnStatus != nil {
+		n, err := s.count(ctx, mb)
+		if err != nil {
+			s.log.Error("imap list status", "event", "imap_error", "list", mb.name, "err", err)
+			return errInternal
+		}
+		data.Status = statusData(mb, n, options.ReturnStatus)
+	}
+	return w.WriteList(data)
 }
 
 func matchAny(name, ref string, patterns []string) bool {
@@ -275,13 +351,18 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 	if err != nil {
 		return nil, err
 	}
-	return statusData(mb, options), nil
+	n, err := s.count(ctx, mb)
+	if err != nil {
+		s.log.Error("imap status", "event", "imap_error", "list", mb.name, "err", err)
+		return nil, errInternal
+	}
+	return statusData(mb, n, options), nil
 }
 
 // statusData fills every counter the client asked for: the library
 // dereferences each requested pointer, so a nil one would panic.
-func statusData(mb mailbox, o *imap.StatusOptions) *imap.StatusData {
-	n, zero := mb.uidNext-1, uint32(0)
+func statusData(mb mailbox, n uint32, o *imap.StatusOptions) *imap.StatusData {
+	zero := uint32(0)
 	d := &imap.StatusData{Mailbox: mb.name, UIDNext: imap.UID(mb.uidNext), UIDValidity: mb.uidValidity}
 	if o.NumMessages {
 		d.NumMessages = &n
@@ -334,9 +415,36 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 		s.log.Warn("imap poll", "event", "imap_error", "list", s.sel.name, "err", err)
 		return nil // a missed poll only delays the news
 	}
-	for s.sel.known < uint32(next-1) {
-		s.sel.known++
-		if err := w.WriteNumMessages(s.sel.known); err != nil {
+	if s.sel.year == 0 {
+		for s.sel.known < uint32(next-1) {
+			s.sel.known++
+			if err := w.WriteNumMessages(s.sel.known); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return s.pollView(ctx, w, uint32(next-1))
+}
+
+// pollView adds the articles in (known, last] that belong to the selected
+// year view, one EXISTS each. Articles up to last are all committed: they
+// are numbered in commit order.
+func (s *session) pollView(ctx context.Context, w *imapserver.UpdateWriter, last uint32) error {
+	if last <= s.sel.known {
+		return nil
+	}
+	var fresh []uint32
+	err := s.srv.o.DB.SelectContext(ctx, &fresh, `SELECT article FROM messages WHERE list_id = $1 AND article > $2 AND article <= $3`+
+		yearCond(s.sel.year)+` ORDER BY article`, s.sel.listID, int64(s.sel.known), int64(last))
+	if err != nil {
+		s.log.Warn("imap poll", "event", "imap_error", "list", s.sel.name, "err", err)
+		return nil
+	}
+	s.sel.known = last
+	for _, uid := range fresh {
+		s.sel.uids = append(s.sel.uids, uid)
+		if err := w.WriteNumMessages(uint32(len(s.sel.uids))); err != nil {
 			return err
 		}
 	}
