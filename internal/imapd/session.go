@@ -64,8 +64,8 @@ type mailbox struct {
 type selected struct {
 	mailbox
 	readOnly bool
-	known    uint32   // the list's articles up to here have been looked at
-	uids     []uint32 // a year view's UIDs, in order (nil for a whole list)
+	known    uint32                 // the list's articles up to here have been looked at
+	uids     []uint32               // a year view's UIDs, in order (nil for a whole list)
 	flags    map[uint32][]imap.Flag // by UID
 	saved    imap.UIDSet            // the last SEARCH result saved for "$"
 }
