@@ -52,7 +52,7 @@ func hostOnly(hostport string) string {
 }
 
 // startDelivery runs the delivery workers until the group stops them.
-func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, reg prometheus.Registerer, tokens deliver.Tokens) error {
+func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, reg prometheus.Registerer, tokens deliver.Tokens, archiveURL string) error {
 	if cfg.Delivery.Workers == 0 {
 		log.Info("no delivery workers in this process", "event", "delivery_off")
 		return nil
@@ -66,7 +66,7 @@ func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, r
 	bounces := &bounce.Processor{DB: d.DB, Log: log, Scoring: bounce.DefaultScoring, Hostname: cfg.Hostname}
 	svc := deliver.New(deliver.Options{
 		DB: d.DB, DSN: d.DSN, Relay: relay, Logger: log, Results: results, Bounces: bounces,
-		Site: deliver.Site{Hostname: cfg.Hostname, BaseURL: cfg.HTTP.BaseURL}, Unsub: tokens,
+		Site: deliver.Site{ArchiveURL: archiveURL, BaseURL: cfg.HTTP.BaseURL}, Unsub: tokens,
 		Workers: cfg.Delivery.Workers, PerDomain: cfg.Delivery.PerDomain, Lease: cfg.Delivery.Lease.D(),
 		Backoff: outqueue.Backoff{First: cfg.Delivery.RetryFirst.D(), Max: cfg.Delivery.RetryMax.D(),
 			GiveUp: cfg.Delivery.GiveUp.D(), Jitter: 0.1},

@@ -11,6 +11,19 @@ import (
 	"github.com/parley-list/parley/internal/imapd"
 )
 
+// archiveURL is the base of List-Archive and Archived-At: imap.public_url,
+// or imap://hostname with the listener's port unless it is IMAP's own.
+func archiveURL(cfg config.Config, listening string) string {
+	if cfg.IMAP.PublicURL != "" {
+		return cfg.IMAP.PublicURL
+	}
+	host := cfg.Hostname
+	if _, port, err := net.SplitHostPort(listening); err == nil && port != "143" {
+		host = net.JoinHostPort(host, port)
+	}
+	return "imap://" + host
+}
+
 // startIMAP serves the read-only archive on imap.listen (with STARTTLS
 // when imap.tls_cert is set) and on imaps.listen (implicit TLS).
 func startIMAP(g *group, cfg config.Config, d *Database, log *slog.Logger, ready map[string]string) error {

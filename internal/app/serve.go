@@ -57,13 +57,15 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if err != nil {
 		return fmt.Errorf("unsubscribe key: %w", err)
 	}
-	if err := startDelivery(&g, cfg, d, log, reg, signer); err != nil {
+	// IMAP first: its address is the base of the archive URLs that
+	// delivery writes into every copy.
+	if err := startIMAP(&g, cfg, d, log, ready); err != nil {
+		return err
+	}
+	if err := startDelivery(&g, cfg, d, log, reg, signer, archiveURL(cfg, ready["imap"])); err != nil {
 		return err
 	}
 	if err := startSMTP(&g, cfg, d, log, reg, ready); err != nil {
-		return err
-	}
-	if err := startIMAP(&g, cfg, d, log, ready); err != nil {
 		return err
 	}
 	httpLn, err := net.Listen("tcp", string(cfg.HTTP.Listen))

@@ -93,6 +93,8 @@ type IMAP struct {
 	Listen  HostPort `toml:"listen" doc:"host:port for IMAP (the read-only archive); port 0 picks a free port, reported in the readiness line."`
 	TLSCert string   `toml:"tls_cert" doc:"PEM certificate chain for IMAP: offered as STARTTLS on imap.listen, and used by imaps.listen. Empty: no TLS."`
 	TLSKey  string   `toml:"tls_key" doc:"PEM private key for imap.tls_cert." secret:"true"`
+	// PublicURL is what members' mail clients are sent to.
+	PublicURL string `toml:"public_url" doc:"The archive's IMAP URL as readers reach it (RFC 5092), the base of List-Archive and Archived-At in every copy, e.g. imap://lists.example.org. Empty: imap://<hostname>, with the port of imap.listen unless it is 143."`
 }
 
 // IMAPS configures the implicit-TLS archive listener.
@@ -268,6 +270,9 @@ func (c Config) validateIMAP() []error {
 	var errs []error
 	if (c.IMAP.TLSCert == "") != (c.IMAP.TLSKey == "") {
 		errs = append(errs, errors.New("imap.tls_cert and imap.tls_key: set both or neither"))
+	}
+	if u := c.IMAP.PublicURL; u != "" && !strings.HasPrefix(u, "imap://") && !strings.HasPrefix(u, "imaps://") {
+		errs = append(errs, fmt.Errorf("imap.public_url: %q: must start with imap:// or imaps://", u))
 	}
 	if c.IMAPS.Listen != "" {
 		if err := new(HostPort).UnmarshalText([]byte(c.IMAPS.Listen)); err != nil {

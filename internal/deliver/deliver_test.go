@@ -55,7 +55,7 @@ func post(t *testing.T, d *sqlx.DB, rcpts ...string) lists.List {
 func run(t *testing.T, d *sqlx.DB, relay deliver.Relay) *deliver.Service {
 	t.Helper()
 	svc := deliver.New(deliver.Options{DB: d, Relay: relay, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Site: deliver.Site{Hostname: "lists.example.org"}, Poll: 20 * time.Millisecond,
+		Site: deliver.Site{ArchiveURL: "imap://lists.example.org"}, Poll: 20 * time.Millisecond,
 		Backoff: outqueue.Backoff{First: 50 * time.Millisecond, Max: 200 * time.Millisecond, GiveUp: time.Hour}})
 	ctx, cancel := t.Context(), func() {}
 	done := make(chan struct{})

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/emersion/go-message"
@@ -27,7 +28,9 @@ var listHeaderNames = []string{"List-Id", "List-Post", "List-Help", "List-Subscr
 
 // Site says where the server is, for the URLs in list headers.
 type Site struct {
-	Hostname string // IMAP host for List-Archive and Archived-At (RFC 5092)
+	// ArchiveURL is the IMAP server's URL (RFC 5092), e.g.
+	// imap://lists.example.org, the base of List-Archive and Archived-At.
+	ArchiveURL string
 	BaseURL  string // public HTTP URL for one-click unsubscribe; "" for none
 }
 
@@ -55,7 +58,9 @@ func listHeaders(l lists.List, site Site, article int64) [][2]string {
 	if l.PostPolicy == lists.PostAnnounce {
 		post = "NO"
 	}
-	archive := fmt.Sprintf("imap://%s/%s", site.Hostname, l.Address)
+	// The mailbox is the list address; PathEscape keeps '@' and escapes
+	// ';' and '/', which would end the mailbox part of the URL.
+	archive := strings.TrimSuffix(site.ArchiveURL, "/") + "/" + url.PathEscape(l.Address)
 	return [][2]string{
 		{"List-Id", fmt.Sprintf("%s <%s>", quotePhrase(mailmsg.Clean(name, 100)), policy.ListID(l.Address))},
 		{"List-Post", post},

@@ -41,7 +41,7 @@ func TestRenderPost(t *testing.T) {
 		"Message-ID: <q@example.org>\n\nbody line 1\n\nbody line 2\n"))
 	l := lists.List{Address: "dev@lists.example.org", DisplayName: "Developers, Inc.", SubjectPrefix: "[dev]",
 		PostPolicy: lists.PostMembers, UIDValidity: 1795767502}
-	got, err := RenderPost(raw, l, Site{Hostname: "lists.example.org"}, 42, false)
+	got, err := RenderPost(raw, l, Site{ArchiveURL: "imap://lists.example.org"}, 42, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,10 +63,10 @@ func TestRenderPost(t *testing.T) {
 	}
 	announce := l
 	announce.PostPolicy = lists.PostAnnounce
-	if a, _ := RenderPost(raw, announce, Site{Hostname: "h"}, 1, false); !bytes.Contains(a, []byte("List-Post: NO\r\n")) {
+	if a, _ := RenderPost(raw, announce, Site{ArchiveURL: "imap://h"}, 1, false); !bytes.Contains(a, []byte("List-Post: NO\r\n")) {
 		t.Errorf("announce list copy lacks List-Post: NO")
 	}
-	rewritten, err := RenderPost(raw, l, Site{Hostname: "h"}, 1, true)
+	rewritten, err := RenderPost(raw, l, Site{ArchiveURL: "imap://h"}, 1, true)
 	if err != nil {
 		t.Fatal(err)
 	}

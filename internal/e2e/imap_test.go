@@ -3,6 +3,12 @@ package e2e
 import (
 	"bytes"
 	"crypto/tls"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +116,72 @@ func TestIMAPOverTLS(t *testing.T) {
 			t.Errorf("%s: SELECT the demo list: %v", name, err)
 		}
 		c.Close()
+	}
+}
+
+// TestArchiveURLsResolve: the List-Archive and Archived-At fields of a
+// delivered copy are IMAP URLs (RFC 5092) that this server answers: the
+// host and port of its listener, the list's mailbox, its UIDVALIDITY and
+// the post's UID, which fetches the archived post.
+func TestArchiveURLsResolve(t *testing.T) {
+	t.Parallel()
+	data := dataDir(t)
+	env := baseEnv(data)
+	s := startServer(t, env)
+	mustRun(t, env, "member", "add", "demo@localhost", "reader@example.org")
+	if out, code := swaks(t, s.ready["smtp"], "--to", "demo@localhost", "--from", "x@example.org"); code != 0 {
+		t.Fatalf("post refused:\n%s", out)
+	}
+	var files []string
+	for deadline := time.Now().Add(30 * time.Second); len(files) == 0 && time.Now().Before(deadline); {
+		files, _ = filepath.Glob(filepath.Join(data, "outbox", "*.eml"))
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(files) != 1 {
+		t.Fatalf("outbox has %d files, want 1", len(files))
+	}
+	raw, _ := os.ReadFile(files[0])
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := strings.Trim(m.Header.Get("Archived-At"), "<>")
+	u, err := url.Parse(at)
+	if err != nil || u.Scheme != "imap" {
+		t.Fatalf("Archived-At %q is not an imap URL (%v)", at, err)
+	}
+	var mailbox string
+	var validity uint32
+	var uid imap.UID
+	if _, err := fmt.Sscanf(strings.NewReplacer(";UIDVALIDITY=", " ", "/;UID=", " ").Replace(strings.TrimPrefix(u.Path, "/")),
+		"%s %d %d", &mailbox, &validity, &uid); err != nil {
+		t.Fatalf("Archived-At %q: %v", at, err)
+	}
+	if la := strings.Trim(m.Header.Get("List-Archive"), "<>"); la != u.Scheme+"://"+u.Host+"/"+mailbox {
+		t.Errorf("List-Archive %q, want the mailbox of Archived-At %q", la, at)
+	}
+
+	c, err := imapclient.DialInsecure(u.Host, nil)
+	if err != nil {
+		t.Fatalf("dial the URL's host %s: %v", u.Host, err)
+	}
+	defer c.Close()
+	if err := c.Login("anonymous", "e2e").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	sel, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		t.Fatalf("EXAMINE %s: %v", mailbox, err)
+	}
+	if sel.UIDValidity != validity {
+		t.Errorf("UIDVALIDITY %d, the URL says %d", sel.UIDValidity, validity)
+	}
+	body := &imap.FetchItemBodySection{Peek: true}
+	msgs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{body}}).Collect()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("UID FETCH %d: %v, %d messages", uid, err, len(msgs))
+	}
+	if want := mustRun(t, env, "archive", "show", "demo@localhost", fmt.Sprint(uid)); string(msgs[0].FindBodySection(body)) != want {
+		t.Errorf("the URL's message differs from archived article %d", uid)
 	}
 }
