@@ -31,7 +31,7 @@ type Site struct {
 	// ArchiveURL is the IMAP server's URL (RFC 5092), e.g.
 	// imap://lists.example.org, the base of List-Archive and Archived-At.
 	ArchiveURL string
-	BaseURL  string // public HTTP URL for one-click unsubscribe; "" for none
+	BaseURL    string // public HTTP URL for one-click unsubscribe; "" for none
 }
 
 // personalize gives one member's copy its own List-Unsubscribe, with the
