@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-message/textproto"
 
 	"github.com/parley-list/parley/internal/imapmeta"
 )
@@ -181,6 +183,16 @@ func (s *session) writeMessage(w *imapserver.FetchWriter, r *row, o *imap.FetchO
 	if seq == 0 {
 		return nil // not in the client's view (cannot happen: queries are restricted)
 	}
+	for _, bs := range o.BinarySection {
+		if err := knownCTE(r.Raw, bs.Part); err != nil {
+			return err
+		}
+	}
+	for _, bs := range o.BinarySectionSize {
+		if err := knownCTE(r.Raw, bs.Part); err != nil {
+			return err
+		}
+	}
 	if markSeen {
 		s.sel.setFlags(uid, imap.StoreFlagsAdd, []imap.Flag{imap.FlagSeen})
 	}
@@ -222,6 +234,28 @@ func (s *session) writeMessage(w *imapserver.FetchWriter, r *row, o *imap.FetchO
 		m.WriteBinarySectionSize(bs, imapserver.ExtractBinarySectionSize(bytes.NewReader(r.Raw), bs))
 	}
 	return m.Close()
+}
+
+var errUnknownCTE = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnknownCTE,
+	Text: "The part's Content-Transfer-Encoding is unknown; fetch it with BODY[] instead"}
+
+// knownCTE refuses BINARY for a part whose transfer encoding the server
+// cannot decode (RFC 3516 4.3), instead of answering with empty data.
+func knownCTE(raw []byte, part []int) error {
+	spec := imap.PartSpecifierHeader
+	if len(part) > 0 {
+		spec = imap.PartSpecifierMIME
+	}
+	h := imapserver.ExtractBodySection(bytes.NewReader(raw), &imap.FetchItemBodySection{Part: part, Specifier: spec})
+	th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(h)))
+	if err != nil {
+		return nil // no header to speak of: nothing to decode
+	}
+	switch strings.ToLower(strings.TrimSpace(th.Get("Content-Transfer-Encoding"))) {
+	case "", "7bit", "8bit", "binary", "base64", "quoted-printable":
+		return nil
+	}
+	return errUnknownCTE
 }
 
 func writeLiteral(wc interface {

@@ -177,3 +177,23 @@ func TestInboxSearch(t *testing.T) {
 		}
 	}
 }
+
+// TestBinaryUnknownCTE: BINARY of a part in an encoding the server can't
+// decode is refused with UNKNOWN-CTE (RFC 3516), not answered empty.
+func TestBinaryUnknownCTE(t *testing.T) {
+	f := newFixture(t)
+	l := createList(t, f.db, "cte@lists.example.org", lists.Settings{})
+	archiveRaw(t, f.db, l.ID, []byte("From: a@example.com\r\nSubject: cte\r\nMessage-ID: <cte@example.com>\r\n"+
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n"+
+		"--b\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n--b--\r\n"))
+	out := session(t, f.addr, "a LOGIN anonymous x\r\nb SELECT cte@lists.example.org\r\n"+
+		"c FETCH 1 (BINARY.PEEK[1])\r\nd FETCH 1 (BINARY.PEEK[2])\r\ne FETCH 1 (BINARY.SIZE[2])\r\nz LOGOUT\r\n")
+	for _, want := range []string{"BINARY[1] ~{5}\r\nhello", "c OK", "d NO [UNKNOWN-CTE]", "e NO [UNKNOWN-CTE]"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("transcript lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "FETCH ()") {
+		t.Errorf("an empty FETCH response was written before the NO:\n%s", out)
+	}
+}
