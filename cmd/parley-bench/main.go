@@ -17,7 +17,7 @@ import (
 
 func main() {
 	o := bench.Options{Out: os.Stdout, Log: os.Stderr, Only: map[string]bool{}}
-	only := flag.String("only", "", "comma-separated benchmarks to run: ingest,latency,import,fanout (default all)")
+	only := flag.String("only", "", "comma-separated benchmarks to run: ingest,latency,import,fanout,imap (default all)")
 	flag.StringVar(&o.Parley, "parley", "bin/parley", "the parley binary")
 	flag.StringVar(&o.WorkDir, "work", "", "scratch directory (default: a new temporary one)")
 	flag.IntVar(&o.IngestClients, "clients", 8, "concurrent SMTP clients for ingest_rate")
@@ -26,6 +26,7 @@ func main() {
 	flag.IntVar(&o.LatencyPosts, "latency-posts", 300, "posts timed for ack_latency")
 	flag.DurationVar(&o.ThroughputDuration, "throughput-duration", 60*time.Second, "how long outbound_throughput offers posts")
 	flag.IntVar(&o.ImportCount, "import-count", 20000, "messages in the generated mbox for import_rate")
+	flag.IntVar(&o.IMAPCount, "imap-count", 100000, "messages in the generated archive the imap figures read")
 	flag.Parse()
 	for _, name := range strings.Split(*only, ",") {
 		if name != "" {

@@ -35,6 +35,7 @@ type Options struct {
 	LatencyPosts       int           // posts for the latency figure
 	ImportCount        int           // messages in the generated mbox
 	ThroughputDuration time.Duration // how long outbound_throughput offers load
+	IMAPCount          int           // messages in the archive read over IMAP
 }
 
 // Run runs the benchmarks.
@@ -60,6 +61,7 @@ func Run(ctx context.Context, o Options) error {
 		{"latency", b.ackLatency},
 		{"import", b.importRate},
 		{"fanout", b.fanout},
+		{"imap", b.imapArchive},
 	}
 	for _, s := range steps {
 		if len(o.Only) > 0 && !o.Only[s.name] {
