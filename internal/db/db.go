@@ -7,12 +7,14 @@
 package db
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -46,10 +48,12 @@ type Options struct {
 
 // Open connects to dsn and checks the connection.
 func Open(ctx context.Context, dsn string, opts Options) (*sqlx.DB, error) {
-	db, err := sqlx.Open("postgres", withBinaryParameters(dsn))
+	c, err := pq.NewConnector(withBinaryParameters(dsn))
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
 	}
+	c.Dialer(bufferedDialer{})
+	db := sqlx.NewDb(sql.OpenDB(c), "postgres")
 	if opts.MaxOpenConns > 0 {
 		db.SetMaxOpenConns(opts.MaxOpenConns)
 		db.SetMaxIdleConns(opts.MaxOpenConns)
@@ -66,6 +70,37 @@ func Open(ctx context.Context, dsn string, opts Options) (*sqlx.DB, error) {
 	}
 	return db, nil
 }
+
+// bufferedDialer gives every connection a 64 KiB read buffer. lib/pq
+// reads through a 4 KiB one, so a query returning megabytes of message
+// bodies costs a read system call every few kilobytes; with this, every
+// few dozen.
+type bufferedDialer struct{ d net.Dialer }
+
+func (b bufferedDialer) Dial(network, address string) (net.Conn, error) {
+	return b.DialContext(context.Background(), network, address)
+}
+
+func (b bufferedDialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return b.DialContext(ctx, network, address)
+}
+
+func (b bufferedDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	c, err := b.d.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	return &readBufferedConn{Conn: c, r: bufio.NewReaderSize(c, 64<<10)}, nil
+}
+
+type readBufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *readBufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // withBinaryParameters turns on lib/pq's binary_parameters unless the DSN
 // sets it: queries with parameters then take one round trip instead of

@@ -3,7 +3,10 @@ package imapd
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
+	"math"
+	"sort"
 	"strings"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-message/textproto"
 
+	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/imapmeta"
 )
 
@@ -63,19 +67,19 @@ func (sel *selected) spans(ns imap.NumSet) []span {
 
 // row is what one FETCH needs of a message.
 type row struct {
-	Article  int64     `db:"article"`
-	Size     int64     `db:"size"`
-	Received time.Time `db:"received_at"`
-	Raw      []byte    `db:"raw"`  // whole message, or empty
-	Meta     []byte    `db:"imap"` // stored imapmeta form; NULL when not derived yet
+	Article  int64           `db:"article"`
+	Size     int64           `db:"size"`
+	Received time.Time       `db:"received_at"`
+	Raw      db.EscapedBytea `db:"raw"`  // whole message, or empty
+	Meta     []byte          `db:"imap"` // stored imapmeta form; NULL when not derived yet
 }
 
 // meta returns the message's ENVELOPE and BODYSTRUCTURE: the stored form
 // when there is one of this version, else computed from the raw bytes
 // (load fetched them for that case).
-func (r *row) meta() imapmeta.Meta {
+func (r *row) meta(bodyStructure bool) imapmeta.Meta {
 	if r.Meta != nil {
-		if m, err := imapmeta.Decode(r.Meta); err == nil {
+		if m, err := imapmeta.Decode(r.Meta, bodyStructure); err == nil {
 			return m
 		}
 	}
@@ -86,58 +90,120 @@ func (s *session) Fetch(w *imapserver.FetchWriter, ns imap.NumSet, o *imap.Fetch
 	if s.sel == nil {
 		return errNoMailbox
 	}
-	needBody := len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
-	needMeta := o.Envelope || o.BodyStructure != nil
+	q := query{body: len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0,
+		meta: o.Envelope || o.BodyStructure != nil, budget: fetchBytes}
 	markSeen := !s.sel.readOnly && setsSeen(o)
-	for _, sp := range s.sel.spans(ns) {
-		for lo := sp.lo; lo <= sp.hi; {
-			hi := min(sp.hi, lo+fetchBatch-1)
-			var err error
-			if needBody {
-				hi, err = s.byteBudget(lo, hi)
-			}
-			var rows []row
-			if err == nil {
-				rows, err = s.load(lo, hi, needBody, needMeta)
-			}
-			if err != nil {
-				s.log.Error("imap fetch", "event", "imap_error", "list", s.sel.name, "err", err)
-				return errInternal
-			}
-			for i := range rows {
-				if err := s.writeMessage(w, &rows[i], o, markSeen); err != nil {
-					return err
-				}
-			}
-			if hi == sp.hi {
-				break // hi+1 could wrap at the top of uint32
-			}
-			lo = hi + 1
+	spans := s.sel.spans(ns)
+	if q.body && len(spans) == 1 && spans[0].lo == spans[0].hi {
+		// One message's body: what mbsync and many clients ask for, one
+		// command per message. Read ahead, so the next ones need no query.
+		r, err := s.readAhead(spans[0].lo)
+		if err != nil || r == nil {
+			return err
 		}
+		return s.writeMessage(w, r, o, markSeen)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	batches := s.batches(ctx, spans, q)
+	defer func() {
+		for range batches { // let the loader see the cancel and stop
+		}
+	}()
+	for b := range batches {
+		if b.err != nil {
+			s.log.Error("imap fetch", "event", "imap_error", "list", s.sel.name, "err", b.err)
+			return errInternal
+		}
+		for i := range b.rows {
+			if err := s.writeMessage(w, &b.rows[i], o, markSeen); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// query says what a FETCH loads of each message.
+type query struct {
+	body, meta bool
+	budget     int64 // raw bytes per batch (when body)
+}
+
+// batch is one load's result.
+type batch struct {
+	rows []row
+	err  error
+}
+
+// batches loads the spans' messages batch by batch, one batch ahead of
+// the writer: the database works on the next batch while this one goes
+// to the client. At most two batches are held besides the one loading.
+func (s *session) batches(ctx context.Context, spans []span, q query) <-chan batch {
+	ch := make(chan batch, 1)
+	go func() {
+		defer close(ch)
+		for _, sp := range spans {
+			for lo := uint64(sp.lo); lo <= uint64(sp.hi); {
+				hi := min(uint64(sp.hi), lo+fetchBatch-1)
+				rows, err := s.load(ctx, uint32(lo), uint32(hi), q)
+				select {
+				case ch <- batch{rows, err}:
+				case <-ctx.Done():
+					return
+				}
+				if err != nil {
+					return
+				}
+				if q.body && len(rows) > 0 {
+					hi = min(hi, uint64(rows[len(rows)-1].Article)) // the byte budget may have cut the batch short
+				}
+				lo = hi + 1
+			}
+		}
+	}()
+	return ch
+}
+
+// readAhead returns message uid with its body, from the messages read
+// ahead by an earlier single-message FETCH, or loads uid and the ones
+// after it (up to readAheadBytes). nil: uid is not in the mailbox.
+func (s *session) readAhead(uid uint32) (*row, error) {
+	if r := s.sel.ahead.get(uid); r != nil {
+		return r, nil
+	}
+	s.sel.ahead = nil // the old batch is freed before the next is loaded
+	hi := min(uint64(uid)+readAheadCount-1, uint64(s.sel.maxUID()))
+	rows, err := s.load(context.Background(), uid, uint32(max(hi, uint64(uid))), query{body: true, meta: true, budget: readAheadBytes})
+	if err != nil {
+		s.log.Error("imap fetch", "event", "imap_error", "list", s.sel.name, "err", err)
+		return nil, errInternal
+	}
+	s.sel.ahead = rows
+	return s.sel.ahead.get(uid), nil
+}
+
+// Read-ahead for single-message fetches: small enough that a thousand
+// sessions reading this way hold a gigabyte at most.
+const (
+	readAheadCount = 64
+	readAheadBytes = 1 << 20
+)
+
+// aheadRows are read-ahead messages in article order.
+type aheadRows []row
+
+func (a aheadRows) get(uid uint32) *row {
+	i := sort.Search(len(a), func(i int) bool { return a[i].Article >= int64(uid) })
+	if i < len(a) && a[i].Article == int64(uid) {
+		return &a[i]
 	}
 	return nil
 }
 
 // fetchBytes bounds the raw bytes one batch loads: a client fetching the
 // bodies of many large messages gets them in turn, not all in memory.
-const fetchBytes = 8 << 20
-
-// byteBudget returns the last article from lo..hi such that the bodies of
-// lo..that article fit in fetchBytes (at least lo itself).
-func (s *session) byteBudget(lo, hi uint32) (uint32, error) {
-	if s.sel.listID == 0 {
-		return hi, nil
-	}
-	ctx, cancel := s.srv.ctx()
-	defer cancel()
-	var last int64
-	err := s.srv.o.DB.GetContext(ctx, &last, `
-		SELECT coalesce(max(article), $2) FROM (
-			SELECT article, sum(size) OVER (ORDER BY article) AS total
-			  FROM messages WHERE list_id = $1 AND article BETWEEN $2 AND $3`+yearCond(s.sel.year)+`) x
-		 WHERE total <= $4`, s.sel.listID, int64(lo), int64(hi), fetchBytes)
-	return uint32(last), err
-}
+const fetchBytes = 4 << 20
 
 // setsSeen reports whether the FETCH reads a body section without PEEK,
 // which sets \Seen (RFC 3501 6.4.5).
@@ -155,23 +221,33 @@ func setsSeen(o *imap.FetchOptions) bool {
 	return false
 }
 
-// load reads articles lo..hi, with the raw message when body is set or
-// when meta is and a row has no stored meta of this version.
-func (s *session) load(lo, hi uint32, body, meta bool) ([]row, error) {
+// load reads the messages of the selected mailbox among articles lo..hi,
+// with the raw message when q.body is set, or when q.meta is and a row
+// has no stored meta of this version. With q.body the batch stops after
+// the message that takes it past q.budget bytes (the first one always
+// comes), so large messages are loaded a few at a time.
+func (s *session) load(ctx context.Context, lo, hi uint32, q query) ([]row, error) {
 	if s.sel.listID == 0 {
 		return []row{s.inboxRow()}, nil
 	}
-	ctx, cancel := s.srv.ctx()
+	ctx, cancel := context.WithTimeout(ctx, s.srv.o.QueryTimeout)
 	defer cancel()
+	budget := int64(math.MaxInt64)
+	if q.body {
+		budget = q.budget
+	}
 	var rows []row
 	err := s.srv.o.DB.SelectContext(ctx, &rows, `
 		SELECT article, size, received_at,
-		       CASE WHEN $4 OR ($5 AND NOT stored) THEN raw ELSE ''::bytea END AS raw,
+		       CASE WHEN $4 OR ($5 AND NOT stored) THEN encode(raw, 'escape') ELSE '' END AS raw,
 		       CASE WHEN $5 AND stored THEN imap END AS imap
-		  FROM (SELECT *, coalesce((imap->>'v')::int = $6, false) AS stored FROM messages
+		  FROM (SELECT *, coalesce((imap->>'v')::int = $6, false) AS stored,
+		               sum(size) OVER (ORDER BY article) - size AS before
+		          FROM messages
 		         WHERE list_id = $1 AND article BETWEEN $2 AND $3`+yearCond(s.sel.year)+`) m
+		 WHERE before < $7
 		 ORDER BY article`,
-		s.sel.listID, int64(lo), int64(hi), body, meta, imapmeta.Version)
+		s.sel.listID, int64(lo), int64(hi), q.body, q.meta, imapmeta.Version, budget)
 	return rows, err
 }
 
@@ -210,7 +286,7 @@ func (s *session) writeMessage(w *imapserver.FetchWriter, r *row, o *imap.FetchO
 		m.WriteInternalDate(r.Received)
 	}
 	if o.Envelope || o.BodyStructure != nil {
-		meta := r.meta()
+		meta := r.meta(o.BodyStructure != nil)
 		if o.Envelope {
 			m.WriteEnvelope(meta.Envelope)
 		}
@@ -219,7 +295,7 @@ func (s *session) writeMessage(w *imapserver.FetchWriter, r *row, o *imap.FetchO
 		}
 	}
 	for _, bs := range o.BodySection {
-		b := imapserver.ExtractBodySection(bytes.NewReader(r.Raw), bs)
+		b := bodySection(r.Raw, bs)
 		if err := writeLiteral(m.WriteBodySection(bs, int64(len(b))), b); err != nil {
 			return err
 		}
@@ -234,6 +310,25 @@ func (s *session) writeMessage(w *imapserver.FetchWriter, r *row, o *imap.FetchO
 		m.WriteBinarySectionSize(bs, imapserver.ExtractBinarySectionSize(bytes.NewReader(r.Raw), bs))
 	}
 	return m.Close()
+}
+
+// bodySection returns a BODY[section]<partial>. The whole message is the
+// stored bytes as they are (the common case, and the largest: no parsing);
+// everything else is the library's.
+func bodySection(raw []byte, bs *imap.FetchItemBodySection) []byte {
+	if len(bs.Part) > 0 || bs.Specifier != imap.PartSpecifierNone {
+		return imapserver.ExtractBodySection(bytes.NewReader(raw), bs)
+	}
+	if p := bs.Partial; p != nil {
+		if p.Offset >= int64(len(raw)) || p.Offset < 0 {
+			return nil
+		}
+		raw = raw[p.Offset:]
+		if p.Size >= 0 && p.Size < int64(len(raw)) {
+			raw = raw[:p.Size]
+		}
+	}
+	return raw
 }
 
 var errUnknownCTE = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnknownCTE,

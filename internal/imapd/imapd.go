@@ -207,7 +207,7 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			continue
 		}
-		return &limitedConn{Conn: c, release: func() { l.lim.release(ip) }}, nil
+		return &limitedConn{Conn: newCoalescingConn(c), release: func() { l.lim.release(ip) }}, nil
 	}
 }
 

@@ -68,6 +68,7 @@ type selected struct {
 	uids     []uint32               // a year view's UIDs, in order (nil for a whole list)
 	flags    map[uint32][]imap.Flag // by UID
 	saved    imap.UIDSet            // the last SEARCH result saved for "$"
+	ahead    aheadRows              // messages read ahead by single-message FETCHes
 }
 
 func (s *session) Close() error { return nil }

@@ -43,6 +43,14 @@ type stored struct {
 	Parts    []node         `json:"parts"`
 }
 
+// storedEnvelope reads only the envelope of a stored form: FETCH ENVELOPE
+// (what clients ask of every message) skips decoding body structures.
+type storedEnvelope struct {
+	V        int             `json:"v"`
+	Envelope *imap.Envelope  `json:"env"`
+	Parts    json.RawMessage `json:"parts"`
+}
+
 // node is one part of a flattened body structure. Exactly one of S and M
 // is set; N parts that follow are its children (a multipart's parts, or
 // the one body of a message/rfc822 part).
@@ -69,9 +77,20 @@ func Encode(raw []byte) ([]byte, error) {
 // errStale is returned for a stored form this code does not read.
 var errStale = errors.New("imapmeta: stored form of another version")
 
-// Decode reads a stored form. Any error means the caller should compute
-// the meta from the raw message instead.
-func Decode(b []byte) (Meta, error) {
+// Decode reads a stored form, the body structure only when bodyStructure
+// is set (else it is nil). Any error means the caller should compute the
+// meta from the raw message instead.
+func Decode(b []byte, bodyStructure bool) (Meta, error) {
+	if !bodyStructure {
+		var s storedEnvelope
+		if err := json.Unmarshal(b, &s); err != nil {
+			return Meta{}, err
+		}
+		if s.V != Version || s.Envelope == nil {
+			return Meta{}, errStale
+		}
+		return Meta{Envelope: s.Envelope}, nil
+	}
 	var s stored
 	if err := json.Unmarshal(b, &s); err != nil {
 		return Meta{}, err

@@ -46,12 +46,20 @@ func roundTrip(t *testing.T, raw []byte) {
 	if err != nil {
 		t.Fatalf("Encode: %v", err)
 	}
-	got, err := Decode(enc)
+	got, err := Decode(enc, true)
 	if err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
-	if g, w := wire(t, got), wire(t, Compute(raw)); g != w {
+	want := Compute(raw)
+	if g, w := wire(t, got), wire(t, want); g != w {
 		t.Errorf("decoded meta differs from computed:\n got %s\nwant %s", g, w)
+	}
+	env, err := Decode(enc, false)
+	if err != nil {
+		t.Fatalf("Decode envelope only: %v", err)
+	}
+	if g, w := wire(t, env), wire(t, Meta{Envelope: want.Envelope}); g != w {
+		t.Errorf("envelope-only decode differs:\n got %s\nwant %s", g, w)
 	}
 }
 
@@ -124,7 +132,7 @@ func TestDecodeRejects(t *testing.T) {
 		"huge count":    mutate(func(c *stored) { c.Parts[0].N = 1 << 30 }),
 	}
 	for name, b := range cases {
-		if _, err := Decode(b); err == nil {
+		if _, err := Decode(b, true); err == nil {
 			t.Errorf("%s: Decode accepted %s", name, b)
 		}
 	}
