@@ -78,7 +78,7 @@ type batchPost struct {
 	Refs       []string            `json:"refs"`
 	Parent     *string             `json:"parent"`
 	MIME       mailmsg.MIMESummary `json:"mime"`
-	IMAP       json.RawMessage     `json:"imap"`
+	IMAP       []byte              `json:"imap"` // base64 in JSON
 	Source     string              `json:"source"`
 	Queue      bool                `json:"queue"`
 }

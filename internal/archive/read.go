@@ -156,7 +156,7 @@ func Rethread(ctx context.Context, q db.Querier, listID int64, host string) (int
 			return 0, fmt.Errorf("article %d: %w", a, err)
 		}
 		if _, err := q.ExecContext(ctx, `UPDATE messages SET thread_id = $3, refs = $4, parent_msgid = $5, subject_key = $6, imap = $7
-			WHERE list_id = $1 AND article = $2`, listID, a, tid, textArray(refs), nullIfEmpty(lastOf(refs)), key, string(meta)); err != nil {
+			WHERE list_id = $1 AND article = $2`, listID, a, tid, textArray(refs), nullIfEmpty(lastOf(refs)), key, meta); err != nil {
 			return 0, err
 		}
 	}

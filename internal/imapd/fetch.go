@@ -241,13 +241,13 @@ func (s *session) load(ctx context.Context, lo, hi uint32, q query) ([]row, erro
 		SELECT article, size, received_at,
 		       CASE WHEN $4 OR ($5 AND NOT stored) THEN encode(raw, 'escape') ELSE '' END AS raw,
 		       CASE WHEN $5 AND stored THEN imap END AS imap
-		  FROM (SELECT *, coalesce((imap->>'v')::int = $6, false) AS stored,
+		  FROM (SELECT *, coalesce(substring(imap FROM 1 FOR 1) = $6, false) AS stored,
 		               sum(size) OVER (ORDER BY article) - size AS before
 		          FROM messages
 		         WHERE list_id = $1 AND article BETWEEN $2 AND $3`+yearCond(s.sel.year)+`) m
 		 WHERE before < $7
 		 ORDER BY article`,
-		s.sel.listID, int64(lo), int64(hi), q.body, q.meta, imapmeta.Version, budget)
+		s.sel.listID, int64(lo), int64(hi), q.body, q.meta, []byte{imapmeta.Version}, budget)
 	return rows, err
 }
 

@@ -8,15 +8,17 @@
 // It is the only package besides imapd that imports go-imap, for the
 // types and the library's own extraction (so what is stored is exactly
 // what the server would otherwise compute on the fly). The stored form is
-// parley's own JSON: the body structure is flattened into a list of parts
-// in document order, so neither encoding nor decoding recurses. Header
-// bytes that are not UTF-8 are stored as U+FFFD, which is also what a
-// client can display.
+// parley's own: a version byte, the envelope in a compact binary form
+// (envelope.go), and the body structure as JSON, flattened into a list of
+// parts in document order so that neither encoding nor decoding recurses.
+// Body-structure strings that are not UTF-8 are stored as U+FFFD, which
+// is also what a client can display.
 package imapmeta
 
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -26,29 +28,14 @@ import (
 	"github.com/emersion/go-message/textproto"
 )
 
-// Version is the stored form's version: a reader that finds another one
-// computes the data from the raw message instead.
-const Version = 1
+// Version is the stored form's version, its first byte: a reader that
+// finds another one computes the data from the raw message instead.
+const Version = 2
 
 // Meta is what FETCH needs of a message besides its bytes.
 type Meta struct {
 	Envelope      *imap.Envelope
 	BodyStructure imap.BodyStructure
-}
-
-// stored is the serialised form.
-type stored struct {
-	V        int            `json:"v"`
-	Envelope *imap.Envelope `json:"env"`
-	Parts    []node         `json:"parts"`
-}
-
-// storedEnvelope reads only the envelope of a stored form: FETCH ENVELOPE
-// (what clients ask of every message) skips decoding body structures.
-type storedEnvelope struct {
-	V        int             `json:"v"`
-	Envelope *imap.Envelope  `json:"env"`
-	Parts    json.RawMessage `json:"parts"`
 }
 
 // node is one part of a flattened body structure. Exactly one of S and M
@@ -71,38 +58,45 @@ func Compute(raw []byte) Meta {
 // Encode computes the meta of raw and returns its stored form.
 func Encode(raw []byte) ([]byte, error) {
 	m := Compute(raw)
-	return json.Marshal(stored{V: Version, Envelope: m.Envelope, Parts: flatten(m.BodyStructure)})
+	parts, err := json.Marshal(flatten(m.BodyStructure))
+	if err != nil {
+		return nil, err
+	}
+	env := appendEnvelope(nil, m.Envelope)
+	b := binary.AppendUvarint([]byte{Version}, uint64(len(env)))
+	b = append(append(b, env...), parts...)
+	return b, nil
 }
 
 // errStale is returned for a stored form this code does not read.
 var errStale = errors.New("imapmeta: stored form of another version")
 
 // Decode reads a stored form, the body structure only when bodyStructure
-// is set (else it is nil). Any error means the caller should compute the
+// is set (else it is nil): FETCH ENVELOPE, which clients ask of every
+// message, skips the JSON. Any error means the caller should compute the
 // meta from the raw message instead.
 func Decode(b []byte, bodyStructure bool) (Meta, error) {
-	if !bodyStructure {
-		var s storedEnvelope
-		if err := json.Unmarshal(b, &s); err != nil {
-			return Meta{}, err
-		}
-		if s.V != Version || s.Envelope == nil {
-			return Meta{}, errStale
-		}
-		return Meta{Envelope: s.Envelope}, nil
-	}
-	var s stored
-	if err := json.Unmarshal(b, &s); err != nil {
-		return Meta{}, err
-	}
-	if s.V != Version || s.Envelope == nil {
+	if len(b) == 0 || b[0] != Version {
 		return Meta{}, errStale
 	}
-	bs, err := build(s.Parts)
+	r := &reader{b: b[1:]}
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) {
+		return Meta{}, errTruncated
+	}
+	env, err := decodeEnvelope(r.b[:n])
+	if err != nil || !bodyStructure {
+		return Meta{Envelope: env}, err
+	}
+	var parts []node
+	if err := json.Unmarshal(r.b[n:], &parts); err != nil {
+		return Meta{}, err
+	}
+	bs, err := build(parts)
 	if err != nil {
 		return Meta{}, err
 	}
-	return Meta{Envelope: s.Envelope, BodyStructure: bs}, nil
+	return Meta{Envelope: env, BodyStructure: bs}, nil
 }
 
 // Envelope parses the ENVELOPE from a header block.

@@ -2,6 +2,7 @@ package imapmeta
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"io/fs"
 	"os"
@@ -112,30 +113,45 @@ func TestDecodeRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s stored
-	json.Unmarshal(good, &s)
-	mutate := func(f func(*stored)) []byte {
-		var c stored
-		json.Unmarshal(good, &c)
-		f(&c)
-		b, _ := json.Marshal(c)
-		return b
+	n, k := binary.Uvarint(good[1:])
+	head, env, parts := good[:1+k], good[1+k:1+k+int(n)], good[1+k+int(n):]
+	withParts := func(f func([]node) []node) []byte {
+		var ps []node
+		if err := json.Unmarshal(parts, &ps); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(f(ps))
+		return append(append(append([]byte{}, head...), env...), b...)
 	}
 	cases := map[string][]byte{
-		"not json":      []byte("{"),
-		"other version": mutate(func(c *stored) { c.V = Version + 1 }),
-		"no envelope":   mutate(func(c *stored) { c.Envelope = nil }),
-		"truncated":     mutate(func(c *stored) { c.Parts = c.Parts[:len(c.Parts)-1] }),
-		"extra part":    mutate(func(c *stored) { c.Parts = append(c.Parts, c.Parts[len(c.Parts)-1]) }),
-		"empty node":    mutate(func(c *stored) { c.Parts[0] = node{N: c.Parts[0].N} }),
-		"no parts":      mutate(func(c *stored) { c.Parts = nil }),
-		"huge count":    mutate(func(c *stored) { c.Parts[0].N = 1 << 30 }),
+		"empty":            nil,
+		"other version":    append([]byte{Version + 1}, good[1:]...),
+		"envelope cut":     append(append([]byte{}, head...), env[:len(env)/2]...),
+		"envelope garbage": append(append(append([]byte{}, head...), bytes.Repeat([]byte{0xff}, len(env))...), parts...),
+		"parts not json":   append(append(append([]byte{}, head...), env...), '{'),
+		"truncated":        withParts(func(ps []node) []node { return ps[:len(ps)-1] }),
+		"extra part":       withParts(func(ps []node) []node { return append(ps, ps[len(ps)-1]) }),
+		"empty node":       withParts(func(ps []node) []node { ps[0] = node{N: ps[0].N}; return ps }),
+		"no parts":         withParts(func(ps []node) []node { return nil }),
+		"huge count":       withParts(func(ps []node) []node { ps[0].N = 1 << 30; return ps }),
 	}
 	for name, b := range cases {
 		if _, err := Decode(b, true); err == nil {
-			t.Errorf("%s: Decode accepted %s", name, b)
+			t.Errorf("%s: Decode accepted %q", name, b)
 		}
 	}
+}
+
+// FuzzDecode: no stored form, however damaged, makes Decode panic.
+func FuzzDecode(f *testing.F) {
+	for _, msg := range samples {
+		b, _ := Encode(crlf(msg))
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		Decode(b, true)
+		Decode(b, false)
+	})
 }
 
 // FuzzEncode: any message bytes encode, and decode to what Compute gives.
