@@ -69,9 +69,24 @@ type selected struct {
 	flags    map[uint32][]imap.Flag // by UID
 	saved    imap.UIDSet            // the last SEARCH result saved for "$"
 	ahead    aheadRows              // messages read ahead by single-message FETCHes
+
+	news        <-chan struct{} // a token when the list may have new posts
+	unsubscribe func()
+	polled      time.Time // when the database was last asked for news
 }
 
-func (s *session) Close() error { return nil }
+func (s *session) Close() error {
+	s.deselect()
+	return nil
+}
+
+// deselect ends the selected mailbox's subscription to news.
+func (s *session) deselect() {
+	if s.sel != nil && s.sel.unsubscribe != nil {
+		s.sel.unsubscribe()
+	}
+	s.sel = nil
+}
 
 // AuthenticateMechanisms: PLAIN (as LOGIN) and ANONYMOUS (RFC 4505, the
 // public archives).
@@ -237,7 +252,7 @@ func (s *session) count(ctx context.Context, mb mailbox) (uint32, error) {
 }
 
 func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
-	s.sel = nil // a failed SELECT leaves nothing selected
+	s.deselect() // a failed SELECT leaves nothing selected
 	ctx, cancel := s.srv.ctx()
 	defer cancel()
 	mb, err := s.lookup(ctx, name)
@@ -255,6 +270,10 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 			return nil, errInternal
 		}
 	}
+	if mb.listID != 0 {
+		sel.news, sel.unsubscribe = s.srv.hub.subscribe(mb.listID)
+	}
+	sel.polled = s.srv.o.Now()
 	s.sel = sel
 	return &imap.SelectData{
 		Flags:          []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft},
@@ -266,7 +285,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 }
 
 func (s *session) Unselect() error {
-	s.sel = nil
+	s.deselect()
 	return nil
 }
 
@@ -402,13 +421,33 @@ func (s *session) Append(string, imap.LiteralReader, *imap.AppendOptions) (*imap
 	return nil, errReadOnly
 }
 
-// Poll announces posts archived since the client last heard: one EXISTS
-// per new message, because the library's trackers (and some clients)
-// mishandle jumps.
+// Poll runs after every command. It asks the database for news only when
+// there may be some: the list was notified (NOTIFY archive, from any
+// parley process), or the poll interval has passed since the last look
+// (notifications can be lost; without a listener this is all there is).
+// Asking after every command would cost a query per command: mbsync sends
+// one FETCH per message, a hundred thousand for a large list.
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if s.sel == nil || s.sel.listID == 0 {
 		return nil
 	}
+	due := s.srv.o.Now().Sub(s.sel.polled) >= s.srv.o.PollInterval
+	select {
+	case <-s.sel.news:
+		due = true
+	default:
+	}
+	if !due {
+		return nil
+	}
+	return s.pollNow(w)
+}
+
+// pollNow announces posts archived since the client last heard: one
+// EXISTS per new message, because the library's trackers (and some
+// clients) mishandle jumps.
+func (s *session) pollNow(w *imapserver.UpdateWriter) error {
+	s.sel.polled = s.srv.o.Now()
 	ctx, cancel := s.srv.ctx()
 	defer cancel()
 	var next int64
@@ -456,24 +495,20 @@ func (s *session) pollView(ctx context.Context, w *imapserver.UpdateWriter, last
 // archive for this list) and every poll interval in case a notification
 // was lost.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	var news <-chan struct{}
-	if s.sel != nil && s.sel.listID != 0 {
-		ch, unsubscribe := s.srv.hub.subscribe(s.sel.listID)
-		defer unsubscribe()
-		news = ch
+	if s.sel == nil || s.sel.listID == 0 {
+		<-stop
+		return nil
 	}
 	t := time.NewTicker(s.srv.o.PollInterval)
 	defer t.Stop()
 	for {
-		// Looks first too: a post archived after the last poll but before
-		// the subscription was made sent its notification to nobody.
-		if err := s.Poll(w, true); err != nil {
+		if err := s.pollNow(w); err != nil {
 			return err
 		}
 		select {
 		case <-stop:
 			return nil
-		case <-news:
+		case <-s.sel.news:
 		case <-t.C:
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/parley-list/parley/internal/imapd"
 	"github.com/parley-list/parley/internal/lists"
 )
 
@@ -196,4 +197,40 @@ func TestBinaryUnknownCTE(t *testing.T) {
 	if strings.Contains(out, "FETCH ()") {
 		t.Errorf("an empty FETCH response was written before the NO:\n%s", out)
 	}
+}
+
+// TestNoopHearsNotifiedPosts: after each command the session looks for
+// news only when told or when the poll interval has passed; a notified
+// post reaches a client that only sends NOOP.
+func TestNoopHearsNotifiedPosts(t *testing.T) {
+	f := newFixture(t, func(o *imapd.Options, f *fixture) { o.DSN, o.PollInterval = f.dsn, time.Hour })
+	exists := make(chan uint32, 4)
+	c := dial(t, f, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				exists <- *d.NumMessages
+			}
+		},
+	}})
+	c.Login("anonymous", "").Wait()
+	if _, err := c.Select("dev@lists.example.org", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	archiveRaw(t, f.db, f.pub.ID, []byte("From: a@b.c\r\nSubject: n\r\nMessage-ID: <n@b.c>\r\n\r\nx\r\n"))
+	f.db.MustExec(`SELECT pg_notify('archive', $1)`, fmt.Sprint(f.pub.ID))
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := c.Noop().Wait(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case n := <-exists:
+			if n != 4 {
+				t.Errorf("EXISTS %d, want 4", n)
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatal("NOOP never reported the notified post")
 }
