@@ -21,7 +21,7 @@ import (
 
 func memberCmd(e *env) *cobra.Command {
 	return group("member", "Add, remove, list and change members of a list",
-		memberAddCmd(e), memberRmCmd(e), memberLsCmd(e), memberSetCmd(e))
+		memberAddCmd(e), memberRmCmd(e), memberLsCmd(e), memberSetCmd(e), memberPasswordCmd(e))
 }
 
 // maxLine bounds one line of an address file.
@@ -204,6 +204,39 @@ func memberRmCmd(e *env) *cobra.Command {
 					for _, a := range args[1:] {
 						fmt.Fprintf(e.io.Stdout, "removed %s\n", a)
 					}
+					return nil
+				})
+			})
+		},
+	}
+}
+
+func memberPasswordCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "password LIST ADDRESS",
+		Short: "Give a member a new archive password and print it",
+		Long: `Give a member a new random password for reading the list's archive over
+IMAP (user: their address), replacing any earlier one, and print it. Members
+can also get one themselves by mailing "password" to LIST-request.`,
+		Example: `  parley member password dev@lists.example.org bob@example.org`,
+		Args:    nArgs(2, 2, "LIST and one ADDRESS"),
+		RunE: func(c *cobra.Command, args []string) error {
+			ctx := c.Context()
+			return e.withDB(ctx, func(d *app.Database) error {
+				return db.InTx(ctx, d.DB, func(tx *sqlx.Tx) error {
+					l, err := lists.Get(ctx, tx, args[0])
+					if err != nil {
+						return err
+					}
+					m, err := members.Get(ctx, tx, l.ID, args[1])
+					if err != nil {
+						return err
+					}
+					pw, err := members.NewArchivePassword(ctx, tx, m.ID)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintln(e.io.Stdout, pw)
 					return nil
 				})
 			})

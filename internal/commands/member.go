@@ -2,15 +2,12 @@ package commands
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
@@ -135,16 +132,8 @@ func (p *Processor) newPassword(ctx context.Context, tx *sqlx.Tx, l lists.List, 
 		return "You are not subscribed to " + l.Address + ".", false, nil
 	}
 	mem := &m
-	b := make([]byte, 15)
-	if _, err := rand.Read(b); err != nil {
-		return "", false, err
-	}
-	pw := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
-	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	pw, err := members.NewArchivePassword(ctx, tx, mem.ID)
 	if err != nil {
-		return "", false, err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE members SET archive_password = $2 WHERE id = $1`, mem.ID, string(hash)); err != nil {
 		return "", false, err
 	}
 	n := notice.Message{From: notice.ServiceAddr(l, "-request"), To: mem.Address, Loop: notice.ServiceAddr(l, "-request"),

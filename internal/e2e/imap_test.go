@@ -185,3 +185,46 @@ func TestArchiveURLsResolve(t *testing.T) {
 		t.Errorf("the URL's message differs from archived article %d", uid)
 	}
 }
+
+// TestPrivateArchiveMemberLogin: a private list is invisible to anonymous
+// readers; a member logs in with the password `parley member password`
+// printed and reads it; the old password stops working when a new one is
+// issued.
+func TestPrivateArchiveMemberLogin(t *testing.T) {
+	t.Parallel()
+	data := dataDir(t)
+	env := baseEnv(data)
+	s := startServer(t, env)
+	mustRun(t, env, "list", "create", "secret@lists.example.org", "--archive", "private", "--post-policy", "open")
+	mustRun(t, env, "member", "add", "secret@lists.example.org", "carol@example.org")
+	old := strings.TrimSpace(mustRun(t, env, "member", "password", "secret@lists.example.org", "carol@example.org"))
+	pw := strings.TrimSpace(mustRun(t, env, "member", "password", "secret@lists.example.org", "carol@example.org"))
+	if len(pw) < 20 || pw == old {
+		t.Fatalf("passwords %q then %q: want two different long random ones", old, pw)
+	}
+	seen := func(user, pass string) (string, error) {
+		c, err := imapclient.DialInsecure(s.ready["imap"], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Login(user, pass).Wait(); err != nil {
+			return "", err
+		}
+		ls, err := c.List("", "%", nil).Collect()
+		var names []string
+		for _, l := range ls {
+			names = append(names, l.Mailbox)
+		}
+		return strings.Join(names, " "), err
+	}
+	if got, err := seen("anonymous", "x"); err != nil || strings.Contains(got, "secret@") {
+		t.Errorf("anonymous sees %q (err %v); the private list must not show", got, err)
+	}
+	if got, err := seen("carol@example.org", pw); err != nil || !strings.Contains(got, "secret@lists.example.org") {
+		t.Errorf("member with the new password sees %q (err %v), want the private list", got, err)
+	}
+	if _, err := seen("carol@example.org", old); err == nil {
+		t.Error("the replaced password still logs in")
+	}
+}

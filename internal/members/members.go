@@ -9,10 +9,14 @@ package members
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/errs"
@@ -235,4 +239,23 @@ func Update(ctx context.Context, q db.Querier, listID int64, address string, s S
 		return Member{}, fmt.Errorf("update member: %w", err)
 	}
 	return Get(ctx, q, listID, address)
+}
+
+// NewArchivePassword gives the member a fresh random archive password
+// (what they log in to the IMAP archive with), replacing any earlier
+// one, and returns it; only its bcrypt hash is stored.
+func NewArchivePassword(ctx context.Context, q db.Querier, memberID int64) (string, error) {
+	b := make([]byte, 15)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	pw := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	if err != nil {
+		return "", err
+	}
+	if _, err := q.ExecContext(ctx, `UPDATE members SET archive_password = $2 WHERE id = $1`, memberID, string(hash)); err != nil {
+		return "", fmt.Errorf("archive password: %w", err)
+	}
+	return pw, nil
 }
