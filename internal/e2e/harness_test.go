@@ -258,3 +258,18 @@ func noPostgresLeft(t *testing.T, dir string, within time.Duration) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// waitOutbox waits up to 30 s for n copies in the file relay's outbox
+// under data and returns their paths.
+func waitOutbox(t *testing.T, data string, n int) []string {
+	t.Helper()
+	var files []string
+	for deadline := time.Now().Add(30 * time.Second); len(files) < n && time.Now().Before(deadline); {
+		files, _ = filepath.Glob(filepath.Join(data, "outbox", "*.eml"))
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(files) != n {
+		t.Fatalf("outbox has %d files, want %d", len(files), n)
+	}
+	return files
+}

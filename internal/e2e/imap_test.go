@@ -7,7 +7,6 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -132,14 +131,7 @@ func TestArchiveURLsResolve(t *testing.T) {
 	if out, code := swaks(t, s.ready["smtp"], "--to", "demo@localhost", "--from", "x@example.org"); code != 0 {
 		t.Fatalf("post refused:\n%s", out)
 	}
-	var files []string
-	for deadline := time.Now().Add(30 * time.Second); len(files) == 0 && time.Now().Before(deadline); {
-		files, _ = filepath.Glob(filepath.Join(data, "outbox", "*.eml"))
-		time.Sleep(50 * time.Millisecond)
-	}
-	if len(files) != 1 {
-		t.Fatalf("outbox has %d files, want 1", len(files))
-	}
+	files := waitOutbox(t, data, 1)
 	raw, _ := os.ReadFile(files[0])
 	m, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {

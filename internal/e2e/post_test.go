@@ -295,14 +295,7 @@ func TestDelivery(t *testing.T) {
 	if out, code := swaks(t, s.ready["smtp"], "--to", "demo@localhost", "--from", "x@example.org"); code != 0 {
 		t.Fatalf("post to the demo list refused:\n%s", out)
 	}
-	var files []string
-	for deadline := time.Now().Add(30 * time.Second); len(files) == 0 && time.Now().Before(deadline); {
-		files, _ = filepath.Glob(filepath.Join(data, "outbox", "*.eml"))
-		time.Sleep(50 * time.Millisecond)
-	}
-	if len(files) != 1 {
-		t.Fatalf("outbox has %d files, want 1", len(files))
-	}
+	files := waitOutbox(t, data, 1)
 	b, _ := os.ReadFile(files[0])
 	if !strings.HasPrefix(string(b), "Return-Path: <demo-bounces+reader=example.org@localhost>\r\nDelivered-To: reader@example.org\r\n") {
 		t.Errorf("outbox copy starts %q", string(b)[:min(len(b), 200)])

@@ -137,6 +137,20 @@ func dial(t *testing.T, f *fixture, opts *imapclient.Options) *imapclient.Client
 	return c
 }
 
+// dialWatching connects and reports every EXISTS the server sends.
+func dialWatching(t *testing.T, f *fixture) (*imapclient.Client, <-chan uint32) {
+	t.Helper()
+	exists := make(chan uint32, 16)
+	c := dial(t, f, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				exists <- *d.NumMessages
+			}
+		},
+	}})
+	return c, exists
+}
+
 // mailboxes lists the top-level mailboxes: INBOX and the lists.
 func mailboxes(t *testing.T, c *imapclient.Client) []string {
 	t.Helper()
@@ -307,14 +321,7 @@ func testIdle(t *testing.T, listen bool) {
 	} else {
 		f = newFixture(t)
 	}
-	exists := make(chan uint32, 10)
-	c := dial(t, f, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
-		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
-			if d.NumMessages != nil {
-				exists <- *d.NumMessages
-			}
-		},
-	}})
+	c, exists := dialWatching(t, f)
 	c.Login("anonymous", "").Wait()
 	if _, err := c.Select("dev@lists.example.org", nil).Wait(); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/parley-list/parley/internal/imapd"
 	"github.com/parley-list/parley/internal/lists"
@@ -124,14 +123,7 @@ func TestYearViews(t *testing.T) {
 func TestYearViewIdle(t *testing.T) {
 	f := newFixture(t)
 	year := time.Now().UTC().Year()
-	exists := make(chan uint32, 4)
-	c := dial(t, f, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
-		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
-			if d.NumMessages != nil {
-				exists <- *d.NumMessages
-			}
-		},
-	}})
+	c, exists := dialWatching(t, f)
 	c.Login("anonymous", "").Wait()
 	name := fmt.Sprintf("dev@lists.example.org/%d", year)
 	sel, err := c.Select(name, nil).Wait()
@@ -204,14 +196,7 @@ func TestBinaryUnknownCTE(t *testing.T) {
 // post reaches a client that only sends NOOP.
 func TestNoopHearsNotifiedPosts(t *testing.T) {
 	f := newFixture(t, func(o *imapd.Options, f *fixture) { o.DSN, o.PollInterval = f.dsn, time.Hour })
-	exists := make(chan uint32, 4)
-	c := dial(t, f, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
-		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
-			if d.NumMessages != nil {
-				exists <- *d.NumMessages
-			}
-		},
-	}})
+	c, exists := dialWatching(t, f)
 	c.Login("anonymous", "").Wait()
 	if _, err := c.Select("dev@lists.example.org", nil).Wait(); err != nil {
 		t.Fatal(err)
