@@ -35,6 +35,10 @@ func startIMAP(g *group, cfg config.Config, d *Database, log *slog.Logger, ready
 	if err != nil {
 		return fmt.Errorf("imap listener: %w", err)
 	}
+	if tlsConf == nil && !isLoopback(ln.Addr()) {
+		log.Warn("IMAP listens beyond this machine without TLS: members' archive passwords would cross the network in clear; set imap.tls_cert (anonymous reading needs no password)",
+			"event", "imap_no_tls", "listen", ln.Addr().String())
+	}
 	var lns []net.Listener
 	if cfg.IMAPS.Listen != "" {
 		tln, err := net.Listen("tcp", cfg.IMAPS.Listen)
@@ -56,4 +60,9 @@ func startIMAP(g *group, cfg config.Config, d *Database, log *slog.Logger, ready
 	}
 	ready["imap"] = ln.Addr().String()
 	return nil
+}
+
+func isLoopback(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
 }

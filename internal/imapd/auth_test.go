@@ -87,4 +87,8 @@ func TestTLS(t *testing.T) {
 	if got, want := fmt.Sprint(mailboxes(t, tc)), "[INBOX dev@lists.example.org secret@lists.example.org]"; got != want {
 		t.Errorf("over implicit TLS sees %s, want %s", got, want)
 	}
+	// The last response and TLS's close_notify go out before the close.
+	if err := tc.Logout().Wait(); err != nil {
+		t.Errorf("LOGOUT over implicit TLS: %v, want its OK", err)
+	}
 }

@@ -14,6 +14,12 @@ import (
 // reads (a server that waits for the client has said everything), and at
 // most flushDelay after the first byte was buffered (unsolicited updates
 // during IDLE, which no read follows).
+//
+// Since every write to the socket is this type's, it owns the write
+// deadline: each socket write gets its own, and the library's
+// SetWriteDeadline calls (made around writes into the buffer) are ignored,
+// so they can't clear the deadline of a write already blocked on a client
+// that stopped reading.
 type coalescingConn struct {
 	net.Conn
 	mu    sync.Mutex
@@ -25,6 +31,8 @@ type coalescingConn struct {
 const (
 	coalesceBytes = 64 << 10
 	flushDelay    = 2 * time.Millisecond
+	writeTimeout  = 30 * time.Second // a client that reads nothing for this long is cut off
+	closeTimeout  = 5 * time.Second  // what is left is given this long at close
 )
 
 func newCoalescingConn(c net.Conn) *coalescingConn {
@@ -38,11 +46,11 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 		return 0, c.err
 	}
 	if len(c.buf)+len(p) > coalesceBytes {
-		if err := c.flushLocked(); err != nil {
+		if err := c.flushLocked(writeTimeout); err != nil {
 			return 0, err
 		}
 		if len(p) >= coalesceBytes {
-			return c.Conn.Write(p)
+			return c.writeSocket(p, writeTimeout)
 		}
 	}
 	c.buf = append(c.buf, p...)
@@ -55,10 +63,10 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 func (c *coalescingConn) flushAsync() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.flushLocked()
+	c.flushLocked(writeTimeout)
 }
 
-func (c *coalescingConn) flushLocked() error {
+func (c *coalescingConn) flushLocked(timeout time.Duration) error {
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil
@@ -66,19 +74,35 @@ func (c *coalescingConn) flushLocked() error {
 	if len(c.buf) == 0 || c.err != nil {
 		return c.err
 	}
-	_, err := c.Conn.Write(c.buf)
+	_, err := c.writeSocket(c.buf, timeout)
 	c.buf = c.buf[:0]
+	return err
+}
+
+// writeSocket writes p with its own deadline; a failure sticks.
+func (c *coalescingConn) writeSocket(p []byte, timeout time.Duration) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		c.err = err
+		return 0, err
+	}
+	n, err := c.Conn.Write(p)
 	if err != nil {
 		c.err = err
 	}
-	return err
+	return n, err
 }
+
+// SetWriteDeadline is ignored: see the type's comment.
+func (c *coalescingConn) SetWriteDeadline(time.Time) error { return nil }
+
+// SetDeadline sets the read deadline only, for the same reason.
+func (c *coalescingConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
 
 // Flush sends what is buffered.
 func (c *coalescingConn) Flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.flushLocked()
+	return c.flushLocked(writeTimeout)
 }
 
 func (c *coalescingConn) Read(p []byte) (int, error) {
@@ -88,7 +112,13 @@ func (c *coalescingConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// Close sends what is left (the BYE, a TLS close_notify) within
+// closeTimeout. The deadline set first also wakes a flush that is blocked
+// on a client that stopped reading, so Close never waits for it longer.
 func (c *coalescingConn) Close() error {
-	c.Flush()
+	c.Conn.SetWriteDeadline(time.Now().Add(closeTimeout))
+	c.mu.Lock()
+	c.flushLocked(closeTimeout)
+	c.mu.Unlock()
 	return c.Conn.Close()
 }

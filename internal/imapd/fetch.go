@@ -76,12 +76,23 @@ type row struct {
 
 // meta returns the message's ENVELOPE and BODYSTRUCTURE: the stored form
 // when there is one of this version, else computed from the raw bytes
-// (load fetched them for that case).
-func (r *row) meta(bodyStructure bool) imapmeta.Meta {
-	if r.Meta != nil {
-		if m, err := imapmeta.Decode(r.Meta, bodyStructure); err == nil {
-			return m
+// (load fetched them for that case; a stored form that does not decode
+// needs them fetched now).
+func (s *session) meta(r *row, bodyStructure bool) imapmeta.Meta {
+	if r.Meta == nil {
+		return imapmeta.Compute(r.Raw)
+	}
+	m, err := imapmeta.Decode(r.Meta, bodyStructure)
+	if err == nil {
+		return m
+	}
+	s.log.Warn("stored IMAP meta does not decode; computing it", "event", "imap_meta_bad", "list", s.sel.name, "msg_id", r.Article, "err", err)
+	if len(r.Raw) == 0 {
+		rows, err := s.load(context.Background(), uint32(r.Article), uint32(r.Article), query{body: true, budget: 1})
+		if err != nil || len(rows) == 0 {
+			return imapmeta.Meta{Envelope: &imap.Envelope{}, BodyStructure: imapmeta.Sanitize(nil)}
 		}
+		r.Raw = rows[0].Raw
 	}
 	return imapmeta.Compute(r.Raw)
 }
@@ -104,10 +115,10 @@ func (s *session) Fetch(w *imapserver.FetchWriter, ns imap.NumSet, o *imap.Fetch
 		return s.writeMessage(w, r, o, markSeen)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	batches := s.batches(ctx, spans, q)
 	defer func() {
-		for range batches { // let the loader see the cancel and stop
+		cancel()            // a FETCH that ends early stops the loader,
+		for range batches { // which closes the channel when it sees that
 		}
 	}()
 	for b := range batches {
@@ -286,7 +297,7 @@ func (s *session) writeMessage(w *imapserver.FetchWriter, r *row, o *imap.FetchO
 		m.WriteInternalDate(r.Received)
 	}
 	if o.Envelope || o.BodyStructure != nil {
-		meta := r.meta(o.BodyStructure != nil)
+		meta := s.meta(r, o.BodyStructure != nil)
 		if o.Envelope {
 			m.WriteEnvelope(meta.Envelope)
 		}

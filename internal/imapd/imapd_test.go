@@ -298,8 +298,23 @@ func TestWritesRefused(t *testing.T) {
 	if _, err := app.Wait(); err == nil {
 		t.Error("APPEND accepted")
 	}
+	if err := c.Expunge().Close(); err != nil {
+		t.Errorf("EXPUNGE with nothing marked \\Deleted: %v, want OK (nothing to do)", err)
+	}
+	if _, err := c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Collect(); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.Expunge().Close(); err == nil {
-		t.Error("EXPUNGE accepted")
+		t.Error("EXPUNGE of a message marked \\Deleted accepted")
+	}
+	if err := c.Unselect().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("dev@lists.example.org", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UnselectAndExpunge().Wait(); err != nil {
+		t.Errorf("CLOSE of a SELECTed list: %v, want OK", err)
 	}
 	if after := archiveState(t, f.db); after != before {
 		t.Errorf("archive changed by refused writes: %s -> %s", before, after)

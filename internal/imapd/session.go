@@ -409,13 +409,27 @@ func statusData(mb mailbox, n uint32, o *imap.StatusOptions) *imap.StatusData {
 
 // Every command that would change the archive is refused, whatever the
 // library lets through.
-func (s *session) Create(string, *imap.CreateOptions) error              { return errReadOnly }
-func (s *session) Delete(string) error                                   { return errReadOnly }
-func (s *session) Rename(string, string, *imap.RenameOptions) error      { return errReadOnly }
-func (s *session) Subscribe(string) error                                { return nil }
-func (s *session) Unsubscribe(string) error                              { return nil }
-func (s *session) Expunge(*imapserver.ExpungeWriter, *imap.UIDSet) error { return errReadOnly }
-func (s *session) Copy(imap.NumSet, string) (*imap.CopyData, error)      { return nil, errReadOnly }
+func (s *session) Create(string, *imap.CreateOptions) error         { return errReadOnly }
+func (s *session) Delete(string) error                              { return errReadOnly }
+func (s *session) Rename(string, string, *imap.RenameOptions) error { return errReadOnly }
+func (s *session) Subscribe(string) error                           { return nil }
+func (s *session) Unsubscribe(string) error                         { return nil }
+func (s *session) Copy(imap.NumSet, string) (*imap.CopyData, error) { return nil, errReadOnly }
+
+// Expunge refuses to remove messages marked \Deleted; with none marked
+// there is nothing to do, and it succeeds: CLOSE on a SELECTed mailbox
+// runs it, and must not fail.
+func (s *session) Expunge(_ *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	if s.sel == nil {
+		return errNoMailbox
+	}
+	for uid, fs := range s.sel.flags {
+		if hasFlag(fs, imap.FlagDeleted) && (uids == nil || uids.Contains(imap.UID(uid))) {
+			return errReadOnly
+		}
+	}
+	return nil
+}
 
 func (s *session) Append(string, imap.LiteralReader, *imap.AppendOptions) (*imap.AppendData, error) {
 	return nil, errReadOnly

@@ -71,10 +71,14 @@ func (h *hub) listen(dsn string, log *slog.Logger) *pq.Listener {
 			log.Debug("archive notification listener", "event", "listener", "err", err)
 		}
 	})
-	if err := l.Listen(notify.Archive); err != nil {
-		log.Warn("cannot listen for archive notifications; IMAP sessions poll", "event", "listener", "err", err)
-	}
 	go func() {
+		// Listen waits for the connection: off the caller's path, so a
+		// database that is down does not hold up the server's start.
+		if err := l.Listen(notify.Archive); err != nil {
+			log.Warn("cannot listen for archive notifications; IMAP sessions poll", "event", "listener", "err", err)
+		} else {
+			h.wake(0, true) // what was notified before LISTEN took effect was missed
+		}
 		for n := range l.Notify {
 			if n == nil { // reconnected: anything may have happened meanwhile
 				h.wake(0, true)
