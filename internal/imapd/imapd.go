@@ -91,12 +91,15 @@ func New(o Options) *Server {
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession: s.newSession,
 		Caps: imap.CapSet{
-			imap.CapIMAP4rev1:   {},
-			imap.CapESearch:     {},
-			imap.CapSearchRes:   {},
-			imap.CapLiteralPlus: {},
-			imap.CapBinary:      {},
-			imap.CapChildren:    {},
+			imap.CapIMAP4rev1: {},
+			imap.CapESearch:   {},
+			imap.CapSearchRes: {},
+			// LITERAL- (RFC 7888), not LITERAL+: a client may send up to
+			// 4096 bytes without asking, so a large APPEND asks first and
+			// can be refused before its data comes.
+			imap.CapLiteralMinus: {},
+			imap.CapBinary:       {},
+			imap.CapChildren:     {},
 		},
 		Logger:    slogPrintf{o.Log},
 		TLSConfig: o.TLS,

@@ -431,6 +431,13 @@ func (s *session) Expunge(_ *imapserver.ExpungeWriter, uids *imap.UIDSet) error 
 	return nil
 }
 
+// AppendLimit bounds what an APPEND may carry before it is refused: the
+// archive takes nothing, so a larger APPEND gets NO [TOOBIG] before its
+// literal is asked for, instead of the server reading up to 100 MiB only
+// to refuse it. Small ones are read and refused with NOPERM, the clearer
+// answer; 4096 is also LITERAL-'s bound on literals sent without asking.
+func (s *session) AppendLimit() uint32 { return 4096 }
+
 func (s *session) Append(string, imap.LiteralReader, *imap.AppendOptions) (*imap.AppendData, error) {
 	return nil, errReadOnly
 }
