@@ -9,8 +9,9 @@
 --   parley_app     what `parley serve` and the CLI use: reads and writes
 --                  rows, no DDL. (Start-up migration then finds nothing to
 --                  do; run `parley migrate` with the owner role on upgrade.)
---   parley_reader  read-only; for the IMAP side when it is given its own
---                  connection, for reporting, and for backups.
+--   parley_reader  read-only; what the IMAP archive uses when
+--                  database.reader_url is set (it needs SELECT and LISTEN,
+--                  nothing else), for reporting, and for backups.
 
 CREATE ROLE parley_owner LOGIN PASSWORD :owner_pw;
 CREATE ROLE parley_app LOGIN PASSWORD :app_pw;

@@ -7,7 +7,10 @@ import (
 	"net"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/parley-list/parley/internal/config"
+	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/imapd"
 )
 
@@ -22,6 +25,21 @@ func archiveURL(cfg config.Config, listening string) string {
 		host = net.JoinHostPort(host, port)
 	}
 	return "imap://" + host
+}
+
+// imapDatabase is the pool IMAP reads through: its own, with the
+// read-only role, when database.reader_url is set.
+func imapDatabase(cfg config.Config, d *Database) (*sqlx.DB, string, error) {
+	if cfg.Database.ReaderURL == "" {
+		return d.DB, d.DSN, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := db.Open(ctx, cfg.Database.ReaderURL, db.Options{MaxOpenConns: cfg.Database.MaxOpenConns})
+	if err != nil {
+		return nil, "", fmt.Errorf("database.reader_url: %w", err)
+	}
+	return pool, cfg.Database.ReaderURL, nil
 }
 
 // startIMAP serves the read-only archive on imap.listen (with STARTTLS
@@ -49,10 +67,21 @@ func startIMAP(g *group, cfg config.Config, d *Database, log *slog.Logger, ready
 		lns = append(lns, tln)
 		ready["imaps"] = tln.Addr().String()
 	}
-	srv := imapd.New(imapd.Options{DB: d.DB, DSN: d.DSN, Log: log.With("component", "imap"), TLS: tlsConf,
+	pool, dsn, err := imapDatabase(cfg, d)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := imapd.New(imapd.Options{DB: pool, DSN: dsn, Log: log.With("component", "imap"), TLS: tlsConf,
 		QueryTimeout: time.Duration(cfg.Database.QueryTimeout)})
 	g.add("imap", func() error { return srv.Serve(ln) },
-		func(context.Context) error { return srv.Close() })
+		func(context.Context) error {
+			err := srv.Close()
+			if pool != d.DB {
+				pool.Close()
+			}
+			return err
+		})
 	for _, tln := range lns {
 		g.add("imaps", func() error { return srv.ServeTLS(tln) },
 			func(context.Context) error { tln.Close(); return nil }) // srv.Close closes it too

@@ -62,6 +62,7 @@ type Delivery struct {
 // Database says how parley reaches PostgreSQL.
 type Database struct {
 	URL          string   `toml:"url" doc:"PostgreSQL connection URL (postgres://user:pass@host/db?sslmode=...). Empty runs a private PostgreSQL cluster under data_dir, reached over a Unix socket and stopped when parley exits." secret:"true"`
+	ReaderURL    string   `toml:"reader_url" doc:"Connection URL of a read-only role (deploy/postgres-roles.sql: parley_reader) for the IMAP archive, which then cannot change anything even if it tried. Needs database.url. Empty: IMAP uses database.url." secret:"true"`
 	MaxOpenConns int      `toml:"max_open_conns" doc:"Upper bound on open connections from this process."`
 	QueryTimeout Duration `toml:"query_timeout" doc:"Deadline for one ordinary query or transaction."`
 }
@@ -268,6 +269,9 @@ func (s SMTP) validate() []error {
 
 func (c Config) validateIMAP() []error {
 	var errs []error
+	if c.Database.ReaderURL != "" && c.Database.URL == "" {
+		errs = append(errs, errors.New("database.reader_url: needs database.url (the embedded cluster has one role)"))
+	}
 	if (c.IMAP.TLSCert == "") != (c.IMAP.TLSKey == "") {
 		errs = append(errs, errors.New("imap.tls_cert and imap.tls_key: set both or neither"))
 	}

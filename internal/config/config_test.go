@@ -104,6 +104,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad hostname", `hostname = "bad host"`, nil, "hostname"},
 		{"bad demo list", `demo_list = "demo-request@localhost"`, nil, "demo_list"},
 		{"bad toml", `data_dir = `, nil, "toml"},
+		{"reader url without url", "", []string{"PARLEY_DATABASE_READER_URL=postgres://r@h/db"}, "database.reader_url: needs database.url"},
 		{"imaps without cert", "", []string{"PARLEY_IMAPS_LISTEN=127.0.0.1:993"}, "imaps.listen: needs imap.tls_cert"},
 		{"imap cert without key", "[imap]\ntls_cert = \"/etc/c.pem\"", nil, "imap.tls_cert and imap.tls_key"},
 		{"env bad listen", "", []string{"PARLEY_HTTP_LISTEN=nope"}, "PARLEY_HTTP_LISTEN"},

@@ -1,8 +1,16 @@
 package imapd_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/imapd"
+	"github.com/parley-list/parley/internal/testutil/pgtest"
 )
 
 // TestHostileCommands replays hostile and malformed command lines: each
@@ -52,4 +60,52 @@ func TestHostileCommands(t *testing.T) {
 	if after := archiveState(t, f.db); after != before {
 		t.Errorf("archive changed: %s -> %s", before, after)
 	}
+}
+
+// TestReadOnlyRole: the IMAP side works through a role that may only read
+// (database.reader_url), LISTEN for new posts included; the role really
+// cannot write.
+func TestReadOnlyRole(t *testing.T) {
+	f := newFixture(t, func(o *imapd.Options, f *fixture) {
+		reader := pgtest.ReaderDSN(t, f.dsn)
+		pool, err := db.Open(t.Context(), reader, db.Options{MaxOpenConns: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pool.Close() })
+		if _, err := pool.Exec(`UPDATE lists SET next_article = next_article + 1`); err == nil {
+			t.Fatal("the reader role could write")
+		}
+		o.DB, o.DSN, o.PollInterval = pool, reader, time.Hour
+	})
+	c, exists := dialWatching(t, f)
+	if err := c.Login("carol@example.com", "sesame").Wait(); err != nil {
+		t.Fatalf("member login through the reader role: %v", err)
+	}
+	if got := fmt.Sprint(mailboxes(t, c)); got != "[INBOX dev@lists.example.org secret@lists.example.org]" {
+		t.Errorf("mailboxes %s", got)
+	}
+	if _, err := c.Select("dev@lists.example.org", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.UIDSearch(&imap.SearchCriteria{Body: []string{"zebras"}}, nil).Wait()
+	if err != nil || fmt.Sprint(d.AllUIDs()) != "[1 3]" {
+		t.Errorf("SEARCH BODY through the reader role: %v (err %v), want [1 3]", d.AllUIDs(), err)
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	archiveRaw(t, f.db, f.pub.ID, []byte("From: a@b.c\r\nSubject: r\r\nMessage-ID: <r@b.c>\r\n\r\nx\r\n"))
+	f.db.MustExec(`SELECT pg_notify('archive', $1)`, fmt.Sprint(f.pub.ID))
+	select {
+	case n := <-exists:
+		if n != 4 {
+			t.Errorf("EXISTS %d, want 4", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("no EXISTS through the reader role's LISTEN")
+	}
+	idle.Close()
+	idle.Wait()
 }

@@ -218,3 +218,44 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// ReaderDSN makes a login role that may only read the tables of the
+// database at dsn (as deploy/postgres-roles.sql's parley_reader may) and
+// returns dsn with that role's credentials. The role goes when the test
+// ends. It skips the test where the server won't let dsn's user create
+// roles.
+func ReaderDSN(t testing.TB, dsn string) string {
+	t.Helper()
+	role, pw := "reader_"+randomHex(6), randomHex(16)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin, err := db.Open(ctx, dsn, db.Options{MaxOpenConns: 1})
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	defer admin.Close()
+	if _, err := admin.ExecContext(ctx, `CREATE ROLE `+role+` LOGIN PASSWORD '`+pw+`'`); err != nil {
+		t.Skipf("pgtest: cannot create a read-only role here: %v", err)
+	}
+	for _, q := range []string{`GRANT USAGE ON SCHEMA public TO ` + role, `GRANT SELECT ON ALL TABLES IN SCHEMA public TO ` + role} {
+		if _, err := admin.ExecContext(ctx, q); err != nil {
+			t.Fatalf("pgtest: %s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if admin, err := db.Open(ctx, dsn, db.Options{MaxOpenConns: 1}); err == nil {
+			_, _ = admin.ExecContext(ctx, `DROP OWNED BY `+role)
+			_, _ = admin.ExecContext(ctx, `DROP ROLE `+role)
+			admin.Close()
+		}
+	})
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if u, err := url.Parse(dsn); err == nil {
+			u.User = url.UserPassword(role, pw)
+			return u.String()
+		}
+	}
+	return fmt.Sprintf("%s user=%s password=%s", dsn, role, pw)
+}
