@@ -32,7 +32,8 @@ const (
 	coalesceBytes = 64 << 10
 	flushDelay    = 2 * time.Millisecond
 	writeTimeout  = 30 * time.Second // a client that reads nothing for this long is cut off
-	closeTimeout  = 5 * time.Second  // what is left is given this long at close
+	closeTimeout  = time.Second      // what is left is given this long at close
+	closeGrace    = 100 * time.Millisecond
 )
 
 func newCoalescingConn(c net.Conn) *coalescingConn {
@@ -113,11 +114,15 @@ func (c *coalescingConn) Read(p []byte) (int, error) {
 }
 
 // Close sends what is left (the BYE, a TLS close_notify) within
-// closeTimeout. The deadline set first also wakes a flush that is blocked
-// on a client that stopped reading, so Close never waits for it longer.
+// closeTimeout. A flush already under way (the timer's) gets closeGrace to
+// finish: one blocked on a client that stopped reading is cut off then, so
+// a server shutting down (which closes its connections one after another)
+// is held up by such a client for that long at most.
 func (c *coalescingConn) Close() error {
-	c.Conn.SetWriteDeadline(time.Now().Add(closeTimeout))
-	c.mu.Lock()
+	if !c.mu.TryLock() {
+		c.Conn.SetWriteDeadline(time.Now().Add(closeGrace))
+		c.mu.Lock()
+	}
 	c.flushLocked(closeTimeout)
 	c.mu.Unlock()
 	return c.Conn.Close()
