@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-list/parley/internal/config"
 	"github.com/parley-list/parley/internal/db"
@@ -44,7 +45,7 @@ func imapDatabase(cfg config.Config, d *Database) (*sqlx.DB, string, error) {
 
 // startIMAP serves the read-only archive on imap.listen (with STARTTLS
 // when imap.tls_cert is set) and on imaps.listen (implicit TLS).
-func startIMAP(g *group, cfg config.Config, d *Database, log *slog.Logger, ready map[string]string) error {
+func startIMAP(g *group, cfg config.Config, d *Database, log *slog.Logger, reg prometheus.Registerer, ready map[string]string) error {
 	tlsConf, err := loadTLS(cfg.IMAP.TLSCert, cfg.IMAP.TLSKey, "imap")
 	if err != nil {
 		return err
@@ -72,8 +73,10 @@ func startIMAP(g *group, cfg config.Config, d *Database, log *slog.Logger, ready
 		ln.Close()
 		return err
 	}
+	metrics := imapd.NewMetrics()
+	reg.MustRegister(metrics.Collectors()...)
 	srv := imapd.New(imapd.Options{DB: pool, DSN: dsn, Log: log.With("component", "imap"), TLS: tlsConf,
-		QueryTimeout: time.Duration(cfg.Database.QueryTimeout)})
+		QueryTimeout: time.Duration(cfg.Database.QueryTimeout), Metrics: metrics})
 	g.add("imap", func() error { return srv.Serve(ln) },
 		func(context.Context) error {
 			err := srv.Close()

@@ -61,7 +61,7 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}
 	// IMAP first: its address is the base of the archive URLs that
 	// delivery writes into every copy.
-	if err := startIMAP(&g, cfg, d, log, ready); err != nil {
+	if err := startIMAP(&g, cfg, d, log, reg, ready); err != nil {
 		return err
 	}
 	if err := startDelivery(&g, cfg, d, log, reg, signer, archiveURL(cfg, ready["imap"])); err != nil {

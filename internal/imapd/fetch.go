@@ -101,6 +101,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, ns imap.NumSet, o *imap.Fetch
 	if s.sel == nil {
 		return errNoMailbox
 	}
+	defer s.srv.o.Metrics.timed("fetch", time.Now())
 	q := query{body: len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0,
 		meta: o.Envelope || o.BodyStructure != nil, budget: fetchBytes}
 	markSeen := !s.sel.readOnly && setsSeen(o)

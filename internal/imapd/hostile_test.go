@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/imapd"
@@ -108,4 +109,40 @@ func TestReadOnlyRole(t *testing.T) {
 	}
 	idle.Close()
 	idle.Wait()
+}
+
+// TestMetrics: sessions, logins by result and command timings are counted.
+func TestMetrics(t *testing.T) {
+	m := imapd.NewMetrics()
+	f := newFixture(t, func(o *imapd.Options, _ *fixture) { o.Metrics = m })
+	c := dial(t, f, nil)
+	c.Login("carol@example.com", "wrong").Wait()
+	if err := c.Login("anonymous", "x").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("dev@lists.example.org", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{UID: true}).Collect()
+	c.UIDSearch(&imap.SearchCriteria{Body: []string{"zebras"}}, nil).Wait()
+	if got := promtest.ToFloat64(m.Sessions); got != 1 {
+		t.Errorf("sessions %v with one connection open, want 1", got)
+	}
+	for result, want := range map[string]float64{"anonymous": 1, "failed": 1, "member": 0} {
+		if got := promtest.ToFloat64(m.Logins.WithLabelValues(result)); got != want {
+			t.Errorf("logins{result=%s} = %v, want %v", result, got, want)
+		}
+	}
+	if n := promtest.CollectAndCount(m.Commands); n != 3 {
+		t.Errorf("%d command series (want select, fetch, search)", n)
+	}
+	c.Logout().Wait()
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for promtest.ToFloat64(m.Sessions) != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := promtest.ToFloat64(m.Sessions); got != 0 {
+		t.Errorf("sessions %v after logout, want 0", got)
+	}
 }

@@ -47,6 +47,8 @@ type Options struct {
 	// TLS, when set, is offered as STARTTLS and used by ServeTLS; member
 	// passwords are then only taken over TLS (or from loopback).
 	TLS *tls.Config
+	// Metrics, when set, are updated (register their Collectors).
+	Metrics *Metrics
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }
@@ -83,6 +85,9 @@ func New(o Options) *Server {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics() // updated, never exported
 	}
 	s := &Server{o: o, lim: newConnLimiter(o.MaxConns, o.MaxConnsPerIP), auth: newAuthLimiter(o.FailedLoginDelay), hub: newHub()}
 	if o.DSN != "" {
@@ -143,6 +148,7 @@ func (s *Server) Close() error {
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 	ip, _, _ := net.SplitHostPort(c.NetConn().RemoteAddr().String())
+	s.o.Metrics.Sessions.Inc()
 	return &session{srv: s, conn: c, remote: ip, log: s.o.Log}, nil, nil
 }
 

@@ -26,6 +26,7 @@ func (s *session) Search(kind imapserver.NumKind, c *imap.SearchCriteria, o *ima
 	if s.sel == nil {
 		return nil, errNoMailbox
 	}
+	defer s.srv.o.Metrics.timed("search", time.Now())
 	b := &sqlBuilder{sel: s.sel}
 	where, err := b.criteria(c, 0)
 	if err != nil {

@@ -76,6 +76,7 @@ type selected struct {
 }
 
 func (s *session) Close() error {
+	s.srv.o.Metrics.Sessions.Dec()
 	s.deselect()
 	return nil
 }
@@ -107,6 +108,7 @@ func (s *session) Authenticate(mech string) (sasl.Server, error) {
 	case sasl.Anonymous:
 		return sasl.NewAnonymousServer(func(trace string) error {
 			s.user = anonymous
+			s.srv.o.Metrics.Logins.WithLabelValues("anonymous").Inc()
 			return nil
 		}), nil
 	}
@@ -121,6 +123,7 @@ func (s *session) Authenticate(mech string) (sasl.Server, error) {
 func (s *session) Login(username, password string) error {
 	if strings.EqualFold(username, anonymous) {
 		s.user = anonymous
+		s.srv.o.Metrics.Logins.WithLabelValues("anonymous").Inc()
 		return nil
 	}
 	if s.srv.o.TLS != nil && !s.secure() {
@@ -157,6 +160,7 @@ func (s *session) Login(username, password string) error {
 		return s.loginFailed("wrong password or no archive password")
 	}
 	s.user, s.private = addr.String(), ok
+	s.srv.o.Metrics.Logins.WithLabelValues("member").Inc()
 	return nil
 }
 
@@ -173,6 +177,7 @@ func (s *session) secure() bool {
 // after the configured delay, so guessing is slow.
 func (s *session) loginFailed(why string) error {
 	s.srv.auth.failed(s.remote, s.srv.o.Now())
+	s.srv.o.Metrics.Logins.WithLabelValues("failed").Inc()
 	s.log.Info("imap login failed", "event", "imap_auth_failed", "ip", s.remote, "reason", why)
 	time.Sleep(s.srv.auth.delay)
 	return imapserver.ErrAuthFailed
@@ -252,6 +257,7 @@ func (s *session) count(ctx context.Context, mb mailbox) (uint32, error) {
 }
 
 func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	defer s.srv.o.Metrics.timed("select", time.Now())
 	s.deselect() // a failed SELECT leaves nothing selected
 	ctx, cancel := s.srv.ctx()
 	defer cancel()
@@ -294,6 +300,7 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		// LIST "" "": the hierarchy delimiter.
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: '/'})
 	}
+	defer s.srv.o.Metrics.timed("list", time.Now())
 	ctx, cancel := s.srv.ctx()
 	defer cancel()
 	mbs, years, err := s.listAll(ctx)
@@ -365,6 +372,7 @@ func matchAny(name, ref string, patterns []string) bool {
 }
 
 func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	defer s.srv.o.Metrics.timed("status", time.Now())
 	ctx, cancel := s.srv.ctx()
 	defer cancel()
 	mb, err := s.lookup(ctx, name)
