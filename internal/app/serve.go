@@ -20,6 +20,7 @@ import (
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/obs"
+	"github.com/parley-list/parley/internal/outqueue"
 	"github.com/parley-list/parley/internal/unsub"
 )
 
@@ -51,7 +52,8 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}
 
 	reg := obs.NewRegistry(Version)
-	reg.MustRegister(collectors.NewDBStatsCollector(d.DB.DB, "parley"))
+	reg.MustRegister(collectors.NewDBStatsCollector(d.DB.DB, "parley"),
+		outqueue.NewCollector(d.DB, 5*time.Second))
 	var g group
 	defer g.stop(ctx, log)
 	ready := map[string]string{"event": "ready"}
