@@ -44,6 +44,13 @@ func TestServeEmbedded(t *testing.T) {
 			t.Errorf("GET %s = %d %.80q, want 200 containing %q", path, code, body, want)
 		}
 	}
+	_, metrics := get(t, base+"/metrics")
+	for _, want := range []string{"parley_queue_copies{state=\"pending\"} 0", "parley_inbound_waiting 0",
+		"parley_imap_sessions 0", "go_sql_max_open_connections{db_name=\"parley\"}"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	if out := mustRun(t, env, "list", "ls"); !strings.Contains(out, "demo@localhost") {
 		t.Errorf("list ls on first start = %q, want the demo list", out)
 	}
