@@ -63,7 +63,9 @@ func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, r
 	}
 	results := deliver.NewResults()
 	reg.MustRegister(results)
-	bounces := &bounce.Processor{DB: d.DB, Log: log, Scoring: bounce.DefaultScoring, Hostname: cfg.Hostname}
+	bounceCounts, commandCounts := bounce.NewCounts(), commands.NewCounts()
+	reg.MustRegister(bounceCounts, commandCounts)
+	bounces := &bounce.Processor{DB: d.DB, Log: log, Scoring: bounce.DefaultScoring, Hostname: cfg.Hostname, Counts: bounceCounts}
 	svc := deliver.New(deliver.Options{
 		DB: d.DB, DSN: d.DSN, Relay: relay, Logger: log, Results: results, Bounces: bounces,
 		Site: deliver.Site{ArchiveURL: archiveURL, BaseURL: cfg.HTTP.BaseURL}, Unsub: tokens,
@@ -82,7 +84,8 @@ func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, r
 		bcancel()
 		return nil
 	})
-	cmds := &commands.Processor{DB: d.DB, Log: log, Hostname: cfg.Hostname, Poke: svc.Wake, Moderator: NewIngest(cfg, d, log)}
+	cmds := &commands.Processor{DB: d.DB, Log: log, Hostname: cfg.Hostname, Poke: svc.Wake, Moderator: NewIngest(cfg, d, log),
+		Counts: commandCounts}
 	cctx, ccancel := context.WithCancel(context.Background())
 	g.add("commands", func() error { return cmds.Run(cctx, time.Second) }, func(context.Context) error {
 		ccancel()

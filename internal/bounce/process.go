@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/ingest"
@@ -23,6 +24,22 @@ type Processor struct {
 	Scoring  Scoring
 	Hostname string
 	Poke     func() // wakes the delivery workers after a notice is queued
+	// Counts, when set, counts processed reports by result (NewCounts).
+	Counts *prometheus.CounterVec
+}
+
+// NewCounts returns the counter for Processor.Counts.
+func NewCounts() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_bounces_total",
+		Help: "Bounce reports and refusals processed, by result: recorded (a member's score rose), disabled (delivery paused), not_member, not_bounce (auto-replies, delay and delivery reports, feedback).",
+	}, []string{"result"})
+}
+
+func (p *Processor) count(result string) {
+	if p.Counts != nil {
+		p.Counts.WithLabelValues(result).Inc()
+	}
 }
 
 // Run processes stored bounces every interval until ctx ends.
@@ -78,6 +95,7 @@ func (p *Processor) processOne(ctx context.Context) (int64, error) {
 func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, in inboundBounce) (bool, error) {
 	rep := Parse(in.Raw)
 	if rep.Kind != Bounce {
+		p.count("not_bounce")
 		p.Log.Info("not a bounce; ignored", "event", "bounce_ignored", "kind", string(rep.Kind), "inbound_id", in.ID)
 		return false, nil
 	}
@@ -112,8 +130,10 @@ func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, in inboundBounce) (
 // after logs the event and, when it disabled a member, queues the notices.
 func (p *Processor) after(ctx context.Context, q db.Querier, ev Event, out Outcome) (bool, error) {
 	if !out.Member {
+		p.count("not_member")
 		return false, nil
 	}
+	p.count("recorded")
 	p.Log.Info("bounce recorded", "event", "bounce", "list_id", ev.ListID, "rcpt", ev.Address,
 		"status", ev.Recipient.Status, "score", out.Score, "source", ev.Source)
 	if !out.Disabled {
@@ -123,6 +143,7 @@ func (p *Processor) after(ctx context.Context, q db.Querier, ev Event, out Outco
 	if err != nil {
 		return false, err
 	}
+	p.count("disabled")
 	p.Log.Warn("delivery disabled by bounces", "event", "bounce_disabled", "list", l.Address, "rcpt", ev.Address)
 	now := time.Now()
 	member := notice.Message{From: notice.ServiceAddr(l, "-owner"), To: ev.Address,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/parley-list/parley/internal/bounce"
 	"github.com/parley-list/parley/internal/lists"
@@ -55,6 +56,7 @@ func receive(t *testing.T, d *sqlx.DB, listID int64, detail string, raw []byte) 
 func TestScoreAndDisable(t *testing.T) {
 	t.Parallel()
 	d, l, p := setup(t)
+	p.Counts = bounce.NewCounts()
 	receive(t, d, l.ID, "", dsn("bob@example.org", "5.7.1", "550 5.7.1 rejected by the DMARC policy of example.com"))
 	receive(t, d, l.ID, "", dsn("stranger@example.net", "5.1.1", "550 no such user"))
 	for i := range 5 {
@@ -73,6 +75,11 @@ func TestScoreAndDisable(t *testing.T) {
 	d.SelectContext(t.Context(), &kinds, `SELECT kind FROM bounce_events ORDER BY id`)
 	if fmt.Sprint(kinds) != "[author_policy hard hard hard hard hard]" {
 		t.Errorf("events %v", kinds)
+	}
+	for result, want := range map[string]float64{"recorded": 6, "disabled": 1, "not_member": 1, "not_bounce": 0} {
+		if got := promtest.ToFloat64(p.Counts.WithLabelValues(result)); got != want {
+			t.Errorf("parley_bounces_total{result=%q} = %v, want %v", result, got, want)
+		}
 	}
 	var notices int
 	d.GetContext(t.Context(), &notices, `SELECT count(*) FROM outbound WHERE kind = 'notice'`)

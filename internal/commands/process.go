@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
 	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/errs"
@@ -37,6 +38,23 @@ type Processor struct {
 	DailyReplies int           // automatic replies per address per day (default 10)
 	Poke         func()        // wakes the delivery workers after replies are queued
 	Moderator    Moderator     // decides on held posts; nil: not by email
+	// Counts, when set, counts service-address mail by kind and result
+	// (NewCounts).
+	Counts *prometheus.CounterVec
+}
+
+// NewCounts returns the counter for Processor.Counts.
+func NewCounts() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_command_mail_total",
+		Help: "Mail to list service addresses processed, by kind (request, join, leave, confirm, owner) and result (answered, ignored: from a robot, forwarded: to the owners).",
+	}, []string{"kind", "result"})
+}
+
+func (p *Processor) count(kind, result string) {
+	if p.Counts != nil {
+		p.Counts.WithLabelValues(kind, result).Inc()
+	}
 }
 
 func (p *Processor) ttl() time.Duration {
@@ -148,11 +166,14 @@ func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, l lists.List, in in
 		// Robots get no answer, and their mail does nothing: a vacation
 		// reply to a confirmation must not confirm it.
 		log.Info("automatic mail to a service address ignored", "event", "command_ignored")
+		p.count(in.Kind, "ignored")
 		return false, nil
 	}
 	if in.Kind == "owner" {
+		p.count(in.Kind, "forwarded")
 		return p.forwardToOwners(ctx, tx, l, m, in.Raw)
 	}
+	p.count(in.Kind, "answered")
 	var cmds []Command
 	switch in.Kind {
 	case "join":

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/parley-list/parley/internal/commands"
 	"github.com/parley-list/parley/internal/ingest"
@@ -146,6 +147,7 @@ func TestExpiredToken(t *testing.T) {
 func TestRobotsAndLimits(t *testing.T) {
 	t.Parallel()
 	r := setup(t)
+	r.p.Counts = commands.NewCounts()
 	r.receive("join", "", "bob@example.org", "", "")
 	tok := token(t, r.mailTo("bob@example.org"))
 	r.receive("confirm", tok, "bob@example.org", "Auto-Submitted: auto-replied\r\n", "I am on vacation")
@@ -157,6 +159,11 @@ func TestRobotsAndLimits(t *testing.T) {
 	}
 	if n := len(r.mailTo("loop@example.net")); n != 10 {
 		t.Errorf("%d replies to one address in a day, want the limit of 10", n)
+	}
+	for kr, want := range map[[2]string]float64{{"join", "answered"}: 1, {"confirm", "ignored"}: 1, {"request", "answered"}: 30} {
+		if got := promtest.ToFloat64(r.p.Counts.WithLabelValues(kr[0], kr[1])); got != want {
+			t.Errorf("parley_command_mail_total%v = %v, want %v", kr, got, want)
+		}
 	}
 }
 
