@@ -118,6 +118,29 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestParseFromLenient: when the strict parser gives up on From, the
+// address in angle brackets is the sender, never something address-like
+// in the display name.
+func TestParseFromLenient(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ from, want string }{
+		{"=?utf-8?q?B=0D=0ABcc:_victim@example.net?= <b@example.org>", "b@example.org"},
+		{"victim@example.net <b@example.org>", "b@example.org"},
+		{"a@example.org", "a@example.org"},
+		{"broken <<a@example.org", "a@example.org"},
+		{"no address here", ""},
+	}
+	for _, tt := range tests {
+		s, err := Parse([]byte("From: "+tt.from+"\r\nSubject: x\r\n\r\nbody\r\n"), "h.example", Limits{})
+		if err != nil {
+			t.Fatalf("From: %s: %v", tt.from, err)
+		}
+		if s.From != tt.want {
+			t.Errorf("From: %s gives sender %q, want %q", tt.from, s.From, tt.want)
+		}
+	}
+}
+
 // TestParseSynthesisedID: a message without Message-ID gets one that
 // depends only on its content, so a retry gets the same id.
 func TestParseSynthesisedID(t *testing.T) {

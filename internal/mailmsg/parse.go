@@ -162,17 +162,26 @@ func withBlankLine(h []byte) []byte {
 	return append(h[:len(h):len(h)], '\r', '\n', '\r', '\n')
 }
 
-var angleAddr = regexp.MustCompile(`<([^<>\s@]+@[^<>\s@]+)>|([^<>\s@,;:"]+@[^<>\s@,;:"]+)`)
+var (
+	angleAddr = regexp.MustCompile(`<([^<>\s@]+@[^<>\s@]+)>`)
+	bareAddr  = regexp.MustCompile(`[^<>\s@,;:"]+@[^<>\s@,;:"]+`)
+)
 
 // readAddresses takes the first From address, falling back to a lenient
-// scan when the strict parser gives up on the whole field.
+// scan when the strict parser gives up on the whole field. The scan takes
+// an address in angle brackets wherever it stands before a bare one: a
+// display name can hide something address-like (an encoded word decoding
+// to "x: victim@example.net"), and it must not become the sender.
 func (s *Summary) readAddresses(h mail.Header) {
 	if as, err := h.AddressList("From"); err == nil && len(as) > 0 {
 		s.From, s.FromName = clean(as[0].Address, 320), clean(as[0].Name, 200)
 		return
 	}
-	if m := angleAddr.FindStringSubmatch(h.Get("From")); m != nil {
-		s.From = clean(m[1]+m[2], 320)
+	v := h.Get("From")
+	if m := angleAddr.FindStringSubmatch(v); m != nil {
+		s.From = clean(m[1], 320)
+	} else if m := bareAddr.FindString(v); m != "" {
+		s.From = clean(m, 320)
 	}
 }
 
