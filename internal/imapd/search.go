@@ -1,7 +1,6 @@
 package imapd
 
 import (
-	"bytes"
 	"fmt"
 	"regexp"
 	"strings"
@@ -9,6 +8,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/parley-list/parley/internal/mailmsg"
 )
 
 // maxSearchDepth bounds NOT/OR nesting: the criteria become one SQL
@@ -64,7 +65,7 @@ func (s *session) Search(kind imapserver.NumKind, c *imap.SearchCriteria, o *ima
 // stands in for the table.
 func (s *session) inboxSearch(q string, args []any) (string, []any) {
 	r := s.inboxRow()
-	args = append(args, r.Raw, bytes.Index(r.Raw, []byte("\r\n\r\n"))+4, r.Received)
+	args = append(args, r.Raw, mailmsg.HeaderLen(r.Raw), r.Received)
 	n := len(args)
 	return fmt.Sprintf(`WITH messages AS (SELECT 0::bigint AS list_id, 1::bigint AS article, $%d::bytea AS raw,
 		length($%d::bytea) AS size, $%d::int AS header_len, $%d::timestamptz AS received_at, NULL::timestamptz AS sent_at,

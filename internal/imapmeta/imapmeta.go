@@ -26,6 +26,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-message/textproto"
+
+	"github.com/parley-list/parley/internal/mailmsg"
 )
 
 // Version is the stored form's version, its first byte: a reader that
@@ -50,7 +52,7 @@ type node struct {
 // Compute derives the meta of a raw message (CRLF line ends).
 func Compute(raw []byte) Meta {
 	return Meta{
-		Envelope:      Envelope(raw[:headerLen(raw)]),
+		Envelope:      Envelope(raw[:mailmsg.HeaderLen(raw)]),
 		BodyStructure: Sanitize(imapserver.ExtractBodyStructure(bytes.NewReader(raw))),
 	}
 }
@@ -106,13 +108,6 @@ func Envelope(header []byte) *imap.Envelope {
 		return &imap.Envelope{}
 	}
 	return imapserver.ExtractEnvelope(h)
-}
-
-func headerLen(raw []byte) int {
-	if i := bytes.Index(raw, []byte("\r\n\r\n")); i >= 0 {
-		return i + 4
-	}
-	return len(raw)
 }
 
 // flatten lists the parts of bs in document order, parents first.
