@@ -25,6 +25,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/parley-list/parley/internal/connlimit"
 )
 
 // Options configure a Server.
@@ -57,7 +59,7 @@ type Options struct {
 type Server struct {
 	o        Options
 	srv      *imapserver.Server
-	lim      *connLimiter
+	lim      *connlimit.Limiter
 	auth     *authLimiter
 	hub      *hub
 	listener *pq.Listener // nil without DSN
@@ -89,7 +91,12 @@ func New(o Options) *Server {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics() // updated, never exported
 	}
-	s := &Server{o: o, lim: newConnLimiter(o.MaxConns, o.MaxConnsPerIP), auth: newAuthLimiter(o.FailedLoginDelay), hub: newHub()}
+	s := &Server{o: o, auth: newAuthLimiter(o.FailedLoginDelay), hub: newHub()}
+	// Both ports share the caps; every admitted connection coalesces its
+	// writes (conn.go).
+	s.lim = connlimit.New(connlimit.Options{Max: o.MaxConns, PerIP: o.MaxConnsPerIP, Log: o.Log,
+		Refusal: []byte("* BYE [UNAVAILABLE] Too many connections, try again later\r\n"),
+		Wrap:    func(c net.Conn) net.Conn { return newCoalescingConn(c) }})
 	if o.DSN != "" {
 		s.listener = s.hub.listen(o.DSN, o.Log)
 	}
@@ -119,7 +126,7 @@ func New(o Options) *Server {
 
 // Serve accepts connections on ln until Close.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.srv.Serve(&limitedListener{Listener: ln, lim: s.lim, log: s.o.Log})
+	err := s.srv.Serve(s.lim.Listen(ln))
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
@@ -131,7 +138,7 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	if s.o.TLS == nil {
 		return errors.New("imapd: ServeTLS without a TLS configuration")
 	}
-	err := s.srv.Serve(tls.NewListener(&limitedListener{Listener: ln, lim: s.lim, log: s.o.Log}, s.o.TLS))
+	err := s.srv.Serve(tls.NewListener(s.lim.Listen(ln), s.o.TLS))
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
@@ -161,74 +168,6 @@ type slogPrintf struct{ l *slog.Logger }
 
 func (p slogPrintf) Printf(format string, args ...any) {
 	p.l.Warn(fmt.Sprintf(format, args...), "event", "imap_library")
-}
-
-// connLimiter bounds connections in total and per client IP: a client that
-// opens hundreds of connections can't starve the others.
-type connLimiter struct {
-	mu           sync.Mutex
-	total, perIP int
-	n            int
-	byIP         map[string]int
-}
-
-func newConnLimiter(total, perIP int) *connLimiter {
-	return &connLimiter{total: total, perIP: perIP, byIP: map[string]int{}}
-}
-
-func (l *connLimiter) acquire(ip string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.n >= l.total || l.byIP[ip] >= l.perIP {
-		return false
-	}
-	l.n++
-	l.byIP[ip]++
-	return true
-}
-
-func (l *connLimiter) release(ip string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.n--
-	if l.byIP[ip]--; l.byIP[ip] <= 0 {
-		delete(l.byIP, ip)
-	}
-}
-
-type limitedListener struct {
-	net.Listener
-	lim *connLimiter
-	log *slog.Logger
-}
-
-func (l *limitedListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		ip, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-		if !l.lim.acquire(ip) {
-			l.log.Warn("too many IMAP connections", "event", "imap_conn_limit", "ip", ip)
-			_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			_, _ = c.Write([]byte("* BYE [UNAVAILABLE] Too many connections, try again later\r\n"))
-			_ = c.Close()
-			continue
-		}
-		return &limitedConn{Conn: newCoalescingConn(c), release: func() { l.lim.release(ip) }}, nil
-	}
-}
-
-type limitedConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitedConn) Close() error {
-	c.once.Do(c.release)
-	return c.Conn.Close()
 }
 
 // authLimiter slows password guessing: every failed login is answered

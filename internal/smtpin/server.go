@@ -20,6 +20,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/parley-list/parley/internal/connlimit"
 	"github.com/parley-list/parley/internal/ingest"
 )
 
@@ -77,7 +78,9 @@ func New(o Options) *Server {
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.smtp.Serve(newLimitListener(ln, s.o.MaxConns, s.o.MaxConnsPerIP, s.log))
+	lim := connlimit.New(connlimit.Options{Max: s.o.MaxConns, PerIP: s.o.MaxConnsPerIP, Log: s.log,
+		Refusal: []byte("421 4.7.0 too many connections, try again later\r\n")})
+	err := s.smtp.Serve(lim.Listen(ln))
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
