@@ -53,46 +53,16 @@ func (p *Processor) ProcessAll(ctx context.Context) (int, error) {
 	return ingest.DrainInbound(ctx, p.DB, p.Log, p.processOne)
 }
 
-type inboundBounce struct {
-	ID     int64  `db:"id"`
-	ListID int64  `db:"list_id"`
-	Detail string `db:"detail"`
-	Raw    []byte `db:"raw"`
-}
-
-// processOne handles the oldest unprocessed message in its own
-// transaction and returns its id (0 when there was none).
+// processOne handles the oldest unprocessed bounce and returns its id (0
+// when there was none).
 func (p *Processor) processOne(ctx context.Context) (int64, error) {
-	var claimed int64
-	notified := false
-	err := db.InTx(ctx, p.DB, func(tx *sqlx.Tx) error {
-		var in inboundBounce
-		err := tx.GetContext(ctx, &in, `SELECT id, list_id, detail, raw FROM inbound
-			WHERE kind = 'bounce' AND state = 'new' ORDER BY attempts, id LIMIT 1 FOR UPDATE SKIP LOCKED`)
-		if db.IsNoRows(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		claimed = in.ID
-		notified, err = p.handle(ctx, tx, in)
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE inbound SET state = 'done' WHERE id = $1`, in.ID)
-		return err
-	})
-	if err == nil && notified && p.Poke != nil {
-		p.Poke()
-	}
-	return claimed, err
+	return ingest.ClaimInbound(ctx, p.DB, true, p.handle, p.Poke)
 }
 
 // handle records the events one bounce stands for. The VERP address, when
 // there is one, names the member for sure; otherwise the report's own
 // recipients are used.
-func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, in inboundBounce) (bool, error) {
+func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, in ingest.Inbound) (bool, error) {
 	rep := Parse(in.Raw)
 	if rep.Kind != Bounce {
 		p.count("not_bounce")

@@ -17,7 +17,6 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/errs"
 	"github.com/parley-list/parley/internal/ingest"
 	"github.com/parley-list/parley/internal/lists"
@@ -75,46 +74,16 @@ func (p *Processor) ProcessAll(ctx context.Context) (int, error) {
 	return ingest.DrainInbound(ctx, p.DB, p.Log, p.processOne)
 }
 
-type inbound struct {
-	ID       int64  `db:"id"`
-	ListID   int64  `db:"list_id"`
-	Kind     string `db:"kind"`
-	Detail   string `db:"detail"`
-	MailFrom string `db:"mail_from"`
-	Raw      []byte `db:"raw"`
-}
-
-// processOne handles the oldest unprocessed message in its own
-// transaction and returns its id (0 when there was none).
+// processOne handles the oldest unprocessed command message and returns
+// its id (0 when there was none).
 func (p *Processor) processOne(ctx context.Context) (int64, error) {
-	var claimed int64
-	queued := false
-	err := db.InTx(ctx, p.DB, func(tx *sqlx.Tx) error {
-		var in inbound
-		err := tx.GetContext(ctx, &in, `SELECT id, list_id, kind, detail, mail_from, raw FROM inbound
-			WHERE kind <> 'bounce' AND state = 'new' ORDER BY attempts, id LIMIT 1 FOR UPDATE SKIP LOCKED`)
-		if db.IsNoRows(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		claimed = in.ID
+	return ingest.ClaimInbound(ctx, p.DB, false, func(ctx context.Context, tx *sqlx.Tx, in ingest.Inbound) (bool, error) {
 		l, err := lists.GetByID(ctx, tx, in.ListID)
 		if err != nil {
-			return err
+			return false, err
 		}
-		queued, err = p.handle(ctx, tx, l, in)
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE inbound SET state = 'done' WHERE id = $1`, in.ID)
-		return err
-	})
-	if err == nil && queued && p.Poke != nil {
-		p.Poke()
-	}
-	return claimed, err
+		return p.handle(ctx, tx, l, in)
+	}, p.Poke)
 }
 
 // mail is what a command message says.
@@ -127,7 +96,7 @@ type mail struct {
 	sum      *mailmsg.Summary
 }
 
-func (p *Processor) read(l lists.List, in inbound) mail {
+func (p *Processor) read(l lists.List, in ingest.Inbound) mail {
 	m := mail{sender: in.MailFrom}
 	sum, err := mailmsg.Parse(mailmsg.Canonicalize(in.Raw), p.Hostname, mailmsg.Limits{MaxHeaderBytes: len(in.Raw) + 1, MaxHeaderFields: 1 << 20})
 	if err != nil {
@@ -159,7 +128,7 @@ func (p *Processor) read(l lists.List, in inbound) mail {
 
 // handle runs what one message asks and queues the reply. It returns
 // whether anything was queued.
-func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, l lists.List, in inbound) (bool, error) {
+func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, l lists.List, in ingest.Inbound) (bool, error) {
 	m := p.read(l, in)
 	log := p.Log.With("list", l.Address, "kind", in.Kind, "inbound_id", in.ID)
 	if m.robot {

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/parley-list/parley/internal/db"
 )
 
@@ -50,4 +52,50 @@ func RunInbound(ctx context.Context, interval time.Duration, log *slog.Logger, e
 		case <-t.C:
 		}
 	}
+}
+
+// Inbound is one stored message to a list's service address.
+type Inbound struct {
+	ID       int64  `db:"id"`
+	ListID   int64  `db:"list_id"`
+	Kind     string `db:"kind"`
+	Detail   string `db:"detail"`
+	MailFrom string `db:"mail_from"`
+	Raw      []byte `db:"raw"`
+}
+
+// ClaimInbound handles the oldest unprocessed stored message, bounces or
+// everything else (command mail), in its own transaction: handle runs in
+// it and the message is marked done with it, and wake runs after the
+// commit when handle queued mail. It returns the claimed id (0: none
+// left), also when handle failed, so DrainInbound can set it aside.
+// SKIP LOCKED lets several processes drain together.
+func ClaimInbound(ctx context.Context, d *sqlx.DB, bounces bool, handle func(context.Context, *sqlx.Tx, Inbound) (bool, error), wake func()) (int64, error) {
+	kinds := `kind <> 'bounce'`
+	if bounces {
+		kinds = `kind = 'bounce'`
+	}
+	var claimed int64
+	queued := false
+	err := db.InTx(ctx, d, func(tx *sqlx.Tx) error {
+		var in Inbound
+		err := tx.GetContext(ctx, &in, `SELECT id, list_id, kind, detail, mail_from, raw FROM inbound
+			WHERE `+kinds+` AND state = 'new' ORDER BY attempts, id LIMIT 1 FOR UPDATE SKIP LOCKED`)
+		if db.IsNoRows(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		claimed = in.ID
+		if queued, err = handle(ctx, tx, in); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE inbound SET state = 'done' WHERE id = $1`, in.ID)
+		return err
+	})
+	if err == nil && queued && wake != nil {
+		wake()
+	}
+	return claimed, err
 }
