@@ -11,7 +11,7 @@ FUZZTIME ?= 60s
 # Extra go test flags, e.g. make test TESTFLAGS='-run TestServe -v'
 TESTFLAGS ?=
 
-.PHONY: all build run test lint bench fuzz fuzz-corpus cover clean
+.PHONY: all build run test lint bench faults fuzz fuzz-corpus cover clean
 
 all: build
 
@@ -38,6 +38,15 @@ lint:
 BENCHFLAGS ?=
 bench: build
 	$(GO) run ./cmd/parley-bench -parley $(BIN) $(BENCHFLAGS)
+
+# The fault-injection suite (internal/faults): two parley processes and a
+# PostgreSQL that are killed, crashed and cut off under a mixed workload,
+# then the invariant table. `make test` runs it for 40s; CI runs this short
+# form; FAULTS_DURATION=30m is the long form. FAULTSFLAGS='-faults.seed=N'.
+FAULTS_DURATION ?= 2m
+FAULTSFLAGS ?=
+faults:
+	$(GO) test -count=1 -v -timeout 3h -run '^TestFaults$$' ./internal/faults -faults.duration=$(FAULTS_DURATION) $(FAULTSFLAGS)
 
 # Run every fuzz target for FUZZTIME each; a crash fails the run.
 fuzz:

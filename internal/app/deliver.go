@@ -33,11 +33,11 @@ func newRelay(cfg config.Config) (deliver.Relay, error) {
 		return &deliver.FileRelay{Dir: target}, nil
 	case config.RelaySMTP:
 		user, pass := cfg.Relay.Credentials()
-		return &deliver.SMTPRelay{Addr: target, Hostname: cfg.Hostname, Timeout: 5 * time.Minute,
+		return &deliver.SMTPRelay{Addr: target, Hostname: cfg.Hostname, Timeout: cfg.Delivery.Timeout.D(),
 			TLS:      &tls.Config{ServerName: hostOnly(target), MinVersion: tls.VersionTLS12},
 			Username: user, Password: pass}, nil
 	case config.RelayMX:
-		return &deliver.MXRelay{Resolver: net.DefaultResolver, Hostname: cfg.Hostname, Port: cfg.Delivery.MXPort, Timeout: 5 * time.Minute}, nil
+		return &deliver.MXRelay{Resolver: net.DefaultResolver, Hostname: cfg.Hostname, Port: cfg.Delivery.MXPort, Timeout: cfg.Delivery.Timeout.D()}, nil
 	}
 	return nil, errors.New("relay: unknown kind")
 }

@@ -57,6 +57,7 @@ type Delivery struct {
 	GiveUp     Duration `toml:"give_up" doc:"Age after which a copy that still fails temporarily is given up on."`
 	Lease      Duration `toml:"lease" doc:"How long a worker owns the copies it claimed without renewing; copies of a worker that died are sent again after this."`
 	MXPort     int      `toml:"mx_port" doc:"Port of the mail exchangers for relay = mx (25; another only for tests)."`
+	Timeout    Duration `toml:"timeout" doc:"Longest wait for any one reply of a relay or mail exchanger (RFC 5321 suggests minutes); a copy whose relay stays silent longer is retried later."`
 }
 
 // Database says how parley reaches PostgreSQL.
@@ -138,7 +139,8 @@ func Default() Config {
 		IMAP: IMAP{Listen: "127.0.0.1:1143"},
 		HTTP: HTTP{Listen: "127.0.0.1:8025"},
 		Delivery: Delivery{Workers: 32, PerDomain: 4, RetryFirst: Duration(5 * time.Minute),
-			RetryMax: Duration(4 * time.Hour), GiveUp: Duration(48 * time.Hour), Lease: Duration(15 * time.Minute), MXPort: 25},
+			RetryMax: Duration(4 * time.Hour), GiveUp: Duration(48 * time.Hour), Lease: Duration(15 * time.Minute), MXPort: 25,
+			Timeout: Duration(5 * time.Minute)},
 		Log: Log{Format: "text", Level: "info"},
 	}
 }
@@ -234,6 +236,9 @@ func (c Config) Validate() error {
 	}
 	if c.Delivery.Lease.D() < time.Second {
 		errs = append(errs, errors.New("delivery.lease: must be at least 1s"))
+	}
+	if c.Delivery.Timeout.D() < time.Second {
+		errs = append(errs, errors.New("delivery.timeout: must be at least 1s"))
 	}
 	if c.Delivery.RetryFirst <= 0 || c.Delivery.RetryMax < c.Delivery.RetryFirst || c.Delivery.GiveUp <= 0 {
 		errs = append(errs, errors.New("delivery.retry_first, retry_max, give_up: must be positive, retry_max at least retry_first"))

@@ -1,14 +1,19 @@
 // Package smtpsink is a test SMTP server on loopback that records every
-// message it accepts and can refuse recipients on demand. It is the only
-// place outbound mail goes in tests. Safe for concurrent use.
+// message it accepts, can refuse recipients on demand, and can misbehave
+// the ways real relays do (4xx for a while, a connection dropped in the
+// middle of DATA, a reply that never comes) for the fault-injection suite.
+// It is the only place outbound mail goes in tests. Safe for concurrent use.
 package smtpsink
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"log"
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -33,6 +38,50 @@ type Sink struct {
 	// user and pass, when set, are required through AUTH PLAIN.
 	user, pass string
 	maxRcpts   int
+	fault      Fault
+	// keep, when set, sees each accepted message; false means it is not
+	// kept (a long run counts copies instead of holding them all).
+	keep func(Message) bool
+}
+
+// Fault is a way the sink misbehaves.
+type Fault int
+
+const (
+	// Healthy accepts mail.
+	Healthy Fault = iota
+	// TempFail answers 451 to every MAIL FROM.
+	TempFail
+	// DropInData reads part of the message and closes the connection.
+	DropInData
+	// Hang reads the whole message and answers nothing until the fault
+	// ends, then closes the connection: the message is not accepted.
+	Hang
+)
+
+func (f Fault) String() string {
+	return [...]string{"healthy", "tempfail", "drop-in-data", "hang"}[f]
+}
+
+// SetFault makes the sink misbehave (Healthy ends it).
+func (s *Sink) SetFault(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fault = f
+}
+
+func (s *Sink) currentFault() Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fault
+}
+
+// Keep installs the filter deciding which accepted messages are kept for
+// Messages (nil keeps all).
+func (s *Sink) Keep(f func(Message) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keep = f
 }
 
 // LimitRcpts answers 452 to recipients past n in one transaction.
@@ -53,10 +102,12 @@ func (s *Sink) RequireAuth(user, pass string) {
 func Start(t testing.TB) *Sink {
 	t.Helper()
 	s := &Sink{}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &session{s: s}, nil }))
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &session{s: s, conn: c}, nil }))
 	srv.Domain = "sink.test"
 	srv.MaxLineLength = 0
 	srv.AllowInsecureAuth = true // loopback only
+	// Clients that hang up (a killed parley) are expected, not news.
+	srv.ErrorLog = log.New(io.Discard, "", 0)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +134,7 @@ func (s *Sink) Messages() []Message {
 
 type session struct {
 	s      *Sink
+	conn   *smtp.Conn
 	from   string
 	to     []string
 	authed bool
@@ -111,6 +163,9 @@ func (x *session) Mail(from string, _ *smtp.MailOptions) error {
 	if need && !x.authed {
 		return smtp.ErrAuthRequired
 	}
+	if x.s.currentFault() == TempFail {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+	}
 	x.from = from
 	return nil
 }
@@ -132,12 +187,31 @@ func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (x *session) Data(r io.Reader) error {
+	if x.s.currentFault() == DropInData {
+		io.CopyN(io.Discard, r, 512)
+		x.conn.Conn().Close()
+		return errors.New("connection dropped in DATA")
+	}
 	var b bytes.Buffer
 	if _, err := b.ReadFrom(r); err != nil {
 		return err
 	}
+	if x.s.currentFault() == Hang {
+		for x.s.currentFault() == Hang {
+			time.Sleep(20 * time.Millisecond)
+		}
+		x.conn.Conn().Close()
+		return errors.New("hung up without a reply")
+	}
+	m := Message{From: x.from, To: append([]string(nil), x.to...), Data: b.Bytes()}
+	x.s.mu.Lock()
+	keep := x.s.keep
+	x.s.mu.Unlock()
+	if keep != nil && !keep(m) {
+		return nil
+	}
 	x.s.mu.Lock()
 	defer x.s.mu.Unlock()
-	x.s.messages = append(x.s.messages, Message{From: x.from, To: append([]string(nil), x.to...), Data: b.Bytes()})
+	x.s.messages = append(x.s.messages, m)
 	return nil
 }
