@@ -11,7 +11,7 @@ FUZZTIME ?= 60s
 # Extra go test flags, e.g. make test TESTFLAGS='-run TestServe -v'
 TESTFLAGS ?=
 
-.PHONY: all build run test lint bench faults fuzz fuzz-corpus cover clean
+.PHONY: all build run test lint bench load faults fuzz fuzz-corpus cover clean
 
 all: build
 
@@ -38,6 +38,12 @@ lint:
 BENCHFLAGS ?=
 bench: build
 	$(GO) run ./cmd/parley-bench -parley $(BIN) $(BENCHFLAGS)
+
+# Load test (not in CI): 200 SMTP and 100 IMAP sessions (half in IDLE, some
+# slow readers) for 60 s against one parley; latencies, errors, lost posts
+# and peak RSS as BENCH lines; fails on any protocol error or lost post.
+load: build
+	$(GO) run ./cmd/parley-bench -parley $(BIN) -only load $(BENCHFLAGS)
 
 # The fault-injection suite (internal/faults): two parley processes and a
 # PostgreSQL that are killed, crashed and cut off under a mixed workload,

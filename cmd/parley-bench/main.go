@@ -17,7 +17,7 @@ import (
 
 func main() {
 	o := bench.Options{Out: os.Stdout, Log: os.Stderr, Only: map[string]bool{}}
-	only := flag.String("only", "", "comma-separated benchmarks to run: ingest,latency,import,fanout,imap (default all)")
+	only := flag.String("only", "", "comma-separated benchmarks to run: ingest,latency,import,fanout,imap (default all), or load (make load)")
 	flag.StringVar(&o.Parley, "parley", "bin/parley", "the parley binary")
 	flag.StringVar(&o.WorkDir, "work", "", "scratch directory (default: a new temporary one)")
 	flag.IntVar(&o.IngestClients, "clients", 8, "concurrent SMTP clients for ingest_rate")
@@ -27,6 +27,9 @@ func main() {
 	flag.DurationVar(&o.ThroughputDuration, "throughput-duration", 60*time.Second, "how long outbound_throughput offers posts")
 	flag.IntVar(&o.ImportCount, "import-count", 20000, "messages in the generated mbox for import_rate")
 	flag.IntVar(&o.IMAPCount, "imap-count", 100000, "messages in the generated archive the imap figures read")
+	flag.IntVar(&o.LoadSMTP, "load-smtp", 200, "concurrent SMTP sessions of the load test")
+	flag.IntVar(&o.LoadIMAP, "load-imap", 100, "concurrent IMAP sessions of the load test (half in IDLE)")
+	flag.DurationVar(&o.LoadDuration, "load-duration", 60*time.Second, "how long the load test runs")
 	flag.Parse()
 	for _, name := range strings.Split(*only, ",") {
 		if name != "" {

@@ -76,7 +76,8 @@ func startIMAP(g *group, cfg config.Config, d *Database, log *slog.Logger, reg p
 	metrics := imapd.NewMetrics()
 	reg.MustRegister(metrics.Collectors()...)
 	srv := imapd.New(imapd.Options{DB: pool, DSN: dsn, Log: log.With("component", "imap"), TLS: tlsConf,
-		QueryTimeout: time.Duration(cfg.Database.QueryTimeout), Metrics: metrics})
+		QueryTimeout: time.Duration(cfg.Database.QueryTimeout), Metrics: metrics,
+		MaxConns: cfg.IMAP.MaxConnections, MaxConnsPerIP: cfg.IMAP.MaxConnectionsPerIP})
 	g.add("imap", func() error { return srv.Serve(ln) },
 		func(context.Context) error {
 			err := srv.Close()

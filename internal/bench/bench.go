@@ -36,6 +36,10 @@ type Options struct {
 	ImportCount        int           // messages in the generated mbox
 	ThroughputDuration time.Duration // how long outbound_throughput offers load
 	IMAPCount          int           // messages in the archive read over IMAP
+
+	// The load test runs only when asked for by name (make load).
+	LoadSMTP, LoadIMAP int           // concurrent sessions
+	LoadDuration       time.Duration // how long they run
 }
 
 // Run runs the benchmarks.
@@ -54,17 +58,19 @@ func Run(ctx context.Context, o Options) error {
 	}
 	b := &runner{o: o}
 	steps := []struct {
-		name string
-		fn   func(context.Context) error
+		name   string
+		fn     func(context.Context) error
+		byName bool // not part of "all"
 	}{
-		{"ingest", b.ingestRate},
-		{"latency", b.ackLatency},
-		{"import", b.importRate},
-		{"fanout", b.fanout},
-		{"imap", b.imapArchive},
+		{"ingest", b.ingestRate, false},
+		{"latency", b.ackLatency, false},
+		{"import", b.importRate, false},
+		{"fanout", b.fanout, false},
+		{"imap", b.imapArchive, false},
+		{"load", b.load, true},
 	}
 	for _, s := range steps {
-		if len(o.Only) > 0 && !o.Only[s.name] {
+		if (len(o.Only) > 0 || s.byName) && !o.Only[s.name] {
 			continue
 		}
 		if err := s.fn(ctx); err != nil {

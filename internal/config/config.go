@@ -96,7 +96,9 @@ type IMAP struct {
 	TLSCert string   `toml:"tls_cert" doc:"PEM certificate chain for IMAP: offered as STARTTLS on imap.listen, and used by imaps.listen. Empty: no TLS."`
 	TLSKey  string   `toml:"tls_key" doc:"PEM private key for imap.tls_cert." secret:"true"`
 	// PublicURL is what members' mail clients are sent to.
-	PublicURL string `toml:"public_url" doc:"The archive's IMAP URL as readers reach it (RFC 5092), the base of List-Archive and Archived-At in every copy, e.g. imap://lists.example.org. Empty: imap://<hostname>, with the port of imap.listen unless it is 143."`
+	PublicURL           string `toml:"public_url" doc:"The archive's IMAP URL as readers reach it (RFC 5092), the base of List-Archive and Archived-At in every copy, e.g. imap://lists.example.org. Empty: imap://<hostname>, with the port of imap.listen unless it is 143."`
+	MaxConnections      int    `toml:"max_connections" doc:"Most simultaneous IMAP connections (imap and imaps together); more are told BYE and closed."`
+	MaxConnectionsPerIP int    `toml:"max_connections_per_ip" doc:"Most simultaneous IMAP connections from one client address (raise it for readers behind one NAT)."`
 }
 
 // IMAPS configures the implicit-TLS archive listener.
@@ -136,7 +138,7 @@ func Default() Config {
 			CommandTimeout:      Duration(5 * time.Minute),
 			DataTimeout:         Duration(10 * time.Minute),
 		},
-		IMAP: IMAP{Listen: "127.0.0.1:1143"},
+		IMAP: IMAP{Listen: "127.0.0.1:1143", MaxConnections: 1000, MaxConnectionsPerIP: 20},
 		HTTP: HTTP{Listen: "127.0.0.1:8025"},
 		Delivery: Delivery{Workers: 32, PerDomain: 4, RetryFirst: Duration(5 * time.Minute),
 			RetryMax: Duration(4 * time.Hour), GiveUp: Duration(48 * time.Hour), Lease: Duration(15 * time.Minute), MXPort: 25,
@@ -236,6 +238,9 @@ func (c Config) Validate() error {
 	}
 	if c.Delivery.Lease.D() < time.Second {
 		errs = append(errs, errors.New("delivery.lease: must be at least 1s"))
+	}
+	if c.IMAP.MaxConnections < 1 || c.IMAP.MaxConnectionsPerIP < 1 {
+		errs = append(errs, errors.New("imap.max_connections, imap.max_connections_per_ip: must be positive"))
 	}
 	if c.Delivery.Timeout.D() < time.Second {
 		errs = append(errs, errors.New("delivery.timeout: must be at least 1s"))

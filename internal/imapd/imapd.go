@@ -16,9 +16,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -166,8 +169,22 @@ func (s *Server) ctx() (context.Context, context.CancelFunc) {
 // slogPrintf adapts the library's Printf logger to slog.
 type slogPrintf struct{ l *slog.Logger }
 
+// A client that hangs up mid-command is routine, not a warning: the
+// library reports it twice (the command, then the next read), so at
+// debug level only.
 func (p slogPrintf) Printf(format string, args ...any) {
-	p.l.Warn(fmt.Sprintf(format, args...), "event", "imap_library")
+	level := slog.LevelWarn
+	for _, a := range args {
+		if err, ok := a.(error); ok && clientGone(err) {
+			level = slog.LevelDebug
+		}
+	}
+	p.l.Log(context.Background(), level, fmt.Sprintf(format, args...), "event", "imap_library")
+}
+
+func clientGone(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // authLimiter slows password guessing: every failed login is answered
