@@ -88,5 +88,19 @@ func loadTLS(certFile, keyFile, section string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s.tls_cert/tls_key: %w", section, err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+		CipherSuites: modernTLS12Suites()}, nil
+}
+
+// modernTLS12Suites are the TLS 1.2 cipher suites parley's listeners
+// accept: forward-secret key exchange with an AEAD cipher only (Mozilla's
+// "intermediate" profile without finite-field DHE); Go's own default also
+// allows CBC with SHA-1 MACs. TLS 1.3 suites are not configurable, and all
+// are modern.
+func modernTLS12Suites() []uint16 {
+	return []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	}
 }
