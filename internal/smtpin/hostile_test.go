@@ -63,4 +63,16 @@ func TestHostileMessages(t *testing.T) {
 	c.expect("354")
 	c.send("From: x@example.org\r\nSubject: after all that\r\n\r\nstill here\r\n.\r\n")
 	c.expect("250")
+
+	// Invalid UTF-8 in addresses: the sender is refused as a syntax
+	// error, a recipient is simply not a list, and the session goes on.
+	c = r.dial()
+	c.cmd("EHLO test.example", "250")
+	c.cmd("MAIL FROM:<\xff\xfe@example.org>", "5")
+	c.cmd("MAIL FROM:<x@example.org>", "250")
+	c.cmd("RCPT TO:<open\xff@lists.example.org>", "5")
+	c.cmd("RCPT TO:<open@lists.example.org>", "250")
+	c.cmd("DATA", "354")
+	c.send("From: \xff\xfe <\xff@example.org>\r\nSubject: bad from\r\n\r\nbody\r\n.\r\n")
+	c.expect("250")
 }

@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
 
@@ -43,11 +45,31 @@ func (s *session) Logout() error {
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.Reset()
+	if !plausibleSender(from) {
+		s.log.Info("sender refused", "event", "sender_refused", "from", strconv.QuoteToASCII(from))
+		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Sender address is not valid"}
+	}
 	s.from = from
 	if opts != nil {
 		s.size = opts.Size
 	}
 	return nil
+}
+
+// plausibleSender accepts the null sender and any address that is valid
+// UTF-8 without control characters: replies and bounce handling may use
+// it, so bytes no mail system could route are refused at the door.
+// Otherwise envelope senders are taken as given (SRS, quoted local parts).
+func plausibleSender(from string) bool {
+	if !utf8.ValidString(from) {
+		return false
+	}
+	for _, r := range from {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
