@@ -2,15 +2,20 @@ package imapd_test
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/imapd"
+	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/testutil/pgtest"
 )
 
@@ -144,5 +149,80 @@ func TestMetrics(t *testing.T) {
 	}
 	if got := promtest.ToFloat64(m.Sessions); got != 0 {
 		t.Errorf("sessions %v after logout, want 0", got)
+	}
+}
+
+// TestManyFullFetches: two dozen sessions fetch every message of the
+// largest list at once while others start the same fetch and hang up;
+// each full reader gets every byte, and a reader of another list is
+// served meanwhile.
+func TestManyFullFetches(t *testing.T) {
+	f := newFixture(t, func(o *imapd.Options, _ *fixture) { o.MaxConnsPerIP = 100 })
+	big := createList(t, f.db, "big@lists.example.org", lists.Settings{})
+	var want int64
+	for i := range 300 {
+		raw := fmt.Sprintf("From: a@example.com\r\nSubject: big %d\r\nMessage-ID: <big%d@example.com>\r\n\r\n%s\r\n",
+			i, i, strings.Repeat(fmt.Sprintf("line %d of a long message\r\n", i), 300))
+		want += int64(len(archiveRaw(t, f.db, big.ID, []byte(raw))))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 24 {
+		wg.Go(func() {
+			c, err := imapclient.DialInsecure(f.addr, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			if err := c.Login("anonymous", "x").Wait(); err != nil {
+				errs <- err
+				return
+			}
+			if _, err := c.Select(big.Address, nil).Wait(); err != nil {
+				errs <- err
+				return
+			}
+			msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+			var got int64
+			for _, m := range msgs {
+				for _, b := range m.BodySection {
+					got += int64(len(b.Bytes))
+				}
+			}
+			if err != nil || len(msgs) != 300 || got != want {
+				errs <- fmt.Errorf("FETCH 1:*: %d messages, %d bytes of %d, err %v", len(msgs), got, want, err)
+			}
+		})
+	}
+	for range 8 {
+		wg.Go(func() {
+			conn, err := net.Dial("tcp", f.addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			fmt.Fprintf(conn, "a LOGIN anonymous x\r\nb SELECT %s\r\nc FETCH 1:* BODY.PEEK[]\r\n", big.Address)
+			io.CopyN(io.Discard, conn, 20<<10)
+			conn.Close()
+		})
+	}
+	c := dial(t, f, nil)
+	if err := c.Login("anonymous", "x").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("dev@lists.example.org", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect(); err != nil || len(msgs) != 1 {
+		t.Errorf("a reader of another list during the storm: %d messages, %v", len(msgs), err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if err := c.Noop().Wait(); err != nil {
+		t.Errorf("NOOP after the storm: %v", err)
 	}
 }
