@@ -288,6 +288,7 @@ type job struct {
 	unsigned []byte // set when each copy is personalised and signed on its own
 	keys     []dkimkeys.Key
 	from     string // fixed return path (notices); "" means VERP per copy
+	msgID    string // the post's Message-ID, for the log ("" for notices)
 	err      error
 }
 
@@ -300,8 +301,9 @@ func (s *Service) loadJob(ctx context.Context, id int64) (*job, error) {
 		Raw      []byte  `db:"raw"`
 		Article  *int64  `db:"article"`
 		Author   *string `db:"from_addr"`
+		MsgID    *string `db:"message_id"`
 	}
-	err := s.o.DB.GetContext(ctx, &row, `SELECT o.kind, o.list_id, o.mail_from, o.body, m.raw, m.article, m.from_addr
+	err := s.o.DB.GetContext(ctx, &row, `SELECT o.kind, o.list_id, o.mail_from, o.body, m.raw, m.article, m.from_addr, m.message_id
 		FROM outbound o LEFT JOIN messages m ON m.id = o.message WHERE o.id = $1`, id)
 	if err != nil {
 		return nil, err
@@ -311,6 +313,9 @@ func (s *Service) loadJob(ctx context.Context, id int64) (*job, error) {
 		return nil, err
 	}
 	j := &job{list: l, msg: row.Body, from: row.MailFrom}
+	if row.MsgID != nil {
+		j.msgID = *row.MsgID
+	}
 	if row.Kind == "post" {
 		if row.Article == nil {
 			return nil, errors.New("post job without an archived message")
@@ -368,7 +373,7 @@ func (s *Service) deliver(ctx context.Context, d outqueue.Delivery, j *job, rec 
 // record files one copy's result: sent, deferred with backoff, or failed
 // (a permanent refusal, or too old to keep trying).
 func (s *Service) record(ctx context.Context, d outqueue.Delivery, j *job, err error, rec *recorder) {
-	log := s.o.Logger.With("job_id", d.Job, "rcpt", d.Rcpt, "list", j.list.Address)
+	log := s.o.Logger.With("job_id", d.Job, "rcpt", d.Rcpt, "list", j.list.Address, "msg_id", j.msgID)
 	var perm *Permanent
 	var result string
 	switch {
@@ -384,21 +389,24 @@ func (s *Service) record(ctx context.Context, d outqueue.Delivery, j *job, err e
 			}
 		}
 	case time.Since(d.CreatedAt) > s.o.Backoff.GiveUp:
-		result = "failed"
+		result = "gave_up"
 		rec.add(outqueue.Result{ID: d.ID, State: "failed", Code: codeOf(err), Error: fmt.Sprintf("gave up after %d attempts: %v", d.Attempts, err)})
 	default:
 		result = "deferred"
 		at := time.Now().Add(s.o.Backoff.Delay(d.Attempts, outqueue.Jitter()))
 		rec.add(outqueue.Result{ID: d.ID, State: "pending", Code: codeOf(err), Error: err.Error(), At: at})
+		log = log.With("retry_at", at.UTC().Format(time.RFC3339))
 	}
 	if s.o.Results != nil {
-		s.o.Results.WithLabelValues(result).Inc()
+		// Giving up is a failure on the dashboard; the log tells them apart.
+		s.o.Results.WithLabelValues(strings.Replace(result, "gave_up", "failed", 1)).Inc()
 	}
 	if err != nil {
 		log.Info("copy "+result, "event", result, "attempt", d.Attempts, "err", err)
 		return
 	}
-	log.Debug("copy sent", "event", "sent")
+	// One line per copy, as an MTA's log has: the record of who got what.
+	log.Info("copy sent", "event", "sent")
 }
 
 // rewriteFrom decides the list's DMARC mitigation for one post.

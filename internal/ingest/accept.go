@@ -41,6 +41,7 @@ func (s *Service) Accept(ctx context.Context, env Envelope) error {
 	}
 	p, err := s.prepare(env)
 	if err != nil {
+		s.logRefused(env, err)
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.o.QueryTimeout)
@@ -53,6 +54,9 @@ func (s *Service) Accept(ctx context.Context, env Envelope) error {
 		}
 	}
 	if err := allRejected(outs); err != nil {
+		for _, o := range outs {
+			s.logOutcome(env, p, o)
+		}
 		return err
 	}
 	if len(outs) == 1 && outs[0].rcpt.Route.Kind == mailaddr.KindPost && outs[0].decision.Action == policy.Accept {
@@ -130,12 +134,15 @@ func (s *Service) write(ctx context.Context, tx *sqlx.Tx, env Envelope, p *prepa
 		o.article, o.dup = st.Article, st.Duplicate
 		return err
 	case policy.Hold:
-		return s.hold(ctx, tx, env, p, r, d)
+		var err error
+		o.dup, err = s.hold(ctx, tx, env, p, r, d)
+		return err
 	default:
 		// Discarded, or rejected while another recipient accepted the
 		// message: record it so that nothing vanishes without a trace.
 		state := map[policy.Action]string{policy.Discard: "discarded", policy.Reject: "rejected"}[d.Action]
-		_, err := s.recordModeration(ctx, tx, env, p, r, d, state)
+		id, err := s.recordModeration(ctx, tx, env, p, r, d, state)
+		o.dup = err == nil && id == 0
 		return err
 	}
 }
@@ -219,13 +226,13 @@ func (s *Service) facts(ctx context.Context, q db.Querier, env Envelope, p *prep
 }
 
 // hold stores a post for moderation and notifies the moderators, once:
-// a retried post that is already held changes nothing.
-func (s *Service) hold(ctx context.Context, tx *sqlx.Tx, env Envelope, p *prepared, r Recipient, d policy.Decision) error {
+// a retried post that is already held changes nothing (and reports dup).
+func (s *Service) hold(ctx context.Context, tx *sqlx.Tx, env Envelope, p *prepared, r Recipient, d policy.Decision) (dup bool, err error) {
 	id, err := s.recordModeration(ctx, tx, env, p, r, d, "held")
 	if err != nil || id == 0 {
-		return err
+		return err == nil, err
 	}
-	return s.notifyModerators(ctx, tx, r.List, id, p, d)
+	return false, s.notifyModerators(ctx, tx, r.List, id, p, d)
 }
 
 // recordModeration inserts a moderation record and returns its id, or 0
@@ -245,6 +252,16 @@ func (s *Service) recordModeration(ctx context.Context, tx *sqlx.Tx, env Envelop
 		return 0, fmt.Errorf("moderation: %w", err)
 	}
 	return id, nil
+}
+
+// logRefused logs a message refused before any list's policy saw it (too
+// big, malformed): the one line for that decision, counted as rejected.
+func (s *Service) logRefused(env Envelope, err error) {
+	if s.o.Outcomes != nil {
+		s.o.Outcomes.WithLabelValues("rejected").Inc()
+	}
+	s.o.Logger.Info("message refused", "event", "data_refused", "reason", err.Error(), "from", env.From,
+		"remote", env.Remote, "bytes", len(env.Data))
 }
 
 func (s *Service) logOutcome(env Envelope, p *prepared, o outcome) {
@@ -277,9 +294,11 @@ const maxInboundAttempts = 5
 // InboundFailed records a failed attempt at processing stored mail (an
 // inbound row); after maxInboundAttempts it is set aside, so that one bad
 // message cannot block the ones behind it. Its bytes stay for inspection.
-func InboundFailed(ctx context.Context, q db.Querier, id int64, cause error) error {
-	_, err := q.ExecContext(ctx, `UPDATE inbound SET attempts = attempts + 1, last_error = $2,
-		state = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE state END WHERE id = $1`,
+// It reports whether the message is now set aside.
+func InboundFailed(ctx context.Context, q db.Querier, id int64, cause error) (bool, error) {
+	var state string
+	err := q.GetContext(ctx, &state, `UPDATE inbound SET attempts = attempts + 1, last_error = $2,
+		state = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE state END WHERE id = $1 RETURNING state`,
 		id, mailmsg.Clean(cause.Error(), 1000), maxInboundAttempts)
-	return err
+	return state == "failed", err
 }

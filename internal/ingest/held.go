@@ -86,9 +86,11 @@ func decide(ctx context.Context, tx *sqlx.Tx, id int64, state, by, note string) 
 // listID, when not 0, limits the decision to that list's posts.
 func (s *Service) Approve(ctx context.Context, listID, id int64, by string) (archive.Stored, error) {
 	var st archive.Stored
+	var h Held
+	var l lists.List
 	err := db.InTx(ctx, s.o.DB, func(tx *sqlx.Tx) error {
-		h, l, err := lockHeld(ctx, tx, id, listID)
-		if err != nil {
+		var err error
+		if h, l, err = lockHeld(ctx, tx, id, listID); err != nil {
 			return err
 		}
 		sum, err := mailmsg.Parse(h.Raw, s.o.Hostname, mailmsg.Limits{MaxHeaderBytes: len(h.Raw) + 1, MaxHeaderFields: 1 << 20, MaxMIMEDepth: 1 << 10})
@@ -101,7 +103,8 @@ func (s *Service) Approve(ctx context.Context, listID, id int64, by string) (arc
 		return decide(ctx, tx, id, "approved", by, "")
 	})
 	if err == nil {
-		s.o.Logger.Info("held post approved", "event", "approved", "held_id", id, "article", st.Article, "by", by)
+		s.o.Logger.Info("held post approved", "event", "held_approved", "list", l.Address, "msg_id", h.MessageID,
+			"held_id", id, "article", st.Article, "by", by)
 		s.poke(notify.Archive, strconv.FormatInt(st.ListID, 10))
 		s.poke(notify.Outbound, "")
 	}
@@ -111,9 +114,11 @@ func (s *Service) Approve(ctx context.Context, listID, id int64, by string) (arc
 // RejectHeld refuses a held post and tells its author why (unless the
 // author is a robot, who would only answer the notice).
 func (s *Service) RejectHeld(ctx context.Context, listID, id int64, reason, by string) error {
+	var h Held
+	var l lists.List
 	err := db.InTx(ctx, s.o.DB, func(tx *sqlx.Tx) error {
-		h, l, err := lockHeld(ctx, tx, id, listID)
-		if err != nil {
+		var err error
+		if h, l, err = lockHeld(ctx, tx, id, listID); err != nil {
 			return err
 		}
 		if err := decide(ctx, tx, id, "rejected", by, reason); err != nil {
@@ -131,7 +136,8 @@ func (s *Service) RejectHeld(ctx context.Context, listID, id int64, reason, by s
 		return notice.Queue(ctx, tx, l, []string{h.From}, n.Render(s.o.Hostname, s.o.Now()))
 	})
 	if err == nil {
-		s.o.Logger.Info("held post rejected", "event", "rejected", "held_id", id, "by", by)
+		s.o.Logger.Info("held post rejected", "event", "held_rejected", "list", l.Address, "msg_id", h.MessageID,
+			"held_id", id, "by", by)
 		s.poke(notify.Outbound, "")
 	}
 	return err
@@ -139,14 +145,18 @@ func (s *Service) RejectHeld(ctx context.Context, listID, id int64, reason, by s
 
 // DiscardHeld drops a held post silently (spam).
 func (s *Service) DiscardHeld(ctx context.Context, listID, id int64, by string) error {
+	var h Held
+	var l lists.List
 	err := db.InTx(ctx, s.o.DB, func(tx *sqlx.Tx) error {
-		if _, _, err := lockHeld(ctx, tx, id, listID); err != nil {
+		var err error
+		if h, l, err = lockHeld(ctx, tx, id, listID); err != nil {
 			return err
 		}
 		return decide(ctx, tx, id, "discarded", by, "")
 	})
 	if err == nil {
-		s.o.Logger.Info("held post discarded", "event", "discarded", "held_id", id, "by", by)
+		s.o.Logger.Info("held post discarded", "event", "held_discarded", "list", l.Address, "msg_id", h.MessageID,
+			"held_id", id, "by", by)
 	}
 	return err
 }

@@ -23,9 +23,14 @@ func DrainInbound(ctx context.Context, q db.Querier, log *slog.Logger, one Proce
 	for {
 		claimed, err := one(ctx)
 		if err != nil && claimed != 0 && ctx.Err() == nil {
-			log.Warn("stored mail failed", "event", "inbound_failed", "inbound_id", claimed, "err", err)
-			if ferr := InboundFailed(context.WithoutCancel(ctx), q, claimed, err); ferr != nil {
+			aside, ferr := InboundFailed(context.WithoutCancel(ctx), q, claimed, err)
+			if ferr != nil {
 				return n, ferr
+			}
+			if aside {
+				log.Error("stored mail set aside after repeated failures", "event", "inbound_set_aside", "inbound_id", claimed, "err", err)
+			} else {
+				log.Warn("stored mail failed, will be tried again", "event", "inbound_failed", "inbound_id", claimed, "err", err)
 			}
 			n++
 			continue

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -112,13 +113,19 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	return sess, nil
 }
 
-// slogAdapter gives go-smtp's internal error log a home in slog.
+// slogAdapter gives go-smtp's internal error log a home in slog. What it
+// reports is almost always a client going away (debug); a recovered panic
+// in a session is a bug of ours and is logged as an error.
 type slogAdapter struct{ log *slog.Logger }
 
-func (a slogAdapter) Printf(format string, v ...any) {
-	a.log.Debug("smtp server", "event", "smtp_error", "detail", sprintf(format, v...))
-}
+func (a slogAdapter) Printf(format string, v ...any) { a.emit(sprintf(format, v...)) }
 
-func (a slogAdapter) Println(v ...any) {
-	a.log.Debug("smtp server", "event", "smtp_error", "detail", sprint(v...))
+func (a slogAdapter) Println(v ...any) { a.emit(sprint(v...)) }
+
+func (a slogAdapter) emit(detail string) {
+	if strings.Contains(detail, "panic") {
+		a.log.Error("smtp server panic", "event", "smtp_panic", "detail", detail)
+		return
+	}
+	a.log.Debug("smtp server", "event", "smtp_error", "detail", detail)
 }

@@ -56,6 +56,19 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	return nil
 }
 
+// withoutDetail hides the +detail of an address in the log: for a
+// -confirm address it is a live confirmation code.
+func withoutDetail(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		at = len(addr)
+	}
+	if plus := strings.IndexByte(addr[:at], '+'); plus >= 0 {
+		return addr[:plus] + "+…" + addr[at:]
+	}
+	return addr
+}
+
 // plausibleSender accepts the null sender and any address that is valid
 // UTF-8 without control characters: replies and bounce handling may use
 // it, so bytes no mail system could route are refused at the door.
@@ -75,7 +88,9 @@ func plausibleSender(from string) bool {
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	r, err := s.srv.o.Intake.Resolve(s.ctx, to, s.size)
 	if err != nil {
-		s.log.Info("recipient refused", "event", "rcpt_refused", "rcpt", to, "err", err)
+		if rej := (*ingest.Rejection)(nil); errors.As(err, &rej) { // a temporary failure is logged by reply
+			s.log.Info("recipient refused", "event", "rcpt_refused", "rcpt", withoutDetail(to), "reason", rej.Msg)
+		}
 		return s.reply(err, "rcpt")
 	}
 	for _, have := range s.rcpts {
