@@ -46,7 +46,7 @@ func TestEveryDecisionLoggedOnce(t *testing.T) {
 	f.list("closed@lists.example.org", lists.PostMembers, lists.ActionReject)
 	tests := []struct {
 		name, from, to, msg string
-		want               string // the one line's event=… and its keys
+		want                string // the one line's event=… and its keys
 	}{
 		{"accepted", "bob@example.org", "dev@lists.example.org", post("bob@example.org", "a@x", "hi"),
 			`event=accepted list=dev@lists.example.org msg_id=a@x`},
