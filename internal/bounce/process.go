@@ -32,7 +32,7 @@ type Processor struct {
 func NewCounts() *prometheus.CounterVec {
 	return prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "parley_bounces_total",
-		Help: "Bounce reports and refusals processed, by result: recorded (a member's score rose), disabled (delivery paused), not_member, not_bounce (auto-replies, delay and delivery reports, feedback).",
+		Help: "Bounce reports and refusals processed, by result: recorded (a member's score rose), disabled (delivery paused), not_member, no_recipient (a bounce that names nobody), not_bounce (auto-replies, delay and delivery reports, feedback).",
 	}, []string{"result"})
 }
 
@@ -44,7 +44,8 @@ func (p *Processor) count(result string) {
 
 // Run processes stored bounces every interval until ctx ends.
 func (p *Processor) Run(ctx context.Context, interval time.Duration) error {
-	return ingest.RunInbound(ctx, interval, p.Log, "bounce_error", p.ProcessAll)
+	// Not bounce_error: that is deliver's, for a refusal it could not record.
+	return ingest.RunInbound(ctx, interval, p.Log, "bounce_drain_failed", p.ProcessAll)
 }
 
 // ProcessAll handles every unprocessed message, one transaction each, and
@@ -59,16 +60,44 @@ func (p *Processor) processOne(ctx context.Context) (int64, error) {
 	return ingest.ClaimInbound(ctx, p.DB, true, p.handle, p.Poke)
 }
 
-// handle records the events one bounce stands for. The VERP address, when
-// there is one, names the member for sure; otherwise the report's own
-// recipients are used.
+// handle records the events one bounce stands for.
 func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, in ingest.Inbound) (bool, error) {
+	l, err := lists.GetByID(ctx, tx, in.ListID)
+	if err != nil {
+		return false, err
+	}
+	log := p.Log.With("list", l.Address, "inbound_id", in.ID)
 	rep := Parse(in.Raw)
 	if rep.Kind != Bounce {
 		p.count("not_bounce")
-		p.Log.Info("not a bounce; ignored", "event", "bounce_ignored", "kind", string(rep.Kind), "inbound_id", in.ID)
+		log.Info("not a bounce; ignored", "event", "bounce_ignored", "reason", "not a bounce", "kind", string(rep.Kind))
 		return false, nil
 	}
+	events := eventsOf(in, rep)
+	if len(events) == 0 {
+		p.count("no_recipient")
+		log.Info("bounce names no recipient; ignored", "event", "bounce_ignored", "reason", "no recipient")
+		return false, nil
+	}
+	notified := false
+	for _, ev := range events {
+		out, err := p.Scoring.Record(ctx, tx, ev)
+		if err != nil {
+			return false, err
+		}
+		if n, err := p.after(ctx, tx, l, ev, out); err != nil {
+			return false, err
+		} else if n {
+			notified = true
+		}
+	}
+	return notified, nil
+}
+
+// eventsOf returns the events a bounce stands for. The VERP address, when
+// there is one, names the member for sure; otherwise the report's own
+// recipients are used.
+func eventsOf(in ingest.Inbound, rep Report) []Event {
 	var events []Event
 	if addr, ok := mailaddr.DecodeVERP(in.Detail); ok {
 		rc := Recipient{Address: addr, Action: "failed"}
@@ -82,39 +111,26 @@ func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, in ingest.Inbound) 
 			events = append(events, Event{ListID: in.ListID, Address: rc.Address, Recipient: rc, Source: "dsn"})
 		}
 	}
-	notified := false
-	for _, ev := range events {
-		out, err := p.Scoring.Record(ctx, tx, ev)
-		if err != nil {
-			return false, err
-		}
-		if n, err := p.after(ctx, tx, ev, out); err != nil {
-			return false, err
-		} else if n {
-			notified = true
-		}
-	}
-	return notified, nil
+	return events
 }
 
 // after logs the event and, when it disabled a member, queues the notices.
-func (p *Processor) after(ctx context.Context, q db.Querier, ev Event, out Outcome) (bool, error) {
+func (p *Processor) after(ctx context.Context, q db.Querier, l lists.List, ev Event, out Outcome) (bool, error) {
 	if !out.Member {
 		p.count("not_member")
+		p.Log.Info("bounce for an address that is not a member; ignored", "event", "bounce_ignored", "reason", "not a member",
+			"list", l.Address, "rcpt", ev.Address, "source", ev.Source)
 		return false, nil
 	}
 	p.count("recorded")
-	p.Log.Info("bounce recorded", "event", "bounce", "list_id", ev.ListID, "rcpt", ev.Address,
-		"status", ev.Recipient.Status, "score", out.Score, "source", ev.Source)
 	if !out.Disabled {
+		p.Log.Info("bounce recorded", "event", "bounce_recorded", "list", l.Address, "rcpt", ev.Address,
+			"status", ev.Recipient.Status, "score", out.Score, "source", ev.Source)
 		return false, nil
 	}
-	l, err := lists.GetByID(ctx, q, ev.ListID)
-	if err != nil {
-		return false, err
-	}
 	p.count("disabled")
-	p.Log.Warn("delivery disabled by bounces", "event", "bounce_disabled", "list", l.Address, "rcpt", ev.Address)
+	p.Log.Warn("delivery disabled by bounces", "event", "bounce_disabled", "list", l.Address, "rcpt", ev.Address,
+		"status", ev.Recipient.Status, "score", out.Score, "source", ev.Source)
 	now := time.Now()
 	member := notice.Message{From: notice.ServiceAddr(l, "-owner"), To: ev.Address,
 		Subject: fmt.Sprintf("Your mail from %s is paused", l.Address),
@@ -146,11 +162,15 @@ func (p *Processor) RecordSMTP(ctx context.Context, listID int64, rcpt string, c
 		Recipient: Recipient{Address: rcpt, Status: status, Action: "failed", Diagnostic: fmt.Sprintf("%d %s", code, msg)}}
 	notified := false
 	err := db.InTx(ctx, p.DB, func(tx *sqlx.Tx) error {
+		l, err := lists.GetByID(ctx, tx, listID)
+		if err != nil {
+			return err
+		}
 		out, err := p.Scoring.Record(ctx, tx, ev)
 		if err != nil {
 			return err
 		}
-		notified, err = p.after(ctx, tx, ev, out)
+		notified, err = p.after(ctx, tx, l, ev, out)
 		return err
 	})
 	if err == nil && notified && p.Poke != nil {

@@ -1,9 +1,12 @@
 package bounce_test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,20 +54,33 @@ func receive(t *testing.T, d *sqlx.DB, listID int64, detail string, raw []byte) 
 }
 
 // TestScoreAndDisable: five hard bounces (by VERP address) disable the
-// member and tell the member and the owners; a DMARC refusal and a bounce
-// about a stranger change nothing.
+// member and tell the member and the owners; a DMARC refusal, a bounce
+// about a stranger and one that names nobody change nothing. Each is
+// logged once, with its list.
 func TestScoreAndDisable(t *testing.T) {
 	t.Parallel()
 	d, l, p := setup(t)
 	p.Counts = bounce.NewCounts()
+	var logs bytes.Buffer
+	p.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	receive(t, d, l.ID, "", dsn("bob@example.org", "5.7.1", "550 5.7.1 rejected by the DMARC policy of example.com"))
 	receive(t, d, l.ID, "", dsn("stranger@example.net", "5.1.1", "550 no such user"))
+	receive(t, d, l.ID, "", []byte("From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\nIt did not work.\r\n"))
 	for i := range 5 {
 		receive(t, d, l.ID, "bob=example.org", dsn("b.o.b@relay.example.net", "5.1.1", fmt.Sprintf("550 5.1.1 gone (%d)", i)))
 	}
 	n, err := p.ProcessAll(t.Context())
-	if err != nil || n != 7 {
-		t.Fatalf("ProcessAll() = %d, %v; want 7", n, err)
+	if err != nil || n != 8 {
+		t.Fatalf("ProcessAll() = %d, %v; want 8", n, err)
+	}
+	events := regexp.MustCompile(`event=(\S+)(?: reason="([^"]*)")?`).FindAllStringSubmatch(logs.String(), -1)
+	var got []string
+	for _, e := range events {
+		got = append(got, strings.TrimSuffix(e[1]+" "+e[2], " "))
+	}
+	want := "[bounce_recorded bounce_ignored not a member bounce_ignored no recipient bounce_recorded bounce_recorded bounce_recorded bounce_recorded bounce_disabled]"
+	if fmt.Sprint(got) != want || strings.Count(logs.String(), "list=dev@lists.example.org") != len(got) {
+		t.Errorf("logged %v, want %s, each with its list:\n%s", got, want, logs.String())
 	}
 	var status string
 	d.GetContext(t.Context(), &status, `SELECT status FROM members WHERE address_norm = 'bob@example.org'`)
@@ -76,7 +92,7 @@ func TestScoreAndDisable(t *testing.T) {
 	if fmt.Sprint(kinds) != "[author_policy hard hard hard hard hard]" {
 		t.Errorf("events %v", kinds)
 	}
-	for result, want := range map[string]float64{"recorded": 6, "disabled": 1, "not_member": 1, "not_bounce": 0} {
+	for result, want := range map[string]float64{"recorded": 6, "disabled": 1, "not_member": 1, "no_recipient": 1, "not_bounce": 0} {
 		if got := promtest.ToFloat64(p.Counts.WithLabelValues(result)); got != want {
 			t.Errorf("parley_bounces_total{result=%q} = %v, want %v", result, got, want)
 		}

@@ -43,7 +43,7 @@ func (p *Processor) set(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, 
 		return "You are not subscribed to " + l.Address + ".", false, err
 	}
 	addr, _ := mailaddr.Parse(mem.Address)
-	sent, err := p.challenge(ctx, tx, l, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
+	sent, err := p.challenge(ctx, tx, l, m, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
 		Action: tokens.Settings, Payload: c.Line, TTL: p.ttl()}, []string{mem.Address}, "", func(string) string {
 		return "Reply to this message to change your subscription to " + l.Address + ":\n\n  " + c.Line + "\n"
 	})

@@ -63,21 +63,24 @@ func (p *Processor) ownerRequest(ctx context.Context, tx *sqlx.Tx, l lists.List,
 		return "", false, err
 	}
 	if ok {
-		return p.runOwner(ctx, tx, l, "password:"+m.sender, cmds)
+		return p.runOwner(ctx, tx, l, m, "password:"+m.sender, cmds)
 	}
 	addr, err := mailaddr.Parse(m.sender)
 	if err != nil {
-		return "Only the list's owners and moderators may use these commands.", false, nil
+		return refuseOwner(m), false, nil
 	}
 	mem, err := members.Get(ctx, tx, l.ID, addr.String())
+	if err != nil && !errors.Is(err, members.ErrNotFound) {
+		return "", false, err
+	}
 	if err != nil || mem.Role == members.RoleMember {
-		return "Only the list's owners and moderators may use these commands.", false, nil
+		return refuseOwner(m), false, nil
 	}
 	lines := make([]string, len(cmds))
 	for i, c := range cmds {
 		lines[i] = c.Line
 	}
-	sent, err := p.challenge(ctx, tx, l, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
+	sent, err := p.challenge(ctx, tx, l, m, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
 		Action: tokens.Command, Payload: strings.Join(lines, "\n"), TTL: p.ttl()}, []string{mem.Address}, "", func(string) string {
 		return "Reply to this message to run these commands on " + l.Address + ":\n\n  " +
 			strings.Join(lines, "\n  ") + "\n\nIf you did not send them, ignore this message.\n"
@@ -88,12 +91,25 @@ func (p *Processor) ownerRequest(ctx context.Context, tx *sqlx.Tx, l lists.List,
 	return "Owner commands need confirmation: one was sent to your registered address " + mem.Address + ".", true, nil
 }
 
-// runOwner executes authenticated owner commands.
-func (p *Processor) runOwner(ctx context.Context, tx *sqlx.Tx, l lists.List, by string, cmds []Command) (string, bool, error) {
+// refuseOwner logs why owner commands were refused (never the password
+// that came with them) and returns the answer.
+func refuseOwner(m mail) string {
+	reason := "not an owner"
+	if m.approved != "" {
+		reason = "wrong password"
+	}
+	m.info("owner commands refused", "owner_refused", "from", m.sender, "reason", reason)
+	return "Only the list's owners and moderators may use these commands."
+}
+
+// runOwner executes authenticated owner commands. by says who, and how
+// they proved it ("password:ADDR", "confirmed:ADDR").
+func (p *Processor) runOwner(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, by string, cmds []Command) (string, bool, error) {
 	var out []string
 	queued := false
 	for _, c := range cmds {
-		res, q, err := p.ownerCommand(ctx, tx, l, by, c)
+		before := m.n
+		res, q, err := p.ownerCommand(ctx, tx, l, m, by, c)
 		if err != nil {
 			var inv *errs.Invalid
 			if !errors.As(err, &inv) {
@@ -103,6 +119,9 @@ func (p *Processor) runOwner(ctx context.Context, tx *sqlx.Tx, l lists.List, by 
 		}
 		queued = queued || q
 		out = append(out, c.Line+": "+res)
+		if m.n == before { // else the Moderator logged it (held_approved, …)
+			m.info("owner command", "owner_command", "command", c.Name, "by", by, "result", outcome(res))
+		}
 	}
 	return strings.Join(out, "\n"), queued, nil
 }
@@ -114,14 +133,14 @@ func arg(c Command, i int) string {
 	return ""
 }
 
-func (p *Processor) ownerCommand(ctx context.Context, tx *sqlx.Tx, l lists.List, by string, c Command) (string, bool, error) {
+func (p *Processor) ownerCommand(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, by string, c Command) (string, bool, error) {
 	switch c.Name {
 	case "approve", "reject", "discard":
 		id, err := strconv.ParseInt(arg(c, 0), 10, 64)
 		if err != nil {
 			return c.Name + " needs the number of a held post", false, nil
 		}
-		return p.decideHeld(ctx, l, c.Name, id, strings.Join(c.Args[1:], " "), by)
+		return p.decideHeld(ctx, l, m, c.Name, id, strings.Join(c.Args[1:], " "), by)
 	case "held":
 		hs, err := ingest.HeldPosts(ctx, tx, l.ID)
 		if err != nil {
@@ -204,28 +223,29 @@ func (p *Processor) ban(ctx context.Context, tx *sqlx.Tx, l lists.List, c Comman
 // A decision on a post that is not (or no longer) held is answered, not
 // failed: a moderator may well reply to a notice after someone else
 // decided.
-func (p *Processor) decideHeld(ctx context.Context, l lists.List, verb string, id int64, reason, by string) (string, bool, error) {
+func (p *Processor) decideHeld(ctx context.Context, l lists.List, m mail, verb string, id int64, reason, by string) (string, bool, error) {
 	if p.Moderator == nil {
 		return "moderation by email is not available", false, nil
 	}
 	var err error
+	res, queued := "discarded", false
 	switch verb {
 	case "approve":
 		var st archive.Stored
-		if st, err = p.Moderator.Approve(ctx, l.ID, id, by); err == nil {
-			return fmt.Sprintf("approved; archived as article %d", st.Article), true, nil
-		}
+		st, err = p.Moderator.Approve(ctx, l.ID, id, by)
+		res, queued = fmt.Sprintf("approved; archived as article %d", st.Article), true
 	case "reject":
-		if err = p.Moderator.RejectHeld(ctx, l.ID, id, reason, by); err == nil {
-			return "rejected", true, nil
-		}
+		err = p.Moderator.RejectHeld(ctx, l.ID, id, reason, by)
+		res, queued = "rejected", true
 	default:
-		if err = p.Moderator.DiscardHeld(ctx, l.ID, id, by); err == nil {
-			return "discarded", false, nil
-		}
+		err = p.Moderator.DiscardHeld(ctx, l.ID, id, by)
 	}
 	var inv *errs.Invalid
-	if errors.As(err, &inv) {
+	switch {
+	case err == nil:
+		m.n++ // the Moderator logged the decision (held_approved, …)
+		return res, queued, nil
+	case errors.As(err, &inv):
 		return inv.Msg, false, nil
 	}
 	return "", false, err

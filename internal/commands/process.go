@@ -94,6 +94,42 @@ type mail struct {
 	approved string // the moderator password, from Approved: (header or first body line)
 	robot    bool   // auto-submitted, bulk, a bounce, or our own reply coming back
 	sum      *mailmsg.Summary
+	*trail
+}
+
+// trail is what handling one command mail has logged. Whatever logs a
+// decision of its own (subscribed, challenge_sent, …) counts it, and the
+// generic line for a command or an owner command is then left out: one
+// line per decision.
+type trail struct {
+	log     *slog.Logger    // with the list, kind, inbound_id and msg_id
+	n       int             // decision lines so far
+	limited map[string]bool // addresses found over the daily limit, refused and logged once per mail
+}
+
+func (p *Processor) newTrail(l lists.List, in ingest.Inbound, sum *mailmsg.Summary) *trail {
+	log := p.Log.With("list", l.Address, "kind", in.Kind, "inbound_id", in.ID)
+	if sum != nil {
+		log = log.With("msg_id", sum.MessageID)
+	}
+	return &trail{log: log, limited: map[string]bool{}}
+}
+
+func (t *trail) info(msg, event string, args ...any) {
+	t.n++
+	t.log.Info(msg, append([]any{"event", event}, args...)...)
+}
+
+func (t *trail) warn(msg, event string, args ...any) {
+	t.n++
+	t.log.Warn(msg, append([]any{"event", event}, args...)...)
+}
+
+// outcome is the first line of an answer, which says what happened; the
+// rest (the help text, a roster) does not belong in the log.
+func outcome(res string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(res), "\n")
+	return mailmsg.Clean(line, 120)
 }
 
 func (p *Processor) read(l lists.List, in ingest.Inbound) mail {
@@ -130,11 +166,11 @@ func (p *Processor) read(l lists.List, in ingest.Inbound) mail {
 // whether anything was queued.
 func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, l lists.List, in ingest.Inbound) (bool, error) {
 	m := p.read(l, in)
-	log := p.Log.With("list", l.Address, "kind", in.Kind, "inbound_id", in.ID)
+	m.trail = p.newTrail(l, in, m.sum)
 	if m.robot {
 		// Robots get no answer, and their mail does nothing: a vacation
 		// reply to a confirmation must not confirm it.
-		log.Info("automatic mail to a service address ignored", "event", "command_ignored")
+		m.info("automatic mail to a service address ignored", "command_ignored")
 		p.count(in.Kind, "ignored")
 		return false, nil
 	}
@@ -143,16 +179,20 @@ func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, l lists.List, in in
 		return p.forwardToOwners(ctx, tx, l, m, in.Raw)
 	}
 	p.count(in.Kind, "answered")
-	var cmds []Command
-	switch in.Kind {
-	case "join":
-		cmds = []Command{{Name: "subscribe", Line: "subscribe"}}
-	case "leave":
-		cmds = []Command{{Name: "unsubscribe", Line: "unsubscribe"}}
-	case "confirm":
-		cmds = []Command{{Name: "confirm", Args: []string{in.Detail}, Line: "confirm"}}
-	default:
-		cmds = Parse(m.subject, m.body)
+	text, queued, err := p.runAll(ctx, tx, l, m, commandsIn(in, m))
+	if err != nil {
+		return false, err
+	}
+	q, err := p.reply(ctx, tx, l, m, "Re: "+strings.TrimSpace(m.subject), text)
+	return queued || q, err
+}
+
+// runAll runs a message's commands, the owner commands together, and
+// returns the text of the reply and whether anything was queued.
+func (p *Processor) runAll(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, cmds []Command) (string, bool, error) {
+	if len(cmds) == 0 {
+		m.info("no command found", "command", "from", m.sender, "result", "no command")
+		return "No command was found in your message.\n\n" + render(ctx, tx, "help", l), false, nil
 	}
 	var out strings.Builder
 	queued := false
@@ -162,28 +202,40 @@ func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, l lists.List, in in
 			owner = append(owner, c)
 			continue
 		}
+		before := m.n
 		res, q, err := p.run(ctx, tx, l, m, c)
 		if err != nil {
-			return false, err
+			return "", false, err
 		}
 		queued = queued || q
 		fmt.Fprintf(&out, "> %s\n%s\n\n", c.Line, res)
-		log.Info("command", "event", "command", "command", c.Name, "rcpt", m.sender)
+		if m.n == before { // the command logged no decision of its own
+			m.info("command", "command", "command", c.Name, "from", m.sender, "result", outcome(res))
+		}
 	}
 	if len(owner) > 0 {
 		res, q, err := p.ownerRequest(ctx, tx, l, m, owner)
 		if err != nil {
-			return false, err
+			return "", false, err
 		}
 		queued = queued || q
 		fmt.Fprintf(&out, "%s\n\n", res)
-		log.Info("owner commands", "event", "owner_command", "count", len(owner), "rcpt", m.sender)
 	}
-	if len(cmds) == 0 {
-		out.WriteString("No command was found in your message.\n\n" + render(ctx, tx, "help", l))
+	return out.String(), queued, nil
+}
+
+// commandsIn returns the commands a message stands for: the -join,
+// -leave and -confirm addresses imply theirs.
+func commandsIn(in ingest.Inbound, m mail) []Command {
+	switch in.Kind {
+	case "join":
+		return []Command{{Name: "subscribe", Line: "subscribe"}}
+	case "leave":
+		return []Command{{Name: "unsubscribe", Line: "unsubscribe"}}
+	case "confirm":
+		return []Command{{Name: "confirm", Args: []string{in.Detail}, Line: "confirm"}}
 	}
-	q, err := p.reply(ctx, tx, l, m, "Re: "+strings.TrimSpace(m.subject), out.String())
-	return queued || q, err
+	return Parse(m.subject, m.body)
 }
 
 // run executes one command and returns the text for the reply.
@@ -243,7 +295,7 @@ func (p *Processor) request(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 		return addr.String() + " is not subscribed.", false, nil
 	}
 	ttl := p.ttl()
-	sent, err := p.challenge(ctx, tx, l, tokens.New{ListID: l.ID, Given: given, Address: addr, Action: action, Mode: mode, TTL: ttl},
+	sent, err := p.challenge(ctx, tx, l, m, tokens.New{ListID: l.ID, Given: given, Address: addr, Action: action, Mode: mode, TTL: ttl},
 		[]string{given}, "", func(confirm string) string {
 			return fmt.Sprintf("Someone (perhaps you) asked to %s %s %s %s.\n\n"+
 				"To confirm, just reply to this message, or send a message to\n  %s\n\n"+
@@ -274,7 +326,7 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 				cmds = append(cmds, c)
 			}
 		}
-		return p.runOwner(ctx, tx, l, "confirmed:"+t.AddressNorm, cmds)
+		return p.runOwner(ctx, tx, l, m, "confirmed:"+t.AddressNorm, cmds)
 	case tokens.Settings:
 		return p.applySetting(ctx, tx, l, t)
 	case tokens.Held:
@@ -283,19 +335,19 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 		if cs := Parse("", m.body); len(cs) > 0 && (cs[0].Name == "reject" || cs[0].Name == "discard") {
 			verb, reason = cs[0].Name, strings.Join(cs[0].Args, " ")
 		}
-		return p.decideHeld(ctx, l, verb, id, reason, "reply:"+m.sender)
+		return p.decideHeld(ctx, l, m, verb, id, reason, "reply:"+m.sender)
 	case "subscribe":
 		if l.SubscribeBy == "approve" {
-			return p.askOwners(ctx, tx, l, t)
+			return p.askOwners(ctx, tx, l, m, t)
 		}
-		m, err := members.ParseNew(t.Address, members.RoleMember, members.Delivery(t.Mode))
+		nm, err := members.ParseNew(t.Address, members.RoleMember, members.Delivery(t.Mode))
 		if err != nil {
 			return "", false, err
 		}
-		if _, err := members.Add(ctx, tx, l.ID, []members.New{m}); err != nil {
+		if _, err := members.Add(ctx, tx, l.ID, []members.New{nm}); err != nil {
 			return "", false, err
 		}
-		p.Log.Info("subscribed by confirmation", "event", "subscribed", "list", l.Address, "rcpt", t.AddressNorm)
+		m.info("subscribed by confirmation", "subscribed", "rcpt", t.AddressNorm)
 		welcome := notice.Message{From: notice.ServiceAddr(l, "-request"), To: t.Address, Loop: notice.ServiceAddr(l, "-request"),
 			Subject: "Welcome to " + l.Address, Text: render(ctx, tx, "welcome", l)}
 		if err := notice.Queue(ctx, tx, l, []string{t.Address}, welcome.Render(p.Hostname, time.Now())); err != nil {
@@ -306,23 +358,24 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 		if err := members.Remove(ctx, tx, l.ID, t.AddressNorm); err != nil && !errors.Is(err, members.ErrNotFound) {
 			return "", false, err
 		}
-		p.Log.Info("unsubscribed by confirmation", "event", "unsubscribed", "list", l.Address, "rcpt", t.AddressNorm)
+		m.info("unsubscribed by confirmation", "unsubscribed", "rcpt", t.AddressNorm, "via", "email")
 		return t.Address + " is unsubscribed from " + l.Address + ". Goodbye!", false, nil
 	}
 }
 
 // askOwners passes a confirmed subscription to the owners: replying to
 // their notice runs "add ADDRESS MODE".
-func (p *Processor) askOwners(ctx context.Context, tx *sqlx.Tx, l lists.List, t tokens.Token) (string, bool, error) {
+func (p *Processor) askOwners(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, t tokens.Token) (string, bool, error) {
 	owners, err := notice.Owners(ctx, tx, l.ID)
 	if err != nil {
 		return "", false, err
 	}
 	if len(owners) == 0 {
+		m.warn("subscription needs an owner's approval, but the list has no owner", "no_moderator", "rcpt", t.AddressNorm)
 		return "This list needs an owner's approval, but it has no owner; ask " + notice.ServiceAddr(l, "-owner") + ".", false, nil
 	}
 	owner, _ := mailaddr.Parse(notice.ServiceAddr(l, "-owner"))
-	_, err = p.challenge(ctx, tx, l, tokens.New{ListID: l.ID, Given: owner.String(), Address: owner,
+	_, err = p.challenge(ctx, tx, l, m, tokens.New{ListID: l.ID, Given: owner.String(), Address: owner,
 		Action: tokens.Command, Payload: "add " + t.Address + " " + t.Mode, TTL: 7 * 24 * time.Hour},
 		owners, l.Address+": subscription of "+t.Address+" awaits approval", func(string) string {
 			return t.Address + " confirmed a subscription to " + l.Address + ".\nReply to this message to approve it; ignore it to refuse.\n"
@@ -339,10 +392,10 @@ func (p *Processor) askOwners(ctx context.Context, tx *sqlx.Tx, l lists.List, t 
 // Each recipient counts against the daily limit of automatic mail, so a
 // stranger cannot make the list mail an address over and over; sent is
 // false when nobody was left to mail.
-func (p *Processor) challenge(ctx context.Context, tx *sqlx.Tx, l lists.List, tn tokens.New, rcpts []string, subject string, text func(confirmAddr string) string) (sent bool, err error) {
+func (p *Processor) challenge(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, tn tokens.New, rcpts []string, subject string, text func(confirmAddr string) string) (sent bool, err error) {
 	var to []string
 	for _, r := range rcpts {
-		ok, err := p.allow(ctx, tx, r)
+		ok, err := p.allow(ctx, tx, m, r)
 		if err != nil {
 			return false, err
 		}
@@ -367,14 +420,19 @@ func (p *Processor) challenge(ctx context.Context, tx *sqlx.Tx, l lists.List, tn
 	}
 	n := notice.Message{From: confirm, ReplyTo: confirm, To: header, Loop: notice.ServiceAddr(l, "-request"),
 		Subject: subject, Text: text(confirm)}
-	return true, notice.Queue(ctx, tx, l, to, n.Render(p.Hostname, time.Now()))
+	if err := notice.Queue(ctx, tx, l, to, n.Render(p.Hostname, time.Now())); err != nil {
+		return false, err
+	}
+	m.info("confirmation request sent", "challenge_sent", "rcpt", header, "action", tn.Action)
+	return true, nil
 }
 
 // allow counts one automatic message to addr today and reports whether it
-// is within the daily limit.
-func (p *Processor) allow(ctx context.Context, tx *sqlx.Tx, addr string) (bool, error) {
+// is within the daily limit. An address refused once is refused again
+// for the rest of the mail without being counted or logged again.
+func (p *Processor) allow(ctx context.Context, tx *sqlx.Tx, m mail, addr string) (bool, error) {
 	a, err := mailaddr.Parse(addr)
-	if err != nil {
+	if err != nil || m.limited[a.String()] {
 		return false, nil
 	}
 	limit := p.DailyReplies
@@ -388,7 +446,10 @@ func (p *Processor) allow(ctx context.Context, tx *sqlx.Tx, addr string) (bool, 
 		return false, err
 	}
 	if n > limit {
-		p.Log.Warn("daily limit of automatic mail to this address reached", "event", "reply_limited", "rcpt", a.String())
+		// Info, not Warn: any stranger can run an address up to the
+		// limit; this is the throttle doing its job.
+		m.limited[a.String()] = true
+		m.info("daily limit of automatic mail to this address reached", "reply_limited", "rcpt", a.String())
 		return false, nil
 	}
 	return true, nil
@@ -396,7 +457,7 @@ func (p *Processor) allow(ctx context.Context, tx *sqlx.Tx, addr string) (bool, 
 
 // reply answers the sender once, within the daily limit per address.
 func (p *Processor) reply(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, subject, text string) (bool, error) {
-	ok, err := p.allow(ctx, tx, m.sender)
+	ok, err := p.allow(ctx, tx, m, m.sender)
 	if err != nil || !ok {
 		return false, err
 	}
@@ -409,14 +470,22 @@ func (p *Processor) reply(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail
 // marked so that it cannot loop back.
 func (p *Processor) forwardToOwners(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, raw []byte) (bool, error) {
 	owners, err := notice.Owners(ctx, tx, l.ID)
-	if err != nil || len(owners) == 0 {
+	if err != nil {
 		return false, err
+	}
+	if len(owners) == 0 {
+		m.warn("mail for the owners dropped: the list has no owner", "no_moderator", "from", m.sender)
+		return false, nil
 	}
 	n := notice.Message{From: notice.ServiceAddr(l, "-owner"), To: notice.ServiceAddr(l, "-owner"), ReplyTo: m.sender,
 		Subject: "Message for the owners of " + l.Address + ": " + mailmsg.Clean(m.subject, 200),
 		Text:    "This message was sent to " + notice.ServiceAddr(l, "-owner") + " by " + m.sender + ".\n",
 		Attach:  mailmsg.Canonicalize(raw), Loop: notice.ServiceAddr(l, "-owner")}
-	return true, notice.Queue(ctx, tx, l, owners, n.Render(p.Hostname, time.Now()))
+	if err := notice.Queue(ctx, tx, l, owners, n.Render(p.Hostname, time.Now())); err != nil {
+		return false, err
+	}
+	m.info("mail for the owners forwarded", "owner_forwarded", "from", m.sender)
+	return true, nil
 }
 
 func (p *Processor) listsText(ctx context.Context, tx *sqlx.Tx, l lists.List) (string, bool, error) {

@@ -60,7 +60,9 @@ func (ll *listener) Accept() (net.Conn, error) {
 			}
 			return &conn{Conn: inner, l: l, ip: ip}, nil
 		}
-		l.o.Log.Warn("connection refused: too many connections", "event", "conn_limit", "remote", c.RemoteAddr().String())
+		// Info, not Warn: any one client can reach the cap per IP; this
+		// is the cap doing its job.
+		l.o.Log.Info("connection refused: too many connections", "event", "conn_limit", "remote", c.RemoteAddr().String())
 		go l.refuse(c)
 	}
 }

@@ -1,10 +1,13 @@
 package imapd_test
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -90,5 +93,46 @@ func TestTLS(t *testing.T) {
 	// The last response and TLS's close_notify go out before the close.
 	if err := tc.Logout().Wait(); err != nil {
 		t.Errorf("LOGOUT over implicit TLS: %v, want its OK", err)
+	}
+}
+
+// lockedBuffer is a log sink the server's goroutines can share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestLoginLogged: every login, and every failed one, is logged once with
+// the client's address; a password never is.
+func TestLoginLogged(t *testing.T) {
+	var logs lockedBuffer
+	f := newFixture(t, func(o *imapd.Options, _ *fixture) { o.Log = slog.New(slog.NewTextHandler(&logs, nil)) })
+	for _, login := range []string{"anonymous x", "carol@example.com sesame", "carol@example.com open-sesame"} {
+		session(t, f.addr, "a LOGIN "+login+"\r\nz LOGOUT\r\n")
+	}
+	got := logs.String()
+	for _, want := range []string{
+		"event=imap_login mode=anonymous remote=127.0.0.1\n",
+		"event=imap_login mode=member remote=127.0.0.1 user=carol@example.com\n",
+		`event=imap_auth_failed remote=127.0.0.1 reason="wrong password or no archive password"`,
+	} {
+		if strings.Count(got, want) != 1 {
+			t.Errorf("log has %q %d times, want once:\n%s", want, strings.Count(got, want), got)
+		}
+	}
+	if strings.Contains(got, "sesame") {
+		t.Errorf("a password is in the log:\n%s", got)
 	}
 }

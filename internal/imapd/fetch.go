@@ -86,7 +86,7 @@ func (s *session) meta(r *row, bodyStructure bool) imapmeta.Meta {
 	if err == nil {
 		return m
 	}
-	s.log.Warn("stored IMAP meta does not decode; computing it", "event", "imap_meta_bad", "list", s.sel.name, "msg_id", r.Article, "err", err)
+	s.log.Warn("stored IMAP meta does not decode; computing it", "event", "imap_meta_bad", "list", s.sel.name, "article", r.Article, "err", err)
 	if len(r.Raw) == 0 {
 		rows, err := s.load(context.Background(), uint32(r.Article), uint32(r.Article), query{body: true, budget: 1})
 		if err != nil || len(rows) == 0 {

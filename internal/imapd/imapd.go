@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -171,11 +172,13 @@ type slogPrintf struct{ l *slog.Logger }
 
 // A client that hangs up mid-command is routine, not a warning: the
 // library reports it twice (the command, then the next read), so at
-// debug level only.
+// debug level only. So is a client that fails the TLS handshake (a
+// scanner, a plain-text client on the TLS port, a certificate it
+// rejects): nothing an operator can act on.
 func (p slogPrintf) Printf(format string, args ...any) {
 	level := slog.LevelWarn
 	for _, a := range args {
-		if err, ok := a.(error); ok && clientGone(err) {
+		if err, ok := a.(error); ok && (clientGone(err) || tlsFailed(err)) {
 			level = slog.LevelDebug
 		}
 	}
@@ -185,6 +188,15 @@ func (p slogPrintf) Printf(format string, args ...any) {
 func clientGone(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// tlsFailed reports a failed TLS handshake. crypto/tls wraps most of its
+// errors in no exported type (a remote alert is a net.OpError around an
+// unexported one), hence the match on its "tls: " prefix as well.
+func tlsFailed(err error) bool {
+	var rh tls.RecordHeaderError
+	var alert tls.AlertError
+	return errors.As(err, &rh) || errors.As(err, &alert) || strings.Contains(err.Error(), "tls: ")
 }
 
 // authLimiter slows password guessing: every failed login is answered

@@ -107,8 +107,7 @@ func (s *session) Authenticate(mech string) (sasl.Server, error) {
 		}), nil
 	case sasl.Anonymous:
 		return sasl.NewAnonymousServer(func(trace string) error {
-			s.user = anonymous
-			s.srv.o.Metrics.Logins.WithLabelValues("anonymous").Inc()
+			s.loggedIn(anonymous, nil)
 			return nil
 		}), nil
 	}
@@ -122,11 +121,12 @@ func (s *session) Authenticate(mech string) (sasl.Server, error) {
 // the same machine): anonymous reading needs no secret and stays open.
 func (s *session) Login(username, password string) error {
 	if strings.EqualFold(username, anonymous) {
-		s.user = anonymous
-		s.srv.o.Metrics.Logins.WithLabelValues("anonymous").Inc()
+		s.loggedIn(anonymous, nil)
 		return nil
 	}
 	if s.srv.o.TLS != nil && !s.secure() {
+		// Not counted against the client: no password was checked.
+		s.log.Info("imap login refused", "event", "imap_auth_failed", "remote", s.remote, "reason", "tls required")
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodePrivacyRequired,
 			Text: "Use STARTTLS (or the TLS port) before sending a password"}
 	}
@@ -159,9 +159,24 @@ func (s *session) Login(username, password string) error {
 	if len(ok) == 0 {
 		return s.loginFailed("wrong password or no archive password")
 	}
-	s.user, s.private = addr.String(), ok
-	s.srv.o.Metrics.Logins.WithLabelValues("member").Inc()
+	s.loggedIn(addr.String(), ok)
 	return nil
+}
+
+// loggedIn starts the session as user, who may read the private lists
+// given as well as the public ones.
+func (s *session) loggedIn(user string, private []int64) {
+	s.user, s.private = user, private
+	mode := "member"
+	if user == anonymous {
+		mode = "anonymous"
+	}
+	s.srv.o.Metrics.Logins.WithLabelValues(mode).Inc()
+	args := []any{"event", "imap_login", "mode", mode, "remote", s.remote}
+	if mode == "member" {
+		args = append(args, "user", user)
+	}
+	s.log.Info("imap login", args...)
 }
 
 // secure reports whether the connection is encrypted or local.
@@ -178,7 +193,7 @@ func (s *session) secure() bool {
 func (s *session) loginFailed(why string) error {
 	s.srv.auth.failed(s.remote, s.srv.o.Now())
 	s.srv.o.Metrics.Logins.WithLabelValues("failed").Inc()
-	s.log.Info("imap login failed", "event", "imap_auth_failed", "ip", s.remote, "reason", why)
+	s.log.Info("imap login failed", "event", "imap_auth_failed", "remote", s.remote, "reason", why)
 	time.Sleep(s.srv.auth.delay)
 	return imapserver.ErrAuthFailed
 }

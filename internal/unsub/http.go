@@ -2,6 +2,7 @@ package unsub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
@@ -42,16 +43,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Robots-Tag", "noindex")
 	listID, addr, err := h.Signer.Check(r.PathValue("token"))
 	if err != nil {
+		h.refused("bad link")
 		w.WriteHeader(http.StatusNotFound)
 		page.Execute(w, view{Title: "Link not valid", Text: "This unsubscribe link is not valid. Use the link in a recent message from the list."})
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	l, err := lists.GetByID(ctx, h.DB, listID)
-	if err != nil {
-		w.WriteHeader(http.StatusNotFound)
-		page.Execute(w, view{Title: "List not found", Text: "This list no longer exists."})
+	l, ok := h.list(ctx, w, listID, addr)
+	if !ok {
 		return
 	}
 	switch r.Method {
@@ -59,19 +59,53 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		page.Execute(w, view{Title: "Unsubscribe", Address: addr, List: l.Address, Button: true,
 			Text: fmt.Sprintf("Press the button to stop receiving mail from %s at %s.", l.Address, addr)})
 	case http.MethodPost:
-		res, err := h.DB.ExecContext(ctx, `DELETE FROM members WHERE list_id = $1 AND address_norm = $2`, listID, addr)
-		if err != nil {
-			h.Log.Error("one-click unsubscribe failed", "event", "unsubscribe_failed", "list", l.Address, "err", err)
-			w.WriteHeader(http.StatusServiceUnavailable)
-			page.Execute(w, view{Title: "Please try again", Text: "Something went wrong on our side; nothing changed."})
-			return
-		}
-		if n, _ := res.RowsAffected(); n > 0 {
-			h.Log.Info("member unsubscribed by one-click link", "event", "unsubscribed", "list", l.Address, "rcpt", addr)
-		}
-		page.Execute(w, view{Title: "Unsubscribed", Text: fmt.Sprintf("%s will receive no more mail from %s.", addr, l.Address)})
+		h.unsubscribe(ctx, w, l, addr)
 	default:
 		w.Header().Set("Allow", "GET, POST")
 		w.WriteHeader(http.StatusMethodNotAllowed)
 	}
+}
+
+// list returns the list a link names, or answers that it is gone.
+func (h *Handler) list(ctx context.Context, w http.ResponseWriter, listID int64, addr string) (lists.List, bool) {
+	l, err := lists.GetByID(ctx, h.DB, listID)
+	switch {
+	case errors.Is(err, lists.ErrNotFound):
+		h.refused("list gone", "rcpt", addr)
+		w.WriteHeader(http.StatusNotFound)
+		page.Execute(w, view{Title: "List not found", Text: "This list no longer exists."})
+		return l, false
+	case err != nil:
+		h.Log.Error("unsubscribe link: list lookup failed", "event", "unsubscribe_failed", "err", err)
+		sorry(w)
+		return l, false
+	}
+	return l, true
+}
+
+func (h *Handler) unsubscribe(ctx context.Context, w http.ResponseWriter, l lists.List, addr string) {
+	res, err := h.DB.ExecContext(ctx, `DELETE FROM members WHERE list_id = $1 AND address_norm = $2`, l.ID, addr)
+	if err != nil {
+		h.Log.Error("one-click unsubscribe failed", "event", "unsubscribe_failed", "list", l.Address, "err", err)
+		sorry(w)
+		return
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		h.Log.Info("member unsubscribed by one-click link", "event", "unsubscribed", "list", l.Address, "rcpt", addr, "via", "http")
+	} else {
+		// Already gone (a second click, say): the page says the same.
+		h.refused("not a member", "list", l.Address, "rcpt", addr)
+	}
+	page.Execute(w, view{Title: "Unsubscribed", Text: fmt.Sprintf("%s will receive no more mail from %s.", addr, l.Address)})
+}
+
+func sorry(w http.ResponseWriter) {
+	w.WriteHeader(http.StatusServiceUnavailable)
+	page.Execute(w, view{Title: "Please try again", Text: "Something went wrong on our side; nothing changed."})
+}
+
+// refused logs a request that unsubscribed nobody; never the token, which
+// would unsubscribe whoever it names.
+func (h *Handler) refused(reason string, args ...any) {
+	h.Log.Info("unsubscribe link refused", append([]any{"event", "unsubscribe_refused", "reason", reason}, args...)...)
 }

@@ -1,6 +1,10 @@
 package unsub
 
 import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -19,6 +23,29 @@ func TestToken(t *testing.T) {
 		if _, _, err := s.Check(b); err == nil {
 			t.Errorf("Check(%q) accepted", b)
 		}
+	}
+}
+
+// TestBadLinkLogged: a link this server did not sign unsubscribes nobody
+// and is logged once, without the token.
+func TestBadLinkLogged(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	mux := http.NewServeMux()
+	mux.Handle("/unsubscribe/{token}", &Handler{Signer: NewSigner([]byte("0123456789abcdef0123456789abcdef")),
+		Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	tok := NewSigner([]byte("another key, another server......")).Token(42, "bob@example.org")
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/unsubscribe/"+tok, nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("status %d, want 404", rec.Code)
+	}
+	got := logs.String()
+	if strings.Count(got, "event=") != 1 || !strings.Contains(got, `event=unsubscribe_refused reason="bad link"`) {
+		t.Errorf("logged %q, want one unsubscribe_refused line", got)
+	}
+	if _, mac, _ := strings.Cut(tok, "."); strings.Contains(got, mac) {
+		t.Errorf("logged %q, which holds the token", got)
 	}
 }
 
