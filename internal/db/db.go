@@ -10,13 +10,16 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -181,6 +184,25 @@ func IsUniqueViolation(err error) (constraint string, ok bool) {
 		return pe.Constraint, true
 	}
 	return "", false
+}
+
+// IsConnectionLost reports whether err means the database session broke
+// (the server went away, restarted or cut the connection, or could not be
+// reached) rather than a statement failing. After such an error a write
+// may or may not have been committed — its acknowledgement can be lost
+// after the commit — and only asking again tells.
+func IsConnectionLost(err error) bool {
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		// 08: connection exception; 57: operator intervention (shutdown,
+		// terminated session, not yet accepting connections).
+		c := pe.Code.Class()
+		return c == "08" || c == "57"
+	}
+	var ne net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.As(err, &ne) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.EPIPE)
 }
 
 // ErrNoRows is sql.ErrNoRows, re-exported so stores need not import

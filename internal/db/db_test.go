@@ -1,10 +1,17 @@
 package db_test
 
 import (
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
+	"syscall"
 	"testing"
+
+	"github.com/lib/pq"
 
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/testutil/pgtest"
@@ -58,5 +65,30 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	d := pgtest.New(t)
 	if err := db.Migrate(t.Context(), d.DB, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("Migrate() = %v", err)
+	}
+}
+
+// TestIsConnectionLost: a broken or refused session is "lost" (a write's
+// fate unknown); a statement's own failure is not.
+func TestIsConnectionLost(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"terminated by the server", &pq.Error{Code: "57P01"}, true},
+		{"server starting up", &pq.Error{Code: "57P03"}, true},
+		{"connection failure", &pq.Error{Code: "08006"}, true},
+		{"bad connection", fmt.Errorf("commit: %w", driver.ErrBadConn), true},
+		{"reset", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, true},
+		{"socket gone", &net.OpError{Op: "dial", Err: syscall.ENOENT}, true},
+		{"unique violation", &pq.Error{Code: "23505"}, false},
+		{"raised by a function", &pq.Error{Code: "P0001"}, false},
+		{"no rows", sql.ErrNoRows, false},
+	}
+	for _, tt := range tests {
+		if got := db.IsConnectionLost(tt.err); got != tt.want {
+			t.Errorf("%s: IsConnectionLost = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -13,11 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/parley-list/parley/internal/testutil/logbuf"
+	"github.com/parley-list/parley/internal/testutil/parleybin"
 	"github.com/parley-list/parley/internal/testutil/pgtest"
 )
 
@@ -25,54 +26,28 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "parley-e2e-bin-")
+	bin, cleanup, err := parleybin.Build(true)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "parley")
-	build := exec.Command("go", "build", "-race", "-o", binary, "github.com/parley-list/parley/cmd/parley")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building parley:", err)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
-	pgtest.Main(m)
+	binary = bin
+	code := pgtest.Run(m)
+	cleanup()
+	os.Exit(code)
 }
 
-// dataDir returns a fresh data directory that an unprivileged PostgreSQL
-// account can traverse when the tests run as root.
+// dataDir returns a fresh data directory (see parleybin.Dir).
 func dataDir(t *testing.T) string {
 	t.Helper()
-	base, err := os.MkdirTemp("", "parley-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(base, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if !t.Failed() {
-			os.RemoveAll(base)
-		} else {
-			t.Logf("data directory kept: %s", base)
-		}
-	})
-	return filepath.Join(base, "data")
+	return filepath.Join(parleybin.Dir(t), "data")
 }
 
 // baseEnv is the environment every parley process gets: loopback port 0
 // listeners and the given data directory, nothing from the developer's
 // own PARLEY_* settings.
 func baseEnv(data string, extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PARLEY_") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env, "PARLEY_DATA_DIR="+data,
+	env := parleybin.Env("PARLEY_DATA_DIR="+data,
 		"PARLEY_HTTP_LISTEN=127.0.0.1:0", "PARLEY_SMTP_LISTEN=127.0.0.1:0", "PARLEY_IMAP_LISTEN=127.0.0.1:0")
 	return append(env, extra...)
 }
@@ -118,27 +93,9 @@ type server struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	ready   map[string]string
-	stderr  *syncBuffer
+	stderr  *logbuf.Buffer
 	exited  chan struct{}
 	waitErr error
-}
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutine and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startServer starts `parley serve` and waits for its readiness line.
@@ -150,7 +107,7 @@ func startServer(t *testing.T, env []string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	s := &server{t: t, cmd: cmd, stderr: &logbuf.Buffer{}, exited: make(chan struct{})}
 	cmd.Stderr = s.stderr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq"
 
+	"github.com/parley-list/parley/internal/testutil/parleybin"
 	"github.com/parley-list/parley/internal/testutil/smtpsink"
 )
 
@@ -24,7 +25,7 @@ func TestFaults(t *testing.T) {
 		s = time.Now().UnixNano()
 	}
 	t.Logf("seed %d (rerun with -faults.seed=%d)", s, s)
-	dir := workDir(t)
+	dir := parleybin.Dir(t)
 	db, err := startDatabase(t.Context(), filepath.Join(dir, "pg"))
 	if err != nil {
 		t.Fatalf("starting PostgreSQL: %v", err)
@@ -35,7 +36,7 @@ func TestFaults(t *testing.T) {
 		}
 	})
 	sink := smtpsink.Start(t)
-	env := processEnv("PARLEY_DATABASE_URL="+db.dsn(), "PARLEY_RELAY=smtp://"+sink.Addr, "PARLEY_DEMO_LIST=",
+	env := parleybin.Env("PARLEY_DATABASE_URL="+db.dsn(), "PARLEY_RELAY=smtp://"+sink.Addr, "PARLEY_DEMO_LIST=",
 		"PARLEY_DELIVERY_LEASE=5s", "PARLEY_DELIVERY_RETRY_FIRST=1s", "PARLEY_DELIVERY_RETRY_MAX=4s",
 		"PARLEY_DELIVERY_TIMEOUT=8s", "PARLEY_DELIVERY_WORKERS=16", "PARLEY_DATABASE_QUERY_TIMEOUT=10s")
 	setUp(t, append(env, "PARLEY_DATA_DIR="+filepath.Join(dir, "cli")))

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parley-list/parley/internal/pgembed"
+	"github.com/parley-list/parley/internal/testutil/parleybin"
 )
 
 var (
@@ -29,44 +29,17 @@ var binary string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "parley-faults-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "parley")
 	// Without the race detector: the suite is about crashes and lost
 	// mail, and needs the throughput (the other suites run with -race).
-	build := exec.Command("go", "build", "-o", binary, "github.com/parley-list/parley/cmd/parley")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	bin, cleanup, err := parleybin.Build(false)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "building parley:", err)
 		os.Exit(1)
 	}
+	binary = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
-}
-
-// workDir is a directory for the run that an unprivileged PostgreSQL
-// account can traverse when tests run as root; kept when the test fails.
-func workDir(t *testing.T) string {
-	t.Helper()
-	base, err := os.MkdirTemp("", "parley-faults-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(base, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("work directory kept: %s", base)
-			return
-		}
-		os.RemoveAll(base)
-	})
-	return base
 }
 
 // database is the PostgreSQL cluster the parley processes share, which the

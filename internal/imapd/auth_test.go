@@ -1,19 +1,18 @@
 package imapd_test
 
 import (
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
 	"github.com/parley-list/parley/internal/imapd"
+	"github.com/parley-list/parley/internal/testutil/logbuf"
 	"github.com/parley-list/parley/internal/testutil/tlstest"
 )
 
@@ -96,28 +95,10 @@ func TestTLS(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink the server's goroutines can share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestLoginLogged: every login, and every failed one, is logged once with
 // the client's address; a password never is.
 func TestLoginLogged(t *testing.T) {
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	f := newFixture(t, func(o *imapd.Options, _ *fixture) { o.Log = slog.New(slog.NewTextHandler(&logs, nil)) })
 	for _, login := range []string{"anonymous x", "carol@example.com sesame", "carol@example.com open-sesame"} {
 		session(t, f.addr, "a LOGIN "+login+"\r\nz LOGOUT\r\n")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -59,20 +60,7 @@ func (s *Service) Accept(ctx context.Context, env Envelope) error {
 		}
 		return err
 	}
-	if len(outs) == 1 && outs[0].rcpt.Route.Kind == mailaddr.KindPost && outs[0].decision.Action == policy.Accept {
-		st, err := s.batcher().write(ctx, s.post(outs[0].rcpt.List, p, env.Source))
-		if err != nil {
-			return err
-		}
-		outs[0].article, outs[0].dup = st.Article, st.Duplicate
-	} else if err := db.InTx(ctx, s.o.DB, func(tx *sqlx.Tx) error {
-		for i := range outs {
-			if err := s.write(ctx, tx, env, p, &outs[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
+	if err := s.storeSure(ctx, env, p, outs); err != nil {
 		return err
 	}
 	for _, o := range outs {
@@ -108,6 +96,51 @@ func allRejected(outs []outcome) error {
 		return nil
 	}
 	return reject(550, [3]int{5, 7, 1}, "%s", outs[0].decision.Reason)
+}
+
+// storeSure writes the outcomes, and when the database session breaks
+// asks again until the database answers or the deadline passes. A broken
+// session leaves it unknown whether the commit happened (its
+// acknowledgement may be what was lost); writing is idempotent, so asking
+// again tells, and a message that did land gets its 250 instead of a 451
+// for mail that was in fact kept.
+func (s *Service) storeSure(ctx context.Context, env Envelope, p *prepared, outs []outcome) error {
+	err := s.store(ctx, env, p, outs)
+	for wait := 100 * time.Millisecond; err != nil && db.IsConnectionLost(err) && ctx.Err() == nil; wait = min(2*wait, 2*time.Second) {
+		s.o.Logger.Debug("database session lost while storing; asking again", "event", "store_retry", "msg_id", p.sum.MessageID, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		if err = s.store(ctx, env, p, outs); err == nil {
+			for i := range outs {
+				outs[i].dup = false // found stored: by this message's own earlier attempt
+			}
+		}
+	}
+	return err
+}
+
+// store writes the outcomes: the common case, one list accepting the post,
+// through the group commit; anything else in one transaction.
+func (s *Service) store(ctx context.Context, env Envelope, p *prepared, outs []outcome) error {
+	if len(outs) == 1 && outs[0].rcpt.Route.Kind == mailaddr.KindPost && outs[0].decision.Action == policy.Accept {
+		st, err := s.batcher().write(ctx, s.post(outs[0].rcpt.List, p, env.Source))
+		if err != nil {
+			return err
+		}
+		outs[0].article, outs[0].dup = st.Article, st.Duplicate
+		return nil
+	}
+	return db.InTx(ctx, s.o.DB, func(tx *sqlx.Tx) error {
+		for i := range outs {
+			if err := s.write(ctx, tx, env, p, &outs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // decide judges the message for one recipient without writing anything.

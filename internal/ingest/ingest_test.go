@@ -297,6 +297,35 @@ func TestDatabaseGone(t *testing.T) {
 	}
 }
 
+// TestSessionLostMidWrite: when the database session dies in the middle
+// of storing (here the server terminates it from a trigger, once), intake
+// asks again instead of answering 451: the post is kept, exactly once,
+// and the sender gets its 250.
+func TestSessionLostMidWrite(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.list("dev@lists.example.org", lists.PostOpen, lists.ActionHold)
+	f.list("mod@lists.example.org", lists.PostMembers, lists.ActionHold, "owner:owner@example.org")
+	// A sequence, because it is not rolled back with the dying transaction.
+	f.db.MustExec(`CREATE SEQUENCE boom_seq`)
+	f.db.MustExec(`CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF nextval('boom_seq') % 2 = 1 THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NEW; END $$`)
+	f.db.MustExec(`CREATE TRIGGER boom BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION boom()`)
+	f.db.MustExec(`CREATE TRIGGER boom BEFORE INSERT ON moderation FOR EACH ROW EXECUTE FUNCTION boom()`)
+	if err := f.send("x@example.org", []string{"dev@lists.example.org"}, post("x@example.org", "lost@x", "s")); err != nil {
+		t.Fatalf("post whose session died mid-write: %v, want it stored", err)
+	}
+	if err := f.send("x@example.org", []string{"mod@lists.example.org"}, post("x@example.org", "held@x", "s")); err != nil {
+		t.Fatalf("held post whose session died mid-write: %v, want it stored", err)
+	}
+	if n := f.count(`SELECT count(*) FROM messages WHERE message_id = 'lost@x' AND article = 1`); n != 1 {
+		t.Errorf("%d archived as article 1, want exactly 1", n)
+	}
+	if n := f.count(`SELECT count(*) FROM moderation WHERE message_id = 'held@x'`); n != 1 {
+		t.Errorf("%d held, want exactly 1", n)
+	}
+}
+
 // TestHeldBelongsToList: a decision scoped to one list cannot touch
 // another list's held post.
 func TestHeldBelongsToList(t *testing.T) {

@@ -1,44 +1,23 @@
 package ingest_test
 
 import (
-	"bytes"
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/parley-list/parley/internal/ingest"
 	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/testutil/logbuf"
 	"github.com/parley-list/parley/internal/testutil/pgtest"
 )
-
-// lockedBuffer is a log sink safe for the group commit's goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) take() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	l.b.Reset()
-	return s
-}
 
 // TestEveryDecisionLoggedOnce: each message handed to intake gives exactly
 // one log line, with the event that says what happened and the list and
 // Message-ID it happened to; refusals before any policy included.
 func TestEveryDecisionLoggedOnce(t *testing.T) {
 	t.Parallel()
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	d := pgtest.New(t)
 	f := &fixture{t: t, db: d, svc: ingest.New(ingest.Options{DB: d, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		Hostname: "parley.test", MaxMessageBytes: 4096})}
@@ -64,7 +43,7 @@ func TestEveryDecisionLoggedOnce(t *testing.T) {
 	events := regexp.MustCompile(`event=\S+`)
 	for _, tt := range tests {
 		f.send(tt.from, []string{tt.to}, tt.msg)
-		got := logs.take()
+		got := logs.Take()
 		if n := len(events.FindAllString(got, -1)); n != 1 || !strings.Contains(got, tt.want) {
 			t.Errorf("%s: %d lines %q, want one with %q", tt.name, n, got, tt.want)
 		}

@@ -53,9 +53,13 @@ type server struct {
 
 var srv server
 
-// Main runs the package's tests and then stops the throwaway cluster, if
-// one was started.
-func Main(m *testing.M) {
+// Main runs the package's tests, stops the throwaway cluster, if one was
+// started, and exits.
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain with cleanup of its own: it returns the exit
+// code instead of exiting.
+func Run(m *testing.M) int {
 	code := m.Run()
 	if srv.cluster != nil {
 		srv.cluster.Close(context.Background())
@@ -63,7 +67,7 @@ func Main(m *testing.M) {
 	if srv.tmpDir != "" {
 		os.RemoveAll(srv.tmpDir)
 	}
-	os.Exit(code)
+	return code
 }
 
 func (s *server) start() error {
