@@ -13,6 +13,7 @@ import (
 	"github.com/lib/pq"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/dkimkeys"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
@@ -191,6 +192,8 @@ func (s *Service) round(ctx context.Context) (int, error) {
 	if err != nil || len(ds) == 0 {
 		return 0, err
 	}
+	// Past this the copies not sent yet go back to the queue anyway.
+	until := time.Now().Add(s.o.Lease)
 	leased := make(chan struct{})
 	defer close(leased)
 	go s.keepLeases(context.WithoutCancel(ctx), ds, leased)
@@ -212,8 +215,11 @@ func (s *Service) round(ctx context.Context) (int, error) {
 		perDomain = s.o.Workers
 	}
 	domains := newDomainLimiter(perDomain)
-	rec := newRecorder(s.o.DB, s.o.Logger)
+	rec := newRecorder(s.o.DB, s.o.Logger, until)
 	for _, group := range s.batches(ds, jobs) {
+		if !rec.healthy(until) {
+			break // the rest come back when their leases run out
+		}
 		slots <- struct{}{}
 		domains.acquire(group[0].Domain)
 		wg.Go(func() {
@@ -446,14 +452,16 @@ func (s *Service) personal(j *job, d outqueue.Delivery) ([]byte, error) {
 type recorder struct {
 	db      *sqlx.DB
 	log     *slog.Logger
+	giveUp  time.Time // after this, results that cannot be written are dropped
 	mu      sync.Mutex
 	rs      []outqueue.Result
 	running bool
+	failing bool // the database does not take results now
 	idle    *sync.Cond
 }
 
-func newRecorder(db *sqlx.DB, log *slog.Logger) *recorder {
-	r := &recorder{db: db, log: log}
+func newRecorder(db *sqlx.DB, log *slog.Logger, giveUp time.Time) *recorder {
+	r := &recorder{db: db, log: log, giveUp: giveUp}
 	r.idle = sync.NewCond(&r.mu)
 	return r
 }
@@ -468,24 +476,64 @@ func (r *recorder) add(res outqueue.Result) {
 	}
 }
 
+// loop writes results in group commits. When the database session is
+// lost it keeps them and tries again until giveUp: a result not written
+// means the copy is sent again, so it is worth waiting for the database
+// (and sending is paused meanwhile, see healthy).
 func (r *recorder) loop() {
+	wait := 100 * time.Millisecond
 	for {
 		r.mu.Lock()
 		rs := r.rs
 		r.rs = nil
 		if len(rs) == 0 {
-			r.running = false
+			r.running, r.failing = false, false
 			r.idle.Broadcast()
 			r.mu.Unlock()
 			return
 		}
 		r.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := outqueue.Record(ctx, r.db, rs); err != nil {
+		err := outqueue.Record(ctx, r.db, rs)
+		cancel()
+		r.mu.Lock()
+		switch {
+		case err == nil:
+			r.failing, wait = false, 100*time.Millisecond
+		case db.IsConnectionLost(err) && time.Now().Before(r.giveUp):
+			if !r.failing {
+				r.log.Warn("cannot record delivery results; sending paused until the database answers",
+					"event", "record_paused", "count", len(rs), "err", err)
+			}
+			r.rs, r.failing = append(rs, r.rs...), true
+		default:
 			// The leases run out and the copies are tried again: at least once.
 			r.log.Error("cannot record delivery results", "event", "record_failed", "count", len(rs), "err", err)
 		}
-		cancel()
+		failing := r.failing
+		r.mu.Unlock()
+		if failing {
+			time.Sleep(wait)
+			wait = min(2*wait, 2*time.Second)
+		}
+	}
+}
+
+// healthy reports whether results are being written, waiting while they
+// are not, until until: sending a copy whose result cannot be recorded
+// only makes a duplicate later.
+func (r *recorder) healthy(until time.Time) bool {
+	for {
+		r.mu.Lock()
+		failing := r.failing
+		r.mu.Unlock()
+		if !failing {
+			return true
+		}
+		if time.Now().After(until) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
