@@ -28,19 +28,23 @@ func archiveURL(cfg config.Config, listening string) string {
 	return "imap://" + host
 }
 
-// imapDatabase is the pool IMAP reads through: its own, with the
-// read-only role, when database.reader_url is set.
+// imapDatabase is the pool IMAP reads through: always its own, and with
+// the read-only role when database.reader_url is set.
 func imapDatabase(cfg config.Config, d *Database) (*sqlx.DB, string, error) {
-	if cfg.Database.ReaderURL == "" {
-		return d.DB, d.DSN, nil
+	dsn := cfg.Database.ReaderURL
+	if dsn == "" {
+		dsn = d.DSN
 	}
+	// A pool of its own, half the size of the main one: however busy the
+	// readers are (a search through everything, many full fetches), they
+	// cannot take the connections intake and delivery need.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pool, err := db.Open(ctx, cfg.Database.ReaderURL, db.Options{MaxOpenConns: cfg.Database.MaxOpenConns})
-	if err != nil {
+	pool, err := db.Open(ctx, dsn, db.Options{MaxOpenConns: max(2, cfg.Database.MaxOpenConns/2)})
+	if err != nil && cfg.Database.ReaderURL != "" {
 		return nil, "", fmt.Errorf("database.reader_url: %w", err)
 	}
-	return pool, cfg.Database.ReaderURL, nil
+	return pool, dsn, err
 }
 
 // startIMAP serves the read-only archive on imap.listen (with STARTTLS

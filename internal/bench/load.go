@@ -77,7 +77,7 @@ func (b *runner) load(ctx context.Context) error {
 		return err
 	}
 	mbox := filepath.Join(b.o.WorkDir, "load.mbox")
-	if _, err := GenerateMbox(mbox, loadArchive, 7); err != nil {
+	if _, err := generateMbox(mbox, loadArchive, 7, genOptions{list: loadList, word: imapWord}); err != nil {
 		return err
 	}
 	if _, err := s.cli(ctx, nil, "archive", "import", loadList, mbox); err != nil {
@@ -263,7 +263,8 @@ func loadReader(ctx context.Context, addr string, rng *rand.Rand, st *loadStats)
 			uid := imap.UID(1 + rng.IntN(loadArchive))
 			_, err = c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
 		case r < 85:
-			_, err = c.UIDSearch(&imap.SearchCriteria{Text: []string{"quick"}}, nil).Wait()
+			// The peers' benchmark word: in a few percent of the posts.
+			_, err = c.UIDSearch(&imap.SearchCriteria{Text: []string{imapWord}}, nil).Wait()
 		default:
 			err = c.Noop().Wait()
 		}

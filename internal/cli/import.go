@@ -99,6 +99,11 @@ func (im *importer) run(paths []string) error {
 	if err := im.flush(); err != nil {
 		return err
 	}
+	if im.imported > 0 {
+		if err := im.svc.Imported(im.c.Context()); err != nil {
+			return err
+		}
+	}
 	im.progress(true)
 	fmt.Fprintf(im.e.io.Stdout, "%s: imported %d, duplicates %d, unparseable %d (%.0f messages/s)\n",
 		im.list.Address, im.imported, im.dups, im.bad, float64(im.seen)/time.Since(im.start).Seconds())

@@ -64,7 +64,7 @@ type Delivery struct {
 type Database struct {
 	URL          string   `toml:"url" doc:"PostgreSQL connection URL (postgres://user:pass@host/db?sslmode=...). Empty runs a private PostgreSQL cluster under data_dir, reached over a Unix socket and stopped when parley exits." secret:"true"`
 	ReaderURL    string   `toml:"reader_url" doc:"Connection URL of a read-only role (deploy/postgres-roles.sql: parley_reader) for the IMAP archive, which then cannot change anything even if it tried. Needs database.url. Empty: IMAP uses database.url." secret:"true"`
-	MaxOpenConns int      `toml:"max_open_conns" doc:"Upper bound on open connections from this process."`
+	MaxOpenConns int      `toml:"max_open_conns" doc:"Connections of the main pool (intake, delivery, command mail). The IMAP archive reads through a pool of its own, half as large, so readers cannot starve intake."`
 	QueryTimeout Duration `toml:"query_timeout" doc:"Deadline for one ordinary query or transaction."`
 }
 

@@ -102,7 +102,7 @@ func New(o Options) *Server {
 		Refusal: []byte("* BYE [UNAVAILABLE] Too many connections, try again later\r\n"),
 		Wrap:    func(c net.Conn) net.Conn { return newCoalescingConn(c) }})
 	if o.DSN != "" {
-		s.listener = s.hub.listen(o.DSN, o.Log)
+		s.listener = s.hub.listen(o.DSN, o.DB, o.QueryTimeout, o.Log)
 	}
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession: s.newSession,

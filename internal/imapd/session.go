@@ -475,16 +475,27 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if s.sel == nil || s.sel.listID == 0 {
 		return nil
 	}
-	due := s.srv.o.Now().Sub(s.sel.polled) >= s.srv.o.PollInterval
 	select {
 	case <-s.sel.news:
-		due = true
+		return s.pollNews(w)
 	default:
 	}
-	if !due {
+	if s.srv.o.Now().Sub(s.sel.polled) < s.srv.o.PollInterval {
 		return nil
 	}
 	return s.pollNow(w)
+}
+
+// pollNews is pollNow after a notification: the hub has usually read the
+// list's counter already for every session it woke.
+func (s *session) pollNews(w *imapserver.UpdateWriter) error {
+	next, ok := s.srv.hub.known(s.sel.listID)
+	if !ok || uint32(next-1) <= s.sel.known {
+		return s.pollNow(w) // not read, or not news to this session: ask
+	}
+	ctx, cancel := s.srv.ctx()
+	defer cancel()
+	return s.announce(ctx, w, next)
 }
 
 // pollNow announces posts archived since the client last heard: one
@@ -499,6 +510,13 @@ func (s *session) pollNow(w *imapserver.UpdateWriter) error {
 		s.log.Warn("imap poll", "event", "imap_error", "list", s.sel.name, "err", err)
 		return nil // a missed poll only delays the news
 	}
+	s.srv.hub.learn(s.sel.listID, next)
+	return s.announce(ctx, w, next)
+}
+
+// announce sends the EXISTS for articles below next the client has not
+// heard of.
+func (s *session) announce(ctx context.Context, w *imapserver.UpdateWriter, next int64) error {
 	if s.sel.year == 0 {
 		for s.sel.known < uint32(next-1) {
 			s.sel.known++
@@ -545,15 +563,18 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	}
 	t := time.NewTicker(s.srv.o.PollInterval)
 	defer t.Stop()
+	poll := s.pollNow
 	for {
-		if err := s.pollNow(w); err != nil {
+		if err := poll(w); err != nil {
 			return err
 		}
 		select {
 		case <-stop:
 			return nil
 		case <-s.sel.news:
+			poll = s.pollNews
 		case <-t.C:
+			poll = s.pollNow
 		}
 	}
 }

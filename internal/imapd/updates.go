@@ -1,11 +1,13 @@
 package imapd
 
 import (
+	"context"
 	"log/slog"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/parley-list/parley/internal/notify"
@@ -17,12 +19,42 @@ import (
 // at once. A notification is only a hint to look: sessions read the
 // list's counter from the database, and also look every poll interval in
 // case one was lost.
+//
+// On a notification the hub reads the list's counter once and keeps it,
+// so the sessions it wakes need not each ask: with a hundred readers on a
+// busy list that is one query per post instead of a hundred.
 type hub struct {
 	mu   sync.Mutex
 	subs map[int64]map[chan struct{}]struct{}
+	next map[int64]int64 // list → next_article, as last read after a notification
 }
 
-func newHub() *hub { return &hub{subs: map[int64]map[chan struct{}]struct{}{}} }
+func newHub() *hub {
+	return &hub{subs: map[int64]map[chan struct{}]struct{}{}, next: map[int64]int64{}}
+}
+
+// known returns the list's next article number as the hub last read it.
+func (h *hub) known(list int64) (int64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n, ok := h.next[list]
+	return n, ok
+}
+
+// learn records a list's next article number; it only grows.
+func (h *hub) learn(list, next int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.next[list] = max(h.next[list], next)
+}
+
+// forget drops what the hub knows (the listener reconnected: it may have
+// missed news, so sessions ask the database).
+func (h *hub) forget() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	clear(h.next)
+}
 
 // subscribe returns a channel that receives a token when list may have
 // news, and the function that ends the subscription.
@@ -63,9 +95,26 @@ func (h *hub) wake(list int64, all bool) {
 	}
 }
 
+// refresh reads a list's counter for the sessions about to be woken, when
+// any session follows the list; failing that, they ask themselves.
+func (h *hub) refresh(db *sqlx.DB, list int64, timeout time.Duration) {
+	h.mu.Lock()
+	followed := len(h.subs[list]) > 0
+	h.mu.Unlock()
+	if !followed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var next int64
+	if err := db.GetContext(ctx, &next, `SELECT next_article FROM lists WHERE id = $1`, list); err == nil {
+		h.learn(list, next)
+	}
+}
+
 // listen feeds the hub from NOTIFY archive on its own connection until
 // the returned listener is closed. Without a listener, sessions poll.
-func (h *hub) listen(dsn string, log *slog.Logger) *pq.Listener {
+func (h *hub) listen(dsn string, db *sqlx.DB, timeout time.Duration, log *slog.Logger) *pq.Listener {
 	l := pq.NewListener(dsn, time.Second, 30*time.Second, func(ev pq.ListenerEventType, err error) {
 		if err != nil {
 			log.Debug("archive notification listener", "event", "listener", "err", err)
@@ -81,10 +130,12 @@ func (h *hub) listen(dsn string, log *slog.Logger) *pq.Listener {
 		}
 		for n := range l.Notify {
 			if n == nil { // reconnected: anything may have happened meanwhile
+				h.forget()
 				h.wake(0, true)
 				continue
 			}
 			if id, err := strconv.ParseInt(n.Extra, 10, 64); err == nil {
+				h.refresh(db, id, timeout)
 				h.wake(id, false)
 			}
 		}

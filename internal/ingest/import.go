@@ -26,6 +26,16 @@ type ImportResult struct {
 	Problem   string // why the item could not be imported; "" when it was
 }
 
+// Imported refreshes the planner's statistics after a bulk import. The
+// archive grew at once, and until autovacuum notices, searches over it are
+// planned as for the table it was (a scan of every message instead of the
+// trigram index: 190 ms instead of 15 ms on 6,000 messages). A role that
+// does not own the table gets a warning from PostgreSQL, not an error.
+func (s *Service) Imported(ctx context.Context) error {
+	_, err := s.o.DB.ExecContext(ctx, `ANALYZE messages`)
+	return err
+}
+
 // Import archives a batch of messages in one transaction, in order,
 // without policy and without delivery to members: the posts keep their
 // original dates (Date:, else the mbox date) as their archive dates.
