@@ -490,8 +490,8 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 // list's counter already for every session it woke.
 func (s *session) pollNews(w *imapserver.UpdateWriter) error {
 	next, ok := s.srv.hub.known(s.sel.listID)
-	if !ok || uint32(next-1) <= s.sel.known {
-		return s.pollNow(w) // not read, or not news to this session: ask
+	if !ok {
+		return s.pollNow(w) // the hub could not read it: ask
 	}
 	ctx, cancel := s.srv.ctx()
 	defer cancel()

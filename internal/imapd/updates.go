@@ -96,7 +96,8 @@ func (h *hub) wake(list int64, all bool) {
 }
 
 // refresh reads a list's counter for the sessions about to be woken, when
-// any session follows the list; failing that, they ask themselves.
+// any session follows the list. After it, what the hub knows of the list
+// covers the notified post, or it knows nothing and sessions ask.
 func (h *hub) refresh(db *sqlx.DB, list int64, timeout time.Duration) {
 	h.mu.Lock()
 	followed := len(h.subs[list]) > 0
@@ -107,9 +108,14 @@ func (h *hub) refresh(db *sqlx.DB, list int64, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var next int64
-	if err := db.GetContext(ctx, &next, `SELECT next_article FROM lists WHERE id = $1`, list); err == nil {
-		h.learn(list, next)
+	if err := db.GetContext(ctx, &next, `SELECT next_article FROM lists WHERE id = $1`, list); err != nil {
+		// What the hub knows may now be behind: the woken sessions ask.
+		h.mu.Lock()
+		delete(h.next, list)
+		h.mu.Unlock()
+		return
 	}
+	h.learn(list, next)
 }
 
 // listen feeds the hub from NOTIFY archive on its own connection until
@@ -126,7 +132,9 @@ func (h *hub) listen(dsn string, db *sqlx.DB, timeout time.Duration, log *slog.L
 		if err := l.Listen(notify.Archive); err != nil {
 			log.Warn("cannot listen for archive notifications; IMAP sessions poll", "event", "listener", "err", err)
 		} else {
-			h.wake(0, true) // what was notified before LISTEN took effect was missed
+			// What was notified before LISTEN took effect was missed.
+			h.forget()
+			h.wake(0, true)
 		}
 		for n := range l.Notify {
 			if n == nil { // reconnected: anything may have happened meanwhile
