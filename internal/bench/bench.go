@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -91,6 +92,16 @@ func (b *runner) report(name string, value float64, unit string) {
 		format = "BENCH %s %.2f %s\n"
 	}
 	fmt.Fprintf(b.o.Out, format, name, value, unit)
+}
+
+// quantile is the q-quantile of d (nearest rank) in milliseconds; 0 for
+// no samples.
+func quantile(d []time.Duration, q float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(d))
+	return float64(s[int(q*float64(len(s)-1))].Microseconds()) / 1000
 }
 
 func (b *runner) logf(format string, args ...any) {

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -139,14 +138,6 @@ func (b *runner) loadReport(st *loadStats, elapsed time.Duration, peakMB float64
 	b.report("load_protocol_errors", float64(len(st.errs)), "kinds")
 	b.report("load_lost_posts", float64(lost), "posts")
 	b.report("load_peak_rss_MB", peakMB, "MB")
-}
-
-func quantile(d []time.Duration, q float64) float64 {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(d))
-	return s[min(len(s)-1, int(q*float64(len(s))))].Seconds() * 1000
 }
 
 // loadPoster keeps one SMTP session and posts on it with a pause of

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -166,12 +165,8 @@ func (b *runner) ackLatency(ctx context.Context) error {
 		}
 		lat = append(lat, time.Since(t0))
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) float64 {
-		return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000
-	}
 	b.logf("latency: %d posts to a list of 10,000 members", len(lat))
-	b.report("ack_latency_p50", pct(0.50), "ms")
-	b.report("ack_latency_p99", pct(0.99), "ms")
+	b.report("ack_latency_p50", quantile(lat, 0.50), "ms")
+	b.report("ack_latency_p99", quantile(lat, 0.99), "ms")
 	return nil
 }

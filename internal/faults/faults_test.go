@@ -64,8 +64,7 @@ func TestFaults(t *testing.T) {
 	drain(t, w, admin)
 	drainTime := time.Since(drainStart)
 
-	w.dupBound = in.dupBound()
-	rows := check(t, w, admin)
+	rows := check(t, w, admin, in.dupBound())
 	t.Log(report(w, in, rows, faultTime, drainTime))
 	for _, p := range procs {
 		if err := p.stop(); err != nil {

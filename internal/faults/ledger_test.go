@@ -44,7 +44,6 @@ type mail struct {
 	messageID string // without <>
 	from      string // the author (for joins, the joiner; for bounces, the member bounced)
 	outcome   outcome
-	attempts  int
 }
 
 // ledger is everything the clients sent, for the checks at the end.

@@ -43,15 +43,16 @@ func report(w *workload, in *injector, rows []*row, faultTime, drainTime time.Du
 		fmt.Fprintf(&b, "   %-8s %s\n", k, strings.Join(parts, ", "))
 	}
 	w.mu.Lock()
-	copies := 0
+	copies, pairs := 0, 0
 	for _, r := range w.copies {
+		pairs += len(r)
 		for _, n := range r {
 			copies += n
 		}
 	}
 	w.mu.Unlock()
 	fmt.Fprintf(&b, "   copies at the sink %d (duplicates %d, bound %d); IMAP sessions %d, messages fetched %d\n",
-		copies, w.dups, w.dupBound, w.imapSessions.Load(), w.imapFetched.Load())
+		copies, copies-pairs, in.dupBound(), w.imapSessions.Load(), w.imapFetched.Load())
 	fmt.Fprintf(&b, "== invariants\n   %-48s %9s %10s\n", "invariant", "checked", "violations")
 	for _, r := range rows {
 		status := "ok"

@@ -74,7 +74,6 @@ func deliver(addrs []string, m *mail, from, rcpt string, data []byte, abort bool
 	sawRefused, sawUnknown := false, false
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		m.attempts++
 		switch sendOnce(addrs[rng.IntN(len(addrs))], from, rcpt, data, abort) {
 		case attemptAccepted:
 			m.outcome = accepted

@@ -43,8 +43,6 @@ type workload struct {
 	seen       map[string]map[uint32]string // list → IMAP UID → Message-ID
 	articles   map[string]map[int64]string  // list → article → Message-ID, from snapshots
 	violations []string
-	dups       int // duplicate copies, counted by the checks
-	dupBound   int // their bound, from the faults injected
 
 	imapSessions, imapFetched, fetchAborts, dataAborts atomic.Int64
 }
