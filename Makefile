@@ -32,6 +32,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	@# Unreachable functions from cmd/ (test helpers under internal/testutil
+	@# are reached only from tests): delete them, or wire them in.
+	@out=$$($(GO) tool deadcode ./...) || exit 1; \
+	out=$$(printf '%s\n' "$$out" | grep -v '^internal/testutil/' | grep . || true); \
+	if [ -n "$$out" ]; then echo "unreachable code (deadcode):"; echo "$$out"; exit 1; fi
 
 # Benchmarks against the real binary on loopback (see shared/PERFORMANCE.md);
 # prints "BENCH <name> <value> <unit>" lines. BENCHFLAGS='-only ingest' etc.

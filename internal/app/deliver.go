@@ -69,6 +69,9 @@ func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, r
 	svc := deliver.New(deliver.Options{
 		DB: d.DB, DSN: d.DSN, Relay: relay, Logger: log, Results: results, Bounces: bounces,
 		Site: deliver.Site{ArchiveURL: archiveURL, BaseURL: cfg.HTTP.BaseURL}, Unsub: tokens,
+		// Lists on the default "policy" mitigation rewrite From: for
+		// authors whose domain publishes a strict DMARC policy.
+		DMARC:   &deliver.DMARC{LookupTXT: net.DefaultResolver.LookupTXT},
 		Workers: cfg.Delivery.Workers, PerDomain: cfg.Delivery.PerDomain, Lease: cfg.Delivery.Lease.D(),
 		Backoff: outqueue.Backoff{First: cfg.Delivery.RetryFirst.D(), Max: cfg.Delivery.RetryMax.D(),
 			GiveUp: cfg.Delivery.GiveUp.D(), Jitter: 0.1},

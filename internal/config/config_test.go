@@ -177,7 +177,7 @@ func TestExampleInStep(t *testing.T) {
 	}
 	for _, s := range settings(&cfg) {
 		if s.Field.Tag.Get("doc") == "" {
-			t.Errorf("key %s has no doc tag", s.Key())
+			t.Errorf("key %s has no doc tag", strings.Join(s.Path, "."))
 		}
 	}
 }

@@ -16,9 +16,6 @@ type setting struct {
 	Value reflect.Value // addressable when walked from a pointer
 }
 
-// Key is the dotted TOML key.
-func (s setting) Key() string { return strings.Join(s.Path, ".") }
-
 // Env is the environment variable that overrides the key.
 func (s setting) Env() string {
 	return EnvPrefix + strings.ToUpper(strings.Join(s.Path, "_"))

@@ -163,27 +163,6 @@ func Extend(ctx context.Context, q db.Querier, ids []int64, lease time.Duration)
 	return err
 }
 
-// Sent records a copy as delivered (the relay answered 250).
-func Sent(ctx context.Context, q db.Querier, id int64, code int) error {
-	_, err := q.ExecContext(ctx, `UPDATE deliveries SET state = 'sent', done_at = now(), lease_until = NULL,
-		last_code = $2, last_error = NULL WHERE id = $1`, id, code)
-	return err
-}
-
-// Failed records a copy as permanently undeliverable.
-func Failed(ctx context.Context, q db.Querier, id int64, code int, reason string) error {
-	_, err := q.ExecContext(ctx, `UPDATE deliveries SET state = 'failed', done_at = now(), lease_until = NULL,
-		last_code = $2, last_error = $3 WHERE id = $1`, id, code, reason)
-	return err
-}
-
-// Retry puts a copy back in the queue for at.
-func Retry(ctx context.Context, q db.Querier, id int64, at time.Time, code int, reason string) error {
-	_, err := q.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', next_attempt_at = $2, lease_until = NULL,
-		last_code = $3, last_error = $4 WHERE id = $1`, id, at, code, reason)
-	return err
-}
-
 // Backoff is the retry schedule: First after the first failure, doubling
 // up to Max, with ±Jitter of randomness so that copies failed together do
 // not retry together; a copy older than GiveUp fails for good.

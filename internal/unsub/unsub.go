@@ -43,9 +43,6 @@ func LoadSigner(ctx context.Context, q db.Querier) (*Signer, error) {
 	return &Signer{key: key}, nil
 }
 
-// NewSigner returns a signer with the given key (tests).
-func NewSigner(key []byte) *Signer { return &Signer{key: key} }
-
 const macLen = 16
 
 func (s *Signer) mac(payload []byte) []byte {

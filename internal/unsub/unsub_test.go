@@ -11,13 +11,13 @@ import (
 
 func TestToken(t *testing.T) {
 	t.Parallel()
-	s := NewSigner([]byte("0123456789abcdef0123456789abcdef"))
+	s := &Signer{key: []byte("0123456789abcdef0123456789abcdef")}
 	tok := s.Token(42, "Bob@example.org")
 	id, addr, err := s.Check(tok)
 	if err != nil || id != 42 || addr != "Bob@example.org" {
 		t.Fatalf("Check(Token()) = %d, %q, %v", id, addr, err)
 	}
-	other := NewSigner([]byte("another key, another server......"))
+	other := &Signer{key: []byte("another key, another server......")}
 	bad := []string{"", "x", tok + "x", strings.Replace(tok, ".", ".A", 1), other.Token(42, "Bob@example.org"), "." + strings.Split(tok, ".")[1]}
 	for _, b := range bad {
 		if _, _, err := s.Check(b); err == nil {
@@ -32,9 +32,9 @@ func TestBadLinkLogged(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
 	mux := http.NewServeMux()
-	mux.Handle("/unsubscribe/{token}", &Handler{Signer: NewSigner([]byte("0123456789abcdef0123456789abcdef")),
+	mux.Handle("/unsubscribe/{token}", &Handler{Signer: &Signer{key: []byte("0123456789abcdef0123456789abcdef")},
 		Log: slog.New(slog.NewTextHandler(&logs, nil))})
-	tok := NewSigner([]byte("another key, another server......")).Token(42, "bob@example.org")
+	tok := (&Signer{key: []byte("another key, another server......")}).Token(42, "bob@example.org")
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/unsubscribe/"+tok, nil))
 	if rec.Code != http.StatusNotFound {
@@ -52,7 +52,7 @@ func TestBadLinkLogged(t *testing.T) {
 // FuzzCheck is the unsubscribe token parser's fuzz target: it never
 // panics, and it accepts nothing it did not sign.
 func FuzzCheck(f *testing.F) {
-	s := NewSigner([]byte("0123456789abcdef0123456789abcdef"))
+	s := &Signer{key: []byte("0123456789abcdef0123456789abcdef")}
 	f.Add(s.Token(1, "a@b.c"))
 	f.Add("AAAA.BBBB")
 	f.Fuzz(func(t *testing.T, tok string) {
