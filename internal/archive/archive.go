@@ -13,6 +13,7 @@ package archive
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -52,7 +53,7 @@ type Stored struct {
 // nothing is written; two identical posts racing each other are
 // serialised by the list lock, and the second finds the first. With
 // p.Queue, the post's delivery to the members is queued in the same
-// transaction. See archive_posts in the migrations for how it is stored.
+// transaction. See migrations/functions/archive_posts.sql for how it is stored.
 func Insert(ctx context.Context, q db.Querier, p Post) (Stored, error) {
 	sts, err := InsertBatch(ctx, q, []Post{p})
 	if err != nil {
@@ -61,48 +62,64 @@ func Insert(ctx context.Context, q db.Querier, p Post) (Stored, error) {
 	return sts[0], nil
 }
 
-// batchPost is one post's fields for archive_posts.
-type batchPost struct {
-	List       int64               `json:"list"`
-	MsgID      string              `json:"msgid"`
-	Synth      bool                `json:"synth"`
-	HeaderLen  int                 `json:"header_len"`
-	Received   time.Time           `json:"received"`
-	Sent       *time.Time          `json:"sent"`
-	From       string              `json:"from"`
-	FromName   string              `json:"from_name"`
-	Subject    string              `json:"subject"`
-	SubjectKey string              `json:"subject_key"`
-	Lookup     string              `json:"subject_lookup"`
-	InReplyTo  *string             `json:"in_reply_to"`
-	Refs       []string            `json:"refs"`
-	Parent     *string             `json:"parent"`
-	MIME       mailmsg.MIMESummary `json:"mime"`
-	IMAP       []byte              `json:"imap"` // base64 in JSON
-	Source     string              `json:"source"`
-	Queue      bool                `json:"queue"`
+// storedPost is one post as archive_posts and archive_store take it
+// (migrations/functions): its keys are the messages columns, plus
+// subject_lookup and queue, which are not.
+type storedPost struct {
+	ListID     int64      `json:"list_id"`
+	MessageID  string     `json:"message_id"`
+	Synth      bool       `json:"msgid_synth"`
+	HeaderLen  int        `json:"header_len"`
+	Received   time.Time  `json:"received_at"`
+	Sent       *time.Time `json:"sent_at"`
+	From       string     `json:"from_addr"`
+	FromName   string     `json:"from_name"`
+	Subject    string     `json:"subject"`
+	SubjectKey string     `json:"subject_key"`
+	InReplyTo  *string    `json:"in_reply_to"`
+	Refs       []string   `json:"refs"`
+	Parent     *string    `json:"parent_msgid"`
+	Source     string     `json:"source"`
+	IMAP       byteaText  `json:"imap"`
+	Lookup     string     `json:"subject_lookup"` // not a column: the base subject to thread by
+	Queue      bool       `json:"queue"`          // not a column: queue delivery to the members
+}
+
+// byteaText is bytes in a JSON string as PostgreSQL's bytea input reads
+// them ("\\x" and hex), for jsonb_populate_record; nil is null.
+type byteaText []byte
+
+func (b byteaText) MarshalJSON() ([]byte, error) {
+	if b == nil {
+		return []byte("null"), nil
+	}
+	out := make([]byte, 0, 5+2*len(b))
+	out = append(out, `"\\x`...)
+	out = hex.AppendEncode(out, b)
+	return append(out, '"'), nil
 }
 
 // InsertBatch archives posts in order, exactly as Insert would one by one,
 // in one call to the database (archive_posts), within q's transaction.
 func InsertBatch(ctx context.Context, q db.Querier, posts []Post) ([]Stored, error) {
-	meta := make([]batchPost, len(posts))
+	recs := make([]storedPost, len(posts))
 	raws := make(pq.ByteaArray, len(posts))
 	keys := make(pq.ByteaArray, len(posts))
-	var err error
 	for i, p := range posts {
 		s := p.Summary
 		key, lookup := subjectKeys(p)
-		meta[i] = batchPost{SubjectKey: key, Lookup: lookup, List: p.ListID, MsgID: s.MessageID, Synth: s.Synthesised, HeaderLen: s.HeaderLen,
+		recs[i] = storedPost{ListID: p.ListID, MessageID: s.MessageID, Synth: s.Synthesised, HeaderLen: s.HeaderLen,
 			Received: p.ReceivedAt, Sent: s.Date, From: s.From, FromName: s.FromName, Subject: s.Subject,
-			InReplyTo: strPtr(s.InReplyTo), Refs: nonNilStrings(s.Refs), Parent: strPtr(s.Parent()),
-			MIME: s.MIME, Source: p.Source, Queue: p.Queue}
+			SubjectKey: key, InReplyTo: strPtr(s.InReplyTo), Refs: nonNilStrings(s.Refs), Parent: strPtr(s.Parent()),
+			Source: p.Source, Lookup: lookup, Queue: p.Queue}
 		raws[i], keys[i] = p.Raw, s.ContentKey
-		if meta[i].IMAP, err = imapmeta.Encode(p.Raw); err != nil {
+		meta, err := imapmeta.Encode(p.Raw)
+		if err != nil {
 			return nil, fmt.Errorf("archive: imap meta: %w", err)
 		}
+		recs[i].IMAP = meta
 	}
-	js, err := json.Marshal(meta)
+	js, err := json.Marshal(recs)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 // Package db owns parley's connection to PostgreSQL: opening the pool,
-// applying the embedded migrations, and the small helpers every store uses
-// (a Querier that is either the pool or a transaction, InTx).
+// applying the embedded migrations (migrate.go), and the small helpers
+// every store uses (a Querier that is either the pool or a transaction,
+// InTx). It owns one table, schema_functions (see migrate.go).
 //
 // Each domain package (lists, members, …) owns its own SQL and takes a
 // Querier, so one transaction can span several of them.
@@ -14,8 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"log/slog"
 	"net"
 	"net/url"
 	"strings"
@@ -25,10 +24,6 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/lib/pq/pqerror"
-	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
-
-	"github.com/parley-list/parley/migrations"
 )
 
 // Querier is what stores need: *sqlx.DB and *sqlx.Tx both satisfy it.
@@ -123,44 +118,6 @@ func withBinaryParameters(dsn string) string {
 		}
 	}
 	return dsn + " binary_parameters=yes"
-}
-
-// Migrate applies every pending migration. goose holds a PostgreSQL
-// session advisory lock while it works, so processes starting together
-// apply each migration exactly once.
-func Migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
-	p, err := newProvider(db)
-	if err != nil {
-		return err
-	}
-	results, err := p.Up(ctx)
-	for _, r := range results {
-		log.Info("applied migration", "event", "migrated", "migration", r.Source.Path, "duration", r.Duration.Round(time.Millisecond))
-	}
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	return nil
-}
-
-// SchemaVersion returns the applied and the newest known migration version.
-func SchemaVersion(ctx context.Context, db *sql.DB) (current, latest int64, err error) {
-	p, err := newProvider(db)
-	if err != nil {
-		return 0, 0, err
-	}
-	return p.GetVersions(ctx)
-}
-
-func newProvider(db *sql.DB) (*goose.Provider, error) {
-	locker, err := lock.NewPostgresSessionLocker()
-	if err != nil {
-		return nil, err
-	}
-	fsys := fs.FS(migrations.FS)
-	return goose.NewProvider(goose.DialectPostgres, db, fsys,
-		goose.WithSessionLocker(locker),
-		goose.WithDisableGlobalRegistry(true))
 }
 
 // InTx runs fn in a transaction and commits it when fn returns nil. Any

@@ -194,7 +194,7 @@ func (b *sqlBuilder) dates(c *imap.SearchCriteria) []string {
 // rawText is the raw message as text, in PostgreSQL's escape encoding,
 // which maps every byte string (valid UTF-8 or not) to text. The trigram
 // index messages_text_trgm is on exactly this expression; message_text
-// (migration 00018) is encode(raw, 'escape') with its true cost, so that
+// (migrations/00001_baseline.sql) is encode(raw, 'escape') with its true cost, so that
 // the planner uses the index on small archives too.
 const rawText = "message_text(raw)"
 

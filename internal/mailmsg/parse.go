@@ -22,7 +22,6 @@ type Limits struct {
 	MaxHeaderBytes  int // header block size (default 256 KiB)
 	MaxHeaderFields int // header fields (default 1,000)
 	MaxMIMEDepth    int // multipart nesting (default 32)
-	MaxMIMEParts    int // parts summarised (default 500; more are counted, not listed)
 }
 
 func (l Limits) withDefaults() Limits {
@@ -34,9 +33,6 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxMIMEDepth <= 0 {
 		l.MaxMIMEDepth = 32
-	}
-	if l.MaxMIMEParts <= 0 {
-		l.MaxMIMEParts = 500
 	}
 	return l
 }
@@ -76,7 +72,7 @@ type Summary struct {
 	AutoSubmitted string // lower case, "" when absent
 	Precedence    string // lower case
 	ContentKey    []byte
-	MIME          MIMESummary
+	MIME          MIMEShape
 }
 
 // Parent is the id this message replies to, "" for a thread starter.
@@ -131,7 +127,7 @@ func Parse(raw []byte, host string, lim Limits) (*Summary, error) {
 	if t, err := h.Date(); err == nil && !t.IsZero() {
 		s.Date = &t
 	}
-	mime, err := summariseMIME(th, raw[hlen:], lim)
+	mime, err := checkMIME(th, raw[hlen:], lim)
 	if err != nil {
 		return nil, err
 	}

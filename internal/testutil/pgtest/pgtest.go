@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -144,15 +145,19 @@ func (s *server) ensureTemplate(ctx context.Context) error {
 	return err
 }
 
-// migrationsHash identifies the current set of migration files.
+// migrationsHash identifies the current set of migration files (the
+// numbered ones, the functions and the pre-release conversion).
 func migrationsHash() string {
-	entries, _ := migrations.FS.ReadDir(".")
 	h := sha256.New()
-	for _, e := range entries {
-		b, _ := migrations.FS.ReadFile(e.Name())
-		fmt.Fprintf(h, "%s\x00%d\x00", e.Name(), len(b))
+	_ = fs.WalkDir(migrations.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(migrations.FS, p)
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
 		h.Write(b)
-	}
+		return err
+	})
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 

@@ -1,0 +1,4 @@
+package db
+
+// ApplyFunctions is applyFunctions, for tests with functions of their own.
+var ApplyFunctions = applyFunctions
