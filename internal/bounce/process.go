@@ -132,11 +132,11 @@ func (p *Processor) after(ctx context.Context, q db.Querier, l lists.List, ev Ev
 	p.Log.Warn("delivery disabled by bounces", "event", "bounce_disabled", "list", l.Address, "rcpt", ev.Address,
 		"status", ev.Recipient.Status, "score", out.Score, "source", ev.Source)
 	now := time.Now()
-	member := notice.Message{From: notice.ServiceAddr(l, "-owner"), To: ev.Address,
+	member := notice.Message{From: mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, ""), To: ev.Address,
 		Subject: fmt.Sprintf("Your mail from %s is paused", l.Address),
 		Text: fmt.Sprintf("Mail from %s to you has bounced too often, so delivery to %s is paused.\n"+
 			"The last error was: %s\n\nTo receive posts again, ask the list's owners (%s) to re-enable you.\n",
-			l.Address, ev.Address, ev.Recipient.Diagnostic, notice.ServiceAddr(l, "-owner"))}
+			l.Address, ev.Address, ev.Recipient.Diagnostic, mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, ""))}
 	if err := notice.Queue(ctx, q, l, []string{ev.Address}, member.Render(p.Hostname, now)); err != nil {
 		return false, err
 	}
@@ -144,7 +144,7 @@ func (p *Processor) after(ctx context.Context, q db.Querier, l lists.List, ev Ev
 	if err != nil || len(owners) == 0 {
 		return true, err
 	}
-	owner := notice.Message{From: notice.ServiceAddr(l, "-owner"), To: notice.ServiceAddr(l, "-owner"),
+	owner := notice.Message{From: mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, ""), To: mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, ""),
 		Subject: fmt.Sprintf("%s: delivery to %s disabled by bounces", l.Address, ev.Address),
 		Text: fmt.Sprintf("Delivery to %s was disabled after repeated bounces (score %.1f).\nLast error: %s\n\n"+
 			"To re-enable: parley member set %s %s --status active\n", ev.Address, out.Score, ev.Recipient.Diagnostic, l.Address, ev.Address)}

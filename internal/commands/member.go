@@ -136,7 +136,7 @@ func (p *Processor) newPassword(ctx context.Context, tx *sqlx.Tx, l lists.List, 
 	if err != nil {
 		return "", false, err
 	}
-	n := notice.Message{From: notice.ServiceAddr(l, "-request"), To: mem.Address, Loop: notice.ServiceAddr(l, "-request"),
+	n := notice.Message{From: mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, ""), To: mem.Address, Loop: mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, ""),
 		Subject: "Your archive password for " + l.Address,
 		Text: "Your password for reading the archive of " + l.Address + " over IMAP:\n\n  user:     " + mem.Address +
 			"\n  password: " + pw + "\n\nAsking again makes a new one and the old one stops working.\n"}

@@ -24,7 +24,6 @@ import (
 	"github.com/parley-list/parley/internal/mailmsg"
 	"github.com/parley-list/parley/internal/members"
 	"github.com/parley-list/parley/internal/notice"
-	"github.com/parley-list/parley/internal/policy"
 	"github.com/parley-list/parley/internal/tokens"
 )
 
@@ -150,8 +149,8 @@ func (p *Processor) read(l lists.List, in ingest.Inbound) mail {
 			m.approved, m.body = strings.TrimSpace(v), rest
 		}
 	}
-	own := []string{notice.ServiceAddr(l, "-request"), notice.ServiceAddr(l, "-owner"), l.Address}
-	m.robot = in.MailFrom == "" || policy.IsMailerDaemon(in.MailFrom) || policy.IsMailerDaemon(m.sender) ||
+	own := []string{mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, ""), mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, ""), l.Address}
+	m.robot = in.MailFrom == "" || mailaddr.IsMailerDaemon(in.MailFrom) || mailaddr.IsMailerDaemon(m.sender) ||
 		sum.AutoSubmitted != "" && sum.AutoSubmitted != "no" ||
 		sum.Precedence == "bulk" || sum.Precedence == "junk" || sum.Precedence == "list"
 	for _, x := range sum.XLoop {
@@ -348,7 +347,7 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 			return "", false, err
 		}
 		m.info("subscribed by confirmation", "subscribed", "rcpt", t.AddressNorm)
-		welcome := notice.Message{From: notice.ServiceAddr(l, "-request"), To: t.Address, Loop: notice.ServiceAddr(l, "-request"),
+		welcome := notice.Message{From: mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, ""), To: t.Address, Loop: mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, ""),
 			Subject: "Welcome to " + l.Address, Text: render(ctx, tx, "welcome", l)}
 		if err := notice.Queue(ctx, tx, l, []string{t.Address}, welcome.Render(p.Hostname, time.Now())); err != nil {
 			return "", false, err
@@ -372,9 +371,9 @@ func (p *Processor) askOwners(ctx context.Context, tx *sqlx.Tx, l lists.List, m 
 	}
 	if len(owners) == 0 {
 		m.warn("subscription needs an owner's approval, but the list has no owner", "no_moderator", "rcpt", t.AddressNorm)
-		return "This list needs an owner's approval, but it has no owner; ask " + notice.ServiceAddr(l, "-owner") + ".", false, nil
+		return "This list needs an owner's approval, but it has no owner; ask " + mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, "") + ".", false, nil
 	}
-	owner, _ := mailaddr.Parse(notice.ServiceAddr(l, "-owner"))
+	owner, _ := mailaddr.Parse(mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, ""))
 	_, err = p.challenge(ctx, tx, l, m, tokens.New{ListID: l.ID, Given: owner.String(), Address: owner,
 		Action: tokens.Command, Payload: "add " + t.Address + " " + t.Mode, TTL: 7 * 24 * time.Hour},
 		owners, l.Address+": subscription of "+t.Address+" awaits approval", func(string) string {
@@ -410,15 +409,15 @@ func (p *Processor) challenge(ctx context.Context, tx *sqlx.Tx, l lists.List, m 
 	if err != nil {
 		return false, err
 	}
-	confirm := notice.ServiceAddr(l, "-confirm+"+raw)
+	confirm := mailaddr.ServiceAddr(l.Address, mailaddr.KindConfirm, raw)
 	if subject == "" {
 		subject = "confirm " + raw
 	}
 	header := to[0]
 	if len(to) > 1 {
-		header = notice.ServiceAddr(l, "-owner")
+		header = mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, "")
 	}
-	n := notice.Message{From: confirm, ReplyTo: confirm, To: header, Loop: notice.ServiceAddr(l, "-request"),
+	n := notice.Message{From: confirm, ReplyTo: confirm, To: header, Loop: mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, ""),
 		Subject: subject, Text: text(confirm)}
 	if err := notice.Queue(ctx, tx, l, to, n.Render(p.Hostname, time.Now())); err != nil {
 		return false, err
@@ -461,8 +460,8 @@ func (p *Processor) reply(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail
 	if err != nil || !ok {
 		return false, err
 	}
-	r := notice.Message{From: notice.ServiceAddr(l, "-request"), To: m.sender, Subject: subject, Text: text,
-		AutoReplied: true, Loop: notice.ServiceAddr(l, "-request")}
+	r := notice.Message{From: mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, ""), To: m.sender, Subject: subject, Text: text,
+		AutoReplied: true, Loop: mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, "")}
 	return true, notice.Queue(ctx, tx, l, []string{m.sender}, r.Render(p.Hostname, time.Now()))
 }
 
@@ -477,10 +476,10 @@ func (p *Processor) forwardToOwners(ctx context.Context, tx *sqlx.Tx, l lists.Li
 		m.warn("mail for the owners dropped: the list has no owner", "no_moderator", "from", m.sender)
 		return false, nil
 	}
-	n := notice.Message{From: notice.ServiceAddr(l, "-owner"), To: notice.ServiceAddr(l, "-owner"), ReplyTo: m.sender,
+	n := notice.Message{From: mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, ""), To: mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, ""), ReplyTo: m.sender,
 		Subject: "Message for the owners of " + l.Address + ": " + mailmsg.Clean(m.subject, 200),
-		Text:    "This message was sent to " + notice.ServiceAddr(l, "-owner") + " by " + m.sender + ".\n",
-		Attach:  mailmsg.Canonicalize(raw), Loop: notice.ServiceAddr(l, "-owner")}
+		Text:    "This message was sent to " + mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, "") + " by " + m.sender + ".\n",
+		Attach:  mailmsg.Canonicalize(raw), Loop: mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, "")}
 	if err := notice.Queue(ctx, tx, l, owners, n.Render(p.Hostname, time.Now())); err != nil {
 		return false, err
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/errs"
 	"github.com/parley-list/parley/internal/lists"
-	"github.com/parley-list/parley/internal/notice"
+	"github.com/parley-list/parley/internal/mailaddr"
 )
 
 // The reply texts: plain text templates, embedded; a list may override
@@ -40,8 +40,8 @@ type listView struct {
 func view(l lists.List) listView {
 	return listView{Address: l.Address, Name: l.DisplayName, Description: l.Description,
 		Policy: string(l.PostPolicy), Archive: string(l.Archive),
-		Request: notice.ServiceAddr(l, "-request"), Join: notice.ServiceAddr(l, "-join"),
-		Leave: notice.ServiceAddr(l, "-leave"), Owner: notice.ServiceAddr(l, "-owner")}
+		Request: mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, ""), Join: mailaddr.ServiceAddr(l.Address, mailaddr.KindJoin, ""),
+		Leave: mailaddr.ServiceAddr(l.Address, mailaddr.KindLeave, ""), Owner: mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, "")}
 }
 
 // SetTemplate stores a list's override, after checking that it parses and

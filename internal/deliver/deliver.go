@@ -17,7 +17,6 @@ import (
 	"github.com/parley-list/parley/internal/dkimkeys"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
-	"github.com/parley-list/parley/internal/notice"
 	"github.com/parley-list/parley/internal/outqueue"
 )
 
@@ -279,7 +278,7 @@ func (s *Service) deliverBatch(ctx context.Context, group []outqueue.Delivery, j
 		rcpts[i] = d.Rcpt
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	errs := s.o.Relay.(BatchRelay).SendBatch(sctx, notice.ServiceAddr(j.list, "-bounces"), rcpts, j.msg)
+	errs := s.o.Relay.(BatchRelay).SendBatch(sctx, mailaddr.ServiceAddr(j.list.Address, mailaddr.KindBounce, ""), rcpts, j.msg)
 	cancel()
 	for i, d := range group {
 		s.record(ctx, d, j, errs[i], rec)
@@ -361,7 +360,7 @@ func (s *Service) deliver(ctx context.Context, d outqueue.Delivery, j *job, rec 
 		case j.list.VERP:
 			from = mailaddr.VERP(j.list.Address, d.Rcpt)
 		default:
-			from = notice.ServiceAddr(j.list, "-bounces")
+			from = mailaddr.ServiceAddr(j.list.Address, mailaddr.KindBounce, "")
 		}
 		msg := j.msg
 		if j.unsigned != nil {

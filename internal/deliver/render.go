@@ -16,9 +16,8 @@ import (
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/mailmsg"
-	"github.com/parley-list/parley/internal/notice"
-	"github.com/parley-list/parley/internal/policy"
 )
 
 // listHeaderNames are replaced on every copy: what a member's client shows
@@ -39,8 +38,8 @@ type Site struct {
 // List-Unsubscribe-Post field that tells clients it is one-click (only
 // worth sending on a DKIM-signed copy, which RFC 8058 requires).
 func personalize(msg []byte, l lists.List, url string, oneClick bool) []byte {
-	generic := "List-Unsubscribe: <mailto:" + notice.ServiceAddr(l, "-leave") + ">\r\n"
-	personal := "List-Unsubscribe: <" + url + ">, <mailto:" + notice.ServiceAddr(l, "-leave") + ">\r\n"
+	generic := "List-Unsubscribe: <mailto:" + mailaddr.ServiceAddr(l.Address, mailaddr.KindLeave, "") + ">\r\n"
+	personal := "List-Unsubscribe: <" + url + ">, <mailto:" + mailaddr.ServiceAddr(l.Address, mailaddr.KindLeave, "") + ">\r\n"
 	if oneClick {
 		personal += "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
 	}
@@ -62,13 +61,13 @@ func listHeaders(l lists.List, site Site, article int64) [][2]string {
 	// ';' and '/', which would end the mailbox part of the URL.
 	archive := strings.TrimSuffix(site.ArchiveURL, "/") + "/" + url.PathEscape(l.Address)
 	return [][2]string{
-		{"List-Id", fmt.Sprintf("%s <%s>", quotePhrase(mailmsg.Clean(name, 100)), policy.ListID(l.Address))},
+		{"List-Id", fmt.Sprintf("%s <%s>", quotePhrase(mailmsg.Clean(name, 100)), mailaddr.ListID(l.Address))},
 		{"List-Post", post},
-		{"List-Help", "<mailto:" + notice.ServiceAddr(l, "-request") + "?subject=help>"},
-		{"List-Subscribe", "<mailto:" + notice.ServiceAddr(l, "-join") + ">"},
-		{"List-Unsubscribe", "<mailto:" + notice.ServiceAddr(l, "-leave") + ">"},
+		{"List-Help", "<mailto:" + mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, "") + "?subject=help>"},
+		{"List-Subscribe", "<mailto:" + mailaddr.ServiceAddr(l.Address, mailaddr.KindJoin, "") + ">"},
+		{"List-Unsubscribe", "<mailto:" + mailaddr.ServiceAddr(l.Address, mailaddr.KindLeave, "") + ">"},
 		{"List-Archive", "<" + archive + ">"},
-		{"List-Owner", "<mailto:" + notice.ServiceAddr(l, "-owner") + ">"},
+		{"List-Owner", "<mailto:" + mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, "") + ">"},
 		{"Archived-At", fmt.Sprintf("<%s;UIDVALIDITY=%d/;UID=%d>", archive, l.UIDValidity, article)},
 		{"Precedence", "list"},
 		{"X-Loop", l.Address},

@@ -210,7 +210,7 @@ func (s *Service) storeInbound(ctx context.Context, tx *sqlx.Tx, env Envelope, p
 func (s *Service) facts(ctx context.Context, q db.Querier, env Envelope, p *prepared, r Recipient) (policy.Facts, error) {
 	f := policy.Facts{
 		List:        r.List.Address,
-		ListID:      policy.ListID(r.List.Address),
+		ListID:      mailaddr.ListID(r.List.Address),
 		Policy:      r.List.PostPolicy,
 		NonMember:   r.List.NonMember,
 		Sender:      p.sum.From,
@@ -219,7 +219,7 @@ func (s *Service) facts(ctx context.Context, q db.Querier, env Envelope, p *prep
 		XLoop:       p.sum.XLoop,
 		AutoSubmit:  p.sum.AutoSubmitted,
 		Precedence:  p.sum.Precedence,
-		MailerDemon: policy.IsMailerDaemon(env.From) || policy.IsMailerDaemon(p.sum.From),
+		MailerDemon: mailaddr.IsMailerDaemon(env.From) || mailaddr.IsMailerDaemon(p.sum.From),
 	}
 	if f.Sender == "" {
 		f.Sender = env.From

@@ -13,10 +13,10 @@ import (
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/errs"
 	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/mailmsg"
 	"github.com/parley-list/parley/internal/notice"
 	"github.com/parley-list/parley/internal/notify"
-	"github.com/parley-list/parley/internal/policy"
 )
 
 // ErrNotHeld says a moderation record is not (or no longer) waiting.
@@ -124,14 +124,14 @@ func (s *Service) RejectHeld(ctx context.Context, listID, id int64, reason, by s
 		if err := decide(ctx, tx, id, "rejected", by, reason); err != nil {
 			return err
 		}
-		if h.From == "" || h.MailFrom == "" || policy.IsMailerDaemon(h.From) {
+		if h.From == "" || h.MailFrom == "" || mailaddr.IsMailerDaemon(h.From) {
 			return nil
 		}
 		text := fmt.Sprintf("Your post to %s was not accepted by the list's moderators.\n\n  Subject: %s\n", l.Address, h.Subject)
 		if reason != "" {
 			text += "  Reason:  " + mailmsg.Clean(reason, 1000) + "\n"
 		}
-		n := notice.Message{From: notice.ServiceAddr(l, "-owner"), To: h.From,
+		n := notice.Message{From: mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, ""), To: h.From,
 			Subject: prefixOr(l) + " post not accepted: " + mailmsg.Clean(h.Subject, 200), Text: text}
 		return notice.Queue(ctx, tx, l, []string{h.From}, n.Render(s.o.Hostname, s.o.Now()))
 	})

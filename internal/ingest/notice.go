@@ -29,17 +29,17 @@ func (s *Service) notifyModerators(ctx context.Context, tx *sqlx.Tx, l lists.Lis
 	}
 	// A reply to the notice decides: the token in its return address
 	// proves the reply comes from someone who received the notice.
-	owner, _ := mailaddr.Parse(notice.ServiceAddr(l, "-owner"))
+	owner, _ := mailaddr.Parse(mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, ""))
 	raw, err := tokens.Create(ctx, tx, tokens.New{ListID: l.ID, Given: owner.String(), Address: owner,
 		Action: tokens.Held, Payload: strconv.FormatInt(id, 10), TTL: 7 * 24 * time.Hour})
 	if err != nil {
 		return err
 	}
-	confirm := notice.ServiceAddr(l, "-confirm+"+raw)
+	confirm := mailaddr.ServiceAddr(l.Address, mailaddr.KindConfirm, raw)
 	n := notice.Message{
 		From:    confirm,
 		ReplyTo: confirm,
-		To:      notice.ServiceAddr(l, "-owner"),
+		To:      mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, ""),
 		Subject: fmt.Sprintf("%s post held for approval: %s", prefixOr(l), mailmsg.Clean(p.sum.Subject, 200)),
 		Text: fmt.Sprintf("A post to %s is waiting for a moderator.\n\n"+
 			"  From:    %s\n  Subject: %s\n  Reason:  %s\n  Held as: %d\n\n"+

@@ -23,13 +23,17 @@ type Route struct {
 	Detail string // the +TOKEN or VERP part, "" when none
 }
 
+// suffixKinds is the one table of a list's service addresses: Classify
+// reads addresses with it, ServiceAddr writes them (the first suffix of a
+// kind is the one parley writes), and ParseList refuses list names that
+// end in any of its suffixes.
 var suffixKinds = []struct {
 	suffix string
 	kind   Kind
 }{
 	{"-request", KindRequest},
-	{"-subscribe", KindJoin}, {"-join", KindJoin},
-	{"-unsubscribe", KindLeave}, {"-leave", KindLeave},
+	{"-join", KindJoin}, {"-subscribe", KindJoin},
+	{"-leave", KindLeave}, {"-unsubscribe", KindLeave},
 	{"-confirm", KindConfirm},
 	{"-owner", KindOwner},
 	{"-bounces", KindBounce},
@@ -62,4 +66,42 @@ func Classify(local string) (Route, bool) {
 		return Route{}, false
 	}
 	return Route{List: base, Kind: KindPost}, true
+}
+
+// ServiceAddr returns list's address of kind k, with detail after a '+'
+// when it is not empty: ServiceAddr("dev@d", KindConfirm, "T0k") is
+// "dev-confirm+T0k@d". KindPost is the list's own address.
+func ServiceAddr(list string, k Kind, detail string) string {
+	local, domain, _ := strings.Cut(list, "@")
+	if k != KindPost {
+		for _, sk := range suffixKinds {
+			if sk.kind == k {
+				local += sk.suffix
+				break
+			}
+		}
+	}
+	if detail != "" {
+		local += "+" + detail
+	}
+	return local + "@" + domain
+}
+
+// ListID returns the RFC 2919 list-id for a list address:
+// "dev@lists.example.org" -> "dev.lists.example.org".
+func ListID(list string) string {
+	local, domain, _ := strings.Cut(strings.ToLower(list), "@")
+	return local + "." + domain
+}
+
+// IsMailerDaemon reports whether an address belongs to mail software
+// rather than a person (bounces, MTA notices): such mail is never answered
+// and never counts as a person's post.
+func IsMailerDaemon(addr string) bool {
+	local, _, _ := strings.Cut(strings.ToLower(addr), "@")
+	switch local {
+	case "mailer-daemon", "mailer_daemon", "double-bounce":
+		return true
+	}
+	return false
 }

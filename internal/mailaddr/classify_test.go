@@ -78,3 +78,50 @@ func FuzzClassify(f *testing.F) {
 		}
 	})
 }
+
+// TestServiceAddr: every kind's address, written by ServiceAddr, reads
+// back as the same list, kind and detail.
+func TestServiceAddr(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		kind   Kind
+		detail string
+		want   string
+	}{
+		{KindPost, "", "dev@lists.example.org"},
+		{KindRequest, "", "dev-request@lists.example.org"},
+		{KindJoin, "", "dev-join@lists.example.org"},
+		{KindLeave, "", "dev-leave@lists.example.org"},
+		{KindConfirm, "T0k3n", "dev-confirm+T0k3n@lists.example.org"},
+		{KindOwner, "", "dev-owner@lists.example.org"},
+		{KindBounce, "", "dev-bounces@lists.example.org"},
+		{KindBounce, "Bob=example.com", "dev-bounces+Bob=example.com@lists.example.org"},
+	}
+	for _, tc := range tests {
+		got := ServiceAddr("dev@lists.example.org", tc.kind, tc.detail)
+		if got != tc.want {
+			t.Errorf("ServiceAddr(%s, %q) = %q, want %q", tc.kind, tc.detail, got, tc.want)
+		}
+		local, _, _ := strings.Cut(got, "@")
+		if r, ok := Classify(local); !ok || r != (Route{List: "dev", Kind: tc.kind, Detail: tc.detail}) {
+			t.Errorf("Classify(%q) = %+v, %v; want back list dev, %s, %q", local, r, ok, tc.kind, tc.detail)
+		}
+	}
+}
+
+func TestListID(t *testing.T) {
+	t.Parallel()
+	if got, want := ListID("Dev@Lists.Example.org"), "dev.lists.example.org"; got != want {
+		t.Errorf("ListID() = %q, want %q", got, want)
+	}
+}
+
+func TestIsMailerDaemon(t *testing.T) {
+	t.Parallel()
+	for addr, want := range map[string]bool{"MAILER-DAEMON@mx.example.com": true, "mailer_daemon": true,
+		"double-bounce@mx.example.com": true, "mailer@example.com": false, "bob@mailer-daemon.example": false} {
+		if got := IsMailerDaemon(addr); got != want {
+			t.Errorf("IsMailerDaemon(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}

@@ -6,14 +6,6 @@ import (
 	"github.com/parley-list/parley/internal/errs"
 )
 
-// ReservedSuffixes are the local-part endings of a list's service
-// addresses (list-request@, list-owner@, ...). A list whose own name ends in
-// one of them would be ambiguous, so such names are refused.
-var ReservedSuffixes = []string{
-	"-request", "-owner", "-bounces", "-join", "-leave",
-	"-subscribe", "-unsubscribe", "-confirm",
-}
-
 // ParseList parses a list address. List local parts are parley's own names,
 // so unlike member addresses they are case-insensitive and kept in lower
 // case, restricted to [a-z0-9._-] (starting with a letter or digit) so that
@@ -27,9 +19,11 @@ func ParseList(s string) (Address, error) {
 	if !validListLocal(a.Local) {
 		return Address{}, errs.Invalidf("%q: a list name may use only a-z, 0-9, '.', '_' and '-', starting with a letter or digit", clip(s))
 	}
-	for _, suf := range ReservedSuffixes {
-		if strings.HasSuffix(a.Local, suf) {
-			return Address{}, errs.Invalidf("%q: a list name must not end in %q (reserved for the list's service addresses)", clip(s), suf)
+	// A list whose own name ends like a service address (list-request@,
+	// list-owner@, …) would be ambiguous.
+	for _, sk := range suffixKinds {
+		if strings.HasSuffix(a.Local, sk.suffix) {
+			return Address{}, errs.Invalidf("%q: a list name must not end in %q (reserved for the list's service addresses)", clip(s), sk.suffix)
 		}
 	}
 	return a, nil

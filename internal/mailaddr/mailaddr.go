@@ -1,6 +1,9 @@
 // Package mailaddr owns parley's idea of an email address: parsing an
-// addr-spec from untrusted text, normalising it for comparison, and the
-// rules for list addresses.
+// addr-spec from untrusted text, normalising it for comparison, and every
+// rule about list addresses: valid list names, a list's service addresses
+// (-request, -owner, -confirm+TOKEN, -bounces+VERP, …) read and written
+// from one table, the RFC 2919 List-Id, and addresses that belong to mail
+// software rather than people.
 //
 // Addresses compare case-insensitively in the domain and exactly as given in
 // the local part (RFC 5321 §2.4: only the receiving host may interpret its

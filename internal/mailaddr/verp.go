@@ -6,12 +6,11 @@ import "strings"
 // list-bounces+local=domain@listdomain, so a bounce names the member it is
 // about whatever the bounce says.
 func VERP(list, rcpt string) string {
-	llocal, ldomain, _ := strings.Cut(list, "@")
 	at := strings.LastIndexByte(rcpt, '@')
 	if at < 0 {
-		return llocal + "-bounces@" + ldomain
+		return ServiceAddr(list, KindBounce, "")
 	}
-	return llocal + "-bounces+" + rcpt[:at] + "=" + rcpt[at+1:] + "@" + ldomain
+	return ServiceAddr(list, KindBounce, rcpt[:at]+"="+rcpt[at+1:])
 }
 
 // DecodeVERP returns the member address a VERP detail ("local=domain")

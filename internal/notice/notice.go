@@ -17,6 +17,7 @@ import (
 
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/mailmsg"
 )
 
@@ -76,18 +77,12 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// ServiceAddr returns a list's service address, e.g. dev-owner@d.
-func ServiceAddr(l lists.List, suffix string) string {
-	local, domain, _ := strings.Cut(l.Address, "@")
-	return local + suffix + "@" + domain
-}
-
 // Queue puts a rendered notice in the outbound queue for rcpts, with the
 // list's bounce address as return path. The caller pokes the delivery
 // workers after commit.
 func Queue(ctx context.Context, q db.Querier, l lists.List, rcpts []string, body []byte) error {
 	_, err := q.ExecContext(ctx, `INSERT INTO outbound (kind, list_id, rcpts, mail_from, body) VALUES ('notice', $1, $2, $3, $4)`,
-		l.ID, pq.StringArray(rcpts), ServiceAddr(l, "-bounces"), body)
+		l.ID, pq.StringArray(rcpts), mailaddr.ServiceAddr(l.Address, mailaddr.KindBounce, ""), body)
 	if err != nil {
 		return fmt.Errorf("queue notice: %w", err)
 	}

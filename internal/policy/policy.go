@@ -8,7 +8,6 @@ package policy
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/members"
@@ -135,24 +134,6 @@ func Decide(f Facts) Decision {
 		}
 	}
 	return Decision{Action: Accept, Rule: "accept", Reason: "accepted"}
-}
-
-// ListID returns the RFC 2919 list-id for a list address:
-// "dev@lists.example.org" -> "dev.lists.example.org".
-func ListID(address string) string {
-	local, domain, _ := strings.Cut(strings.ToLower(address), "@")
-	return local + "." + domain
-}
-
-// IsMailerDaemon reports whether an address belongs to mail software
-// rather than a person.
-func IsMailerDaemon(addr string) bool {
-	local, _, _ := strings.Cut(strings.ToLower(addr), "@")
-	switch local {
-	case "mailer-daemon", "mailer_daemon", "double-bounce":
-		return true
-	}
-	return false
 }
 
 // String renders a decision for logs.

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/mailmsg"
 	"github.com/parley-list/parley/internal/members"
 )
@@ -49,13 +50,6 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-func TestListID(t *testing.T) {
-	t.Parallel()
-	if got, want := ListID("Dev@Lists.Example.org"), "dev.lists.example.org"; got != want {
-		t.Errorf("ListID() = %q, want %q", got, want)
-	}
-}
-
 // FuzzDecide is the policy input parser's fuzz target: facts are read from
 // an arbitrary message header as intake reads them, and Decide must
 // return one of the four actions with a named rule and a reason, and
@@ -73,7 +67,7 @@ func FuzzDecide(f *testing.F) {
 		fa := Facts{List: "dev@lists.example.org", ListID: "dev.lists.example.org",
 			Policy: policies[pick%4], Role: roles[(pick/4)%4], NonMember: lists.ActionHold,
 			Sender: s.From, ListIDs: s.ListIDs, XLoop: s.XLoop, AutoSubmit: s.AutoSubmitted,
-			Precedence: s.Precedence, MailerDemon: IsMailerDaemon(s.From)}
+			Precedence: s.Precedence, MailerDemon: mailaddr.IsMailerDaemon(s.From)}
 		d := Decide(fa)
 		switch d.Action {
 		case Accept, Hold, Reject, Discard:
