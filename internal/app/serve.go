@@ -17,6 +17,7 @@ import (
 
 	"github.com/parley-list/parley/internal/config"
 	"github.com/parley-list/parley/internal/httpd"
+	"github.com/parley-list/parley/internal/inbound"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/obs"
@@ -53,7 +54,7 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 
 	reg := obs.NewRegistry(Version)
 	reg.MustRegister(collectors.NewDBStatsCollector(d.DB.DB, "parley"),
-		outqueue.NewCollector(d.DB, 5*time.Second))
+		outqueue.NewCollector(d.DB, 5*time.Second), inbound.NewCollector(d.DB, 5*time.Second))
 	var g group
 	defer g.stop(ctx, log)
 	ready := map[string]string{"event": "ready"}

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-list/parley/internal/db"
-	"github.com/parley-list/parley/internal/ingest"
+	"github.com/parley-list/parley/internal/inbound"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/notice"
@@ -45,23 +45,23 @@ func (p *Processor) count(result string) {
 // Run processes stored bounces every interval until ctx ends.
 func (p *Processor) Run(ctx context.Context, interval time.Duration) error {
 	// Not bounce_error: that is deliver's, for a refusal it could not record.
-	return ingest.RunInbound(ctx, interval, p.Log, "bounce_drain_failed", p.ProcessAll)
+	return inbound.Run(ctx, interval, p.Log, "bounce_drain_failed", p.ProcessAll)
 }
 
 // ProcessAll handles every unprocessed message, one transaction each, and
 // returns how many it handled.
 func (p *Processor) ProcessAll(ctx context.Context) (int, error) {
-	return ingest.DrainInbound(ctx, p.DB, p.Log, p.processOne)
+	return inbound.Drain(ctx, p.DB, p.Log, p.processOne)
 }
 
 // processOne handles the oldest unprocessed bounce and returns its id (0
 // when there was none).
 func (p *Processor) processOne(ctx context.Context) (int64, error) {
-	return ingest.ClaimInbound(ctx, p.DB, true, p.handle, p.Poke)
+	return inbound.Claim(ctx, p.DB, inbound.Bounces, p.handle, p.Poke)
 }
 
 // handle records the events one bounce stands for.
-func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, in ingest.Inbound) (bool, error) {
+func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, in inbound.Message) (bool, error) {
 	l, err := lists.GetByID(ctx, tx, in.ListID)
 	if err != nil {
 		return false, err
@@ -97,7 +97,7 @@ func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, in ingest.Inbound) 
 // eventsOf returns the events a bounce stands for. The VERP address, when
 // there is one, names the member for sure; otherwise the report's own
 // recipients are used.
-func eventsOf(in ingest.Inbound, rep Report) []Event {
+func eventsOf(in inbound.Message, rep Report) []Event {
 	var events []Event
 	if addr, ok := mailaddr.DecodeVERP(in.Detail); ok {
 		rc := Recipient{Address: addr, Action: "failed"}

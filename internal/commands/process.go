@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-list/parley/internal/errs"
-	"github.com/parley-list/parley/internal/ingest"
+	"github.com/parley-list/parley/internal/inbound"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/mailmsg"
@@ -64,19 +64,19 @@ func (p *Processor) ttl() time.Duration {
 
 // Run processes stored command mail every interval until ctx ends.
 func (p *Processor) Run(ctx context.Context, interval time.Duration) error {
-	return ingest.RunInbound(ctx, interval, p.Log, "command_error", p.ProcessAll)
+	return inbound.Run(ctx, interval, p.Log, "command_error", p.ProcessAll)
 }
 
 // ProcessAll handles every unprocessed message, one transaction each, and
 // returns how many it handled.
 func (p *Processor) ProcessAll(ctx context.Context) (int, error) {
-	return ingest.DrainInbound(ctx, p.DB, p.Log, p.processOne)
+	return inbound.Drain(ctx, p.DB, p.Log, p.processOne)
 }
 
 // processOne handles the oldest unprocessed command message and returns
 // its id (0 when there was none).
 func (p *Processor) processOne(ctx context.Context) (int64, error) {
-	return ingest.ClaimInbound(ctx, p.DB, false, func(ctx context.Context, tx *sqlx.Tx, in ingest.Inbound) (bool, error) {
+	return inbound.Claim(ctx, p.DB, inbound.Commands, func(ctx context.Context, tx *sqlx.Tx, in inbound.Message) (bool, error) {
 		l, err := lists.GetByID(ctx, tx, in.ListID)
 		if err != nil {
 			return false, err
@@ -106,7 +106,7 @@ type trail struct {
 	limited map[string]bool // addresses found over the daily limit, refused and logged once per mail
 }
 
-func (p *Processor) newTrail(l lists.List, in ingest.Inbound, sum *mailmsg.Summary) *trail {
+func (p *Processor) newTrail(l lists.List, in inbound.Message, sum *mailmsg.Summary) *trail {
 	log := p.Log.With("list", l.Address, "kind", in.Kind, "inbound_id", in.ID)
 	if sum != nil {
 		log = log.With("msg_id", sum.MessageID)
@@ -131,7 +131,7 @@ func outcome(res string) string {
 	return mailmsg.Clean(line, 120)
 }
 
-func (p *Processor) read(l lists.List, in ingest.Inbound) mail {
+func (p *Processor) read(l lists.List, in inbound.Message) mail {
 	m := mail{sender: in.MailFrom}
 	sum, err := mailmsg.Parse(mailmsg.Canonicalize(in.Raw), p.Hostname, mailmsg.Limits{MaxHeaderBytes: len(in.Raw) + 1, MaxHeaderFields: 1 << 20})
 	if err != nil {
@@ -163,7 +163,7 @@ func (p *Processor) read(l lists.List, in ingest.Inbound) mail {
 
 // handle runs what one message asks and queues the reply. It returns
 // whether anything was queued.
-func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, l lists.List, in ingest.Inbound) (bool, error) {
+func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, l lists.List, in inbound.Message) (bool, error) {
 	m := p.read(l, in)
 	m.trail = p.newTrail(l, in, m.sum)
 	if m.robot {
@@ -225,7 +225,7 @@ func (p *Processor) runAll(ctx context.Context, tx *sqlx.Tx, l lists.List, m mai
 
 // commandsIn returns the commands a message stands for: the -join,
 // -leave and -confirm addresses imply theirs.
-func commandsIn(in ingest.Inbound, m mail) []Command {
+func commandsIn(in inbound.Message, m mail) []Command {
 	switch in.Kind {
 	case "join":
 		return []Command{{Name: "subscribe", Line: "subscribe"}}

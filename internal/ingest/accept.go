@@ -12,9 +12,9 @@ import (
 
 	"github.com/parley-list/parley/internal/archive"
 	"github.com/parley-list/parley/internal/db"
+	"github.com/parley-list/parley/internal/inbound"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
-	"github.com/parley-list/parley/internal/mailmsg"
 	"github.com/parley-list/parley/internal/notify"
 	"github.com/parley-list/parley/internal/policy"
 )
@@ -194,15 +194,8 @@ func (s *Service) archive(ctx context.Context, q db.Querier, l lists.List, p *pr
 // storeInbound keeps mail for a list's service addresses for its
 // processor (commands, owners, bounces).
 func (s *Service) storeInbound(ctx context.Context, tx *sqlx.Tx, env Envelope, p *prepared, r Recipient) error {
-	_, err := tx.ExecContext(ctx, `
-		INSERT INTO inbound (list_id, kind, rcpt, detail, mail_from, content_key, raw)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
-		ON CONFLICT (list_id, kind, rcpt, content_key) DO NOTHING`,
-		r.List.ID, string(r.Route.Kind), r.Address, r.Route.Detail, env.From, p.sum.ContentKey, p.raw)
-	if err != nil {
-		return fmt.Errorf("store %s mail: %w", r.Route.Kind, err)
-	}
-	return nil
+	return inbound.Store(ctx, tx, inbound.New{ListID: r.List.ID, Kind: string(r.Route.Kind), Rcpt: r.Address,
+		Detail: r.Route.Detail, MailFrom: env.From, ContentKey: p.sum.ContentKey, Raw: p.raw})
 }
 
 // facts gathers what the policy rules look at: membership of the From
@@ -318,20 +311,4 @@ func (s *Service) logOutcome(env Envelope, p *prepared, o outcome) {
 		attrs = append(attrs, "kind", string(o.rcpt.Route.Kind))
 	}
 	s.o.Logger.Info("message "+event, attrs...)
-}
-
-// maxInboundAttempts is how often a stored service-address message is
-// tried before it is set aside as failed.
-const maxInboundAttempts = 5
-
-// InboundFailed records a failed attempt at processing stored mail (an
-// inbound row); after maxInboundAttempts it is set aside, so that one bad
-// message cannot block the ones behind it. Its bytes stay for inspection.
-// It reports whether the message is now set aside.
-func InboundFailed(ctx context.Context, q db.Querier, id int64, cause error) (bool, error) {
-	var state string
-	err := q.GetContext(ctx, &state, `UPDATE inbound SET attempts = attempts + 1, last_error = $2,
-		state = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE state END WHERE id = $1 RETURNING state`,
-		id, mailmsg.Clean(cause.Error(), 1000), maxInboundAttempts)
-	return state == "failed", err
 }

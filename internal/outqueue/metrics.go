@@ -17,16 +17,14 @@ type Collector struct {
 	copies  *prometheus.Desc
 	jobs    *prometheus.Desc
 	oldest  *prometheus.Desc
-	inbound *prometheus.Desc
 }
 
 // NewCollector returns a collector that queries db with timeout.
 func NewCollector(db *sqlx.DB, timeout time.Duration) *Collector {
 	return &Collector{db: db, timeout: timeout,
-		copies:  prometheus.NewDesc("parley_queue_copies", "Copies waiting to be sent (pending, including retries) or being sent now.", []string{"state"}, nil),
-		jobs:    prometheus.NewDesc("parley_queue_jobs_unexpanded", "Posts and notices not yet expanded into copies.", nil, nil),
-		oldest:  prometheus.NewDesc("parley_queue_oldest_pending_seconds", "Age of the oldest copy still waiting to be sent (0: none).", nil, nil),
-		inbound: prometheus.NewDesc("parley_inbound_waiting", "Command mail and bounces stored and not yet processed.", nil, nil),
+		copies: prometheus.NewDesc("parley_queue_copies", "Copies waiting to be sent (pending, including retries) or being sent now.", []string{"state"}, nil),
+		jobs:   prometheus.NewDesc("parley_queue_jobs_unexpanded", "Posts and notices not yet expanded into copies.", nil, nil),
+		oldest: prometheus.NewDesc("parley_queue_oldest_pending_seconds", "Age of the oldest copy still waiting to be sent (0: none).", nil, nil),
 	}
 }
 
@@ -34,7 +32,6 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.copies
 	ch <- c.jobs
 	ch <- c.oldest
-	ch <- c.inbound
 }
 
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
@@ -45,14 +42,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		Sending int64   `db:"sending"`
 		Jobs    int64   `db:"jobs"`
 		Oldest  float64 `db:"oldest"`
-		Inbound int64   `db:"inbound"`
 	}
 	err := c.db.GetContext(ctx, &r, `SELECT
 		(SELECT count(*) FROM deliveries WHERE state = 'pending') AS pending,
 		(SELECT count(*) FROM deliveries WHERE state = 'sending') AS sending,
 		(SELECT count(*) FROM outbound WHERE state IN ('pending', 'sending')) AS jobs,
-		coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM deliveries WHERE state = 'pending'), 0)::float8 AS oldest,
-		(SELECT count(*) FROM inbound WHERE state = 'new') AS inbound`)
+		coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM deliveries WHERE state = 'pending'), 0)::float8 AS oldest`)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(c.copies, err)
 		return
@@ -61,5 +56,4 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.copies, prometheus.GaugeValue, float64(r.Sending), "sending")
 	ch <- prometheus.MustNewConstMetric(c.jobs, prometheus.GaugeValue, float64(r.Jobs))
 	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, r.Oldest)
-	ch <- prometheus.MustNewConstMetric(c.inbound, prometheus.GaugeValue, float64(r.Inbound))
 }

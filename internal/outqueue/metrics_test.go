@@ -16,7 +16,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // TestCollector: depth by state, unexpanded jobs, the oldest pending
-// copy's age and waiting inbound mail, as the database has them.
+// copy's age, as the database has them.
 func TestCollector(t *testing.T) {
 	d := pgtest.New(t)
 	a, _ := mailaddr.ParseList("q@lists.example.org")
@@ -34,12 +34,8 @@ func TestCollector(t *testing.T) {
 		d.MustExec(`INSERT INTO deliveries (job, list_id, rcpt, domain, state, created_at) VALUES ($1, $2, $3, 'example.org', $4, now() - interval '1 hour')`,
 			job, l.ID, strings.Repeat("r", i+1)+"@example.org", state)
 	}
-	d.MustExec(`INSERT INTO inbound (list_id, kind, rcpt, mail_from, content_key, raw) VALUES ($1, 'request', 'q-request@lists.example.org', 'a@b', '\x01', 'x')`, l.ID)
 
 	want := `
-# HELP parley_inbound_waiting Command mail and bounces stored and not yet processed.
-# TYPE parley_inbound_waiting gauge
-parley_inbound_waiting 1
 # HELP parley_queue_copies Copies waiting to be sent (pending, including retries) or being sent now.
 # TYPE parley_queue_copies gauge
 parley_queue_copies{state="pending"} 2
@@ -50,7 +46,7 @@ parley_queue_jobs_unexpanded 1
 `
 	c := NewCollector(d, 10*time.Second)
 	if err := promtest.CollectAndCompare(c, strings.NewReader(want),
-		"parley_inbound_waiting", "parley_queue_copies", "parley_queue_jobs_unexpanded"); err != nil {
+		"parley_queue_copies", "parley_queue_jobs_unexpanded"); err != nil {
 		t.Error(err)
 	}
 	reg := prometheus.NewPedanticRegistry()
