@@ -13,6 +13,7 @@ import (
 	"github.com/parley-list/parley/internal/inbound"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/members"
 	"github.com/parley-list/parley/internal/notice"
 )
 
@@ -140,7 +141,7 @@ func (p *Processor) after(ctx context.Context, q db.Querier, l lists.List, ev Ev
 	if err := notice.Queue(ctx, q, l, []string{ev.Address}, member.Render(p.Hostname, now)); err != nil {
 		return false, err
 	}
-	owners, err := notice.Owners(ctx, q, l.ID)
+	owners, err := members.Owners(ctx, q, l.ID)
 	if err != nil || len(owners) == 0 {
 		return true, err
 	}

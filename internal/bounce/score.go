@@ -2,11 +2,13 @@ package bounce
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/members"
 )
 
 // Scoring is how bounces add up (Mailman's defaults).
@@ -42,9 +44,8 @@ func (sc Scoring) Record(ctx context.Context, q db.Querier, ev Event) (Outcome, 
 	if err != nil {
 		return Outcome{}, nil
 	}
-	var memberID int64
-	err = q.GetContext(ctx, &memberID, `SELECT id FROM members WHERE list_id = $1 AND address_norm = $2`, ev.ListID, a.String())
-	if db.IsNoRows(err) {
+	m, err := members.Get(ctx, q, ev.ListID, a.String())
+	if errors.Is(err, members.ErrNotFound) {
 		return Outcome{}, nil
 	}
 	if err != nil {
@@ -71,12 +72,8 @@ func (sc Scoring) Record(ctx context.Context, q db.Querier, ev Event) (Outcome, 
 	if out.Score < sc.Threshold {
 		return out, nil
 	}
-	res, err := q.ExecContext(ctx, `UPDATE members SET status = 'disabled', disabled_reason = 'bounces', updated_at = now()
-		WHERE id = $1 AND status = 'active'`, memberID)
-	if err != nil {
+	if out.Disabled, err = members.Disable(ctx, q, m.ID, "bounces"); err != nil {
 		return out, fmt.Errorf("bounce: %w", err)
 	}
-	n, _ := res.RowsAffected()
-	out.Disabled = n == 1
 	return out, nil
 }

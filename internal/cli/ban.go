@@ -1,17 +1,17 @@
 package cli
 
 import (
-	"database/sql"
+	"context"
 	"fmt"
+	"sort"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/parley-list/parley/internal/app"
-	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/errs"
-	"github.com/parley-list/parley/internal/ingest"
 	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/policy"
 )
 
 func banCmd(e *env) *cobra.Command {
@@ -19,19 +19,19 @@ func banCmd(e *env) *cobra.Command {
 		banAddCmd(e), banRmCmd(e), banLsCmd(e))
 }
 
-// banScope resolves "LIST" or --global to a list id (NULL for global).
-func (e *env) banScope(c *cobra.Command, d *app.Database, args []string, global bool) (sql.NullInt64, string, error) {
+// banScope resolves "LIST" or --global to a list id (0 for global).
+func (e *env) banScope(c *cobra.Command, d *app.Database, args []string, global bool) (int64, string, error) {
 	if global {
-		return sql.NullInt64{}, "all lists", nil
+		return 0, "all lists", nil
 	}
 	if len(args) == 0 {
-		return sql.NullInt64{}, "", usagef("%s: give a LIST or --global", c.CommandPath())
+		return 0, "", usagef("%s: give a LIST or --global", c.CommandPath())
 	}
 	l, err := lists.Get(c.Context(), d, args[0])
 	if err != nil {
-		return sql.NullInt64{}, "", err
+		return 0, "", err
 	}
-	return sql.NullInt64{Int64: l.ID, Valid: true}, l.Address, nil
+	return l.ID, l.Address, nil
 }
 
 func banAddCmd(e *env) *cobra.Command {
@@ -42,7 +42,7 @@ func banAddCmd(e *env) *cobra.Command {
 		Example: "  parley ban add dev@lists.example.org '*@spam.example'\n  parley ban add --global 'spammer@example.com'",
 		Args:    nArgs(1, 2, "[LIST] PATTERN"),
 		RunE: func(c *cobra.Command, args []string) error {
-			pattern, ok := ingest.ParseBanPattern(args[len(args)-1])
+			pattern, ok := policy.ParseBanPattern(args[len(args)-1])
 			if !ok {
 				return errs.Invalidf("%q is not a usable pattern", args[len(args)-1])
 			}
@@ -51,14 +51,15 @@ func banAddCmd(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				_, err = d.ExecContext(c.Context(), `INSERT INTO bans (list_id, pattern) VALUES ($1, $2)`, id, pattern)
-				if _, dup := db.IsUniqueViolation(err); dup {
+				added, err := policy.Ban(c.Context(), d, id, pattern)
+				if err != nil {
+					return err
+				}
+				if !added {
 					return errs.Invalidf("%s is already banned on %s", pattern, scope)
 				}
-				if err == nil {
-					fmt.Fprintf(e.io.Stdout, "banned %s on %s\n", pattern, scope)
-				}
-				return err
+				fmt.Fprintf(e.io.Stdout, "banned %s on %s\n", pattern, scope)
+				return nil
 			})
 		},
 	}
@@ -73,17 +74,17 @@ func banRmCmd(e *env) *cobra.Command {
 		Short: "Lift a ban",
 		Args:  nArgs(1, 2, "[LIST] PATTERN"),
 		RunE: func(c *cobra.Command, args []string) error {
-			pattern, _ := ingest.ParseBanPattern(args[len(args)-1])
+			pattern, _ := policy.ParseBanPattern(args[len(args)-1])
 			return e.withDB(c.Context(), func(d *app.Database) error {
 				id, scope, err := e.banScope(c, d, args[:len(args)-1], global)
 				if err != nil {
 					return err
 				}
-				res, err := d.ExecContext(c.Context(), `DELETE FROM bans WHERE list_id IS NOT DISTINCT FROM $1 AND pattern = $2`, id, pattern)
+				removed, err := policy.Unban(c.Context(), d, id, pattern)
 				if err != nil {
 					return err
 				}
-				if n, _ := res.RowsAffected(); n == 0 {
+				if !removed {
 					return errs.Invalidf("%s is not banned on %s", pattern, scope)
 				}
 				fmt.Fprintf(e.io.Stdout, "unbanned %s on %s\n", pattern, scope)
@@ -102,21 +103,19 @@ func banLsCmd(e *env) *cobra.Command {
 		Args:  nArgs(0, 1, "at most one LIST"),
 		RunE: func(c *cobra.Command, args []string) error {
 			return e.withDB(c.Context(), func(d *app.Database) error {
-				var rows []struct {
-					Scope   string `db:"scope"`
-					Pattern string `db:"pattern"`
-				}
-				q := `SELECT coalesce(l.address, '(all lists)') AS scope, b.pattern FROM bans b LEFT JOIN lists l ON l.id = b.list_id`
-				var err error
+				var id int64
 				if len(args) == 1 {
-					l, lerr := lists.Get(c.Context(), d, args[0])
-					if lerr != nil {
-						return lerr
+					l, err := lists.Get(c.Context(), d, args[0])
+					if err != nil {
+						return err
 					}
-					err = d.SelectContext(c.Context(), &rows, q+` WHERE b.list_id = $1 OR b.list_id IS NULL ORDER BY 1, 2`, l.ID)
-				} else {
-					err = d.SelectContext(c.Context(), &rows, q+` ORDER BY 1, 2`)
+					id = l.ID
 				}
+				bans, err := policy.Bans(c.Context(), d, id)
+				if err != nil {
+					return err
+				}
+				rows, err := banRows(c.Context(), d, bans)
 				if err != nil {
 					return err
 				}
@@ -130,4 +129,29 @@ func banLsCmd(e *env) *cobra.Command {
 		},
 	}
 	return c
+}
+
+type banRow struct{ Scope, Pattern string }
+
+// banRows names each ban's scope, sorted by scope and pattern.
+func banRows(ctx context.Context, d *app.Database, bans []policy.BanEntry) ([]banRow, error) {
+	names := map[int64]string{0: "(all lists)"}
+	rows := make([]banRow, 0, len(bans))
+	for _, b := range bans {
+		if _, ok := names[b.ListID]; !ok {
+			l, err := lists.GetByID(ctx, d, b.ListID)
+			if err != nil {
+				return nil, err
+			}
+			names[b.ListID] = l.Address
+		}
+		rows = append(rows, banRow{names[b.ListID], b.Pattern})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Scope != rows[j].Scope {
+			return rows[i].Scope < rows[j].Scope
+		}
+		return rows[i].Pattern < rows[j].Pattern
+	})
+	return rows, nil
 }

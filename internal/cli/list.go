@@ -28,8 +28,8 @@ func listCmd(e *env) *cobra.Command {
 
 // listFlags are the settings flags shared by `list create` and `list set`.
 type listFlags struct {
-	name, description, policy, archive, prefix, nonmember, bySubject, dmarc, verp, modPassword, subscribe string
-	maxSize                                                                                               int64
+	name, description, policy, archive, prefix, nonmember, bySubject, dmarc, verp, modPassword, subscribe, roster string
+	maxSize                                                                                                       int64
 }
 
 func (f *listFlags) register(fs *pflag.FlagSet) {
@@ -41,6 +41,7 @@ func (f *listFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.nonmember, "nonmember", "", "what happens to non-member posts on a members list: hold, reject or discard (default hold)")
 	fs.Int64Var(&f.maxSize, "max-message-size", 0, "largest post in bytes for this list (0: the server's limit)")
 	fs.StringVar(&f.modPassword, "moderator-password", "", "password owners put in an Approved: header to run commands by email at once ('-' reads it from stdin; '' removes it)")
+	fs.StringVar(&f.roster, "roster", "", "who may see the member list with the \"who\" command: owners (default), members or public")
 	fs.StringVar(&f.subscribe, "subscribe", "", "confirm: a confirmed subscription takes effect (default); approve: an owner must approve it too")
 	fs.StringVar(&f.verp, "verp", "", "on (default): a return path per copy, so each bounce names its member; off: copies to one domain share SMTP transactions")
 	fs.StringVar(&f.dmarc, "dmarc", "", "rewrite From: to the list's address: policy (when the author's domain asks for it, the default), always or never")
@@ -88,6 +89,9 @@ func (f *listFlags) settings(fs *pflag.FlagSet) (lists.Settings, error) {
 	}
 	if fs.Changed("dmarc") {
 		s.DMARC = &f.dmarc
+	}
+	if fs.Changed("roster") {
+		s.Roster = &f.roster
 	}
 	if fs.Changed("subject-threading") {
 		b, err := parseOnOff(f.bySubject)
@@ -220,6 +224,7 @@ func writeList(w io.Writer, l lists.List) error {
 		{"dmarc mitigation", l.DMARC},
 		{"verp", onOff(l.VERP)},
 		{"subscriptions", l.SubscribeBy},
+		{"roster", l.Roster},
 		{"members", fmt.Sprint(l.Members)},
 		{"posts", fmt.Sprint(l.NextArticle - 1)},
 		{"uidvalidity", fmt.Sprint(l.UIDValidity)},
@@ -257,7 +262,7 @@ func listSetCmd(e *env) *cobra.Command {
 					return err
 				}
 				if setPassword {
-					if _, err := d.ExecContext(c.Context(), `UPDATE lists SET moderator_password = $2 WHERE id = $1`, l.ID, hash); err != nil {
+					if err := lists.SetModeratorPassword(c.Context(), d, l.ID, hash); err != nil {
 						return err
 					}
 				}

@@ -99,10 +99,7 @@ func (p *Processor) applySetting(ctx context.Context, tx *sqlx.Tx, l lists.List,
 // answer goes to the sender's own address, so a forged From: reveals
 // nothing to the forger.
 func (p *Processor) who(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail) (string, bool, error) {
-	var roster string
-	if err := tx.GetContext(ctx, &roster, `SELECT roster FROM lists WHERE id = $1`, l.ID); err != nil {
-		return "", false, err
-	}
+	roster := l.Roster
 	mem, err := p.sender(ctx, tx, l, m)
 	if err != nil {
 		return "", false, err

@@ -17,6 +17,7 @@ import (
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/members"
+	"github.com/parley-list/parley/internal/policy"
 	"github.com/parley-list/parley/internal/tokens"
 )
 
@@ -48,8 +49,8 @@ func approvedBy(ctx context.Context, q db.Querier, listID int64, given string) (
 	if given == "" {
 		return false, nil
 	}
-	var hash string
-	if err := q.GetContext(ctx, &hash, `SELECT moderator_password FROM lists WHERE id = $1`, listID); err != nil {
+	hash, err := lists.ModeratorPassword(ctx, q, listID)
+	if err != nil {
 		return false, err
 	}
 	return hash != "" && bcrypt.CompareHashAndPassword([]byte(hash), []byte(given)) == nil, nil
@@ -207,15 +208,15 @@ func onOff(s string) (bool, error) {
 }
 
 func (p *Processor) ban(ctx context.Context, tx *sqlx.Tx, l lists.List, c Command) (string, bool, error) {
-	pattern, ok := ingest.ParseBanPattern(arg(c, 0))
+	pattern, ok := policy.ParseBanPattern(arg(c, 0))
 	if !ok {
 		return "", false, errs.Invalidf("%q is not a usable pattern", arg(c, 0))
 	}
 	if c.Name == "ban" {
-		_, err := tx.ExecContext(ctx, `INSERT INTO bans (list_id, pattern) VALUES ($1, $2) ON CONFLICT DO NOTHING`, l.ID, pattern)
+		_, err := policy.Ban(ctx, tx, l.ID, pattern)
 		return "banned", false, err
 	}
-	_, err := tx.ExecContext(ctx, `DELETE FROM bans WHERE list_id = $1 AND pattern = $2`, l.ID, pattern)
+	_, err := policy.Unban(ctx, tx, l.ID, pattern)
 	return "unbanned", false, err
 }
 

@@ -365,7 +365,7 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 // askOwners passes a confirmed subscription to the owners: replying to
 // their notice runs "add ADDRESS MODE".
 func (p *Processor) askOwners(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, t tokens.Token) (string, bool, error) {
-	owners, err := notice.Owners(ctx, tx, l.ID)
+	owners, err := members.Owners(ctx, tx, l.ID)
 	if err != nil {
 		return "", false, err
 	}
@@ -468,7 +468,7 @@ func (p *Processor) reply(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail
 // forwardToOwners passes mail for list-owner@ on to the owners, attached,
 // marked so that it cannot loop back.
 func (p *Processor) forwardToOwners(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, raw []byte) (bool, error) {
-	owners, err := notice.Owners(ctx, tx, l.ID)
+	owners, err := members.Owners(ctx, tx, l.ID)
 	if err != nil {
 		return false, err
 	}
@@ -488,19 +488,14 @@ func (p *Processor) forwardToOwners(ctx context.Context, tx *sqlx.Tx, l lists.Li
 }
 
 func (p *Processor) listsText(ctx context.Context, tx *sqlx.Tx, l lists.List) (string, bool, error) {
-	var rows []struct {
-		Address string `db:"address"`
-		Name    string `db:"display_name"`
-	}
-	err := tx.SelectContext(ctx, &rows, `SELECT l.address, l.display_name FROM lists l JOIN domains d ON d.id = l.domain_id
-		WHERE d.name = $1 AND l.archive = 'public' ORDER BY l.address`, l.Domain)
+	public, err := lists.PublicOn(ctx, tx, l.Domain)
 	if err != nil {
 		return "", false, err
 	}
 	var b strings.Builder
 	b.WriteString("Public lists here:\n")
-	for _, r := range rows {
-		fmt.Fprintf(&b, "  %s  %s\n", r.Address, r.Name)
+	for _, r := range public {
+		fmt.Fprintf(&b, "  %s  %s\n", r.Address, r.DisplayName)
 	}
 	return b.String(), false, nil
 }

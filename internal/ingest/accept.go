@@ -4,17 +4,16 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/parley-list/parley/internal/archive"
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/inbound"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/members"
 	"github.com/parley-list/parley/internal/notify"
 	"github.com/parley-list/parley/internal/policy"
 )
@@ -199,7 +198,7 @@ func (s *Service) storeInbound(ctx context.Context, tx *sqlx.Tx, env Envelope, p
 }
 
 // facts gathers what the policy rules look at: membership of the From
-// address (or else the envelope sender) and the ban patterns, in one query.
+// address (or else the envelope sender) and the bans.
 func (s *Service) facts(ctx context.Context, q db.Querier, env Envelope, p *prepared, r Recipient) (policy.Facts, error) {
 	f := policy.Facts{
 		List:        r.List.Address,
@@ -217,36 +216,21 @@ func (s *Service) facts(ctx context.Context, q db.Querier, env Envelope, p *prep
 	if f.Sender == "" {
 		f.Sender = env.From
 	}
-	cands := pq.StringArray{}
+	var cands []string
 	for _, c := range []string{p.sum.From, env.From} {
 		if a, err := mailaddr.Parse(c); err == nil {
 			cands = append(cands, a.String())
 		}
 	}
-	var row struct {
-		Role      *string        `db:"role"`
-		Moderated *bool          `db:"moderated"`
-		Patterns  pq.StringArray `db:"patterns"`
-	}
-	err := q.GetContext(ctx, &row, `
-		SELECT m.role, m.moderated, b.patterns
-		  FROM (SELECT coalesce(array_agg(pattern), '{}') AS patterns FROM bans WHERE list_id = $1 OR list_id IS NULL) b
-		  LEFT JOIN LATERAL (SELECT role, moderated FROM members
-		                      WHERE list_id = $1 AND address_norm = ANY ($2::text[])
-		                      ORDER BY array_position($2::text[], address_norm) LIMIT 1) m ON true`,
-		r.List.ID, cands)
+	m, ok, err := members.FirstOf(ctx, q, r.List.ID, cands)
 	if err != nil {
 		return f, fmt.Errorf("policy facts: %w", err)
 	}
-	if row.Role != nil {
-		f.Role = memberRole(*row.Role)
-		f.Moderated = row.Moderated != nil && *row.Moderated
+	if ok {
+		f.Role, f.Moderated = m.Role, m.Moderated
 	}
-	addr := strings.ToLower(f.Sender)
-	for _, pat := range row.Patterns {
-		if Glob(pat, addr) {
-			f.Banned = true
-		}
+	if f.Banned, err = policy.Banned(ctx, q, r.List.ID, f.Sender); err != nil {
+		return f, fmt.Errorf("policy facts: %w", err)
 	}
 	return f, nil
 }

@@ -188,8 +188,8 @@ func (s *Service) Resolve(ctx context.Context, rcpt string, size int64) (Recipie
 		}
 	}
 	if !ok || err != nil {
-		var served bool
-		if err := s.o.DB.GetContext(ctx, &served, `SELECT EXISTS (SELECT 1 FROM domains WHERE name = $1)`, a.Domain); err != nil {
+		served, err := lists.DomainServed(ctx, s.o.DB, a.Domain)
+		if err != nil {
 			return Recipient{}, fmt.Errorf("resolve: %w", err)
 		}
 		if !served {

@@ -11,6 +11,7 @@ import (
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/mailmsg"
+	"github.com/parley-list/parley/internal/members"
 	"github.com/parley-list/parley/internal/notice"
 	"github.com/parley-list/parley/internal/policy"
 	"github.com/parley-list/parley/internal/tokens"
@@ -19,7 +20,7 @@ import (
 // notifyModerators queues a notice of a held post to the list's
 // moderators and owners.
 func (s *Service) notifyModerators(ctx context.Context, tx *sqlx.Tx, l lists.List, id int64, p *prepared, d policy.Decision) error {
-	rcpts, err := notice.Owners(ctx, tx, l.ID)
+	rcpts, err := members.Owners(ctx, tx, l.ID)
 	if err != nil {
 		return fmt.Errorf("moderators: %w", err)
 	}

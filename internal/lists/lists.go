@@ -100,6 +100,7 @@ type List struct {
 	DMARC         string     `db:"dmarc_mitigation" json:"dmarc_mitigation"`
 	VERP          bool       `db:"verp" json:"verp"`
 	SubscribeBy   string     `db:"subscribe_policy" json:"subscribe_policy"`
+	Roster        string     `db:"roster" json:"roster"` // who may see the members: owners, members or public
 	UIDValidity   int64      `db:"uidvalidity" json:"uidvalidity"`
 	NextArticle   int64      `db:"next_article" json:"next_article"`
 	Members       int64      `db:"members" json:"members"`
@@ -121,6 +122,7 @@ type Settings struct {
 	DMARC         *string // policy, always or never
 	VERP          *bool
 	SubscribeBy   *string // confirm or approve
+	Roster        *string // owners, members or public
 }
 
 // validate checks free-text settings: they end up in mail headers, so no
@@ -146,6 +148,9 @@ func (s Settings) validate() error {
 	if s.SubscribeBy != nil && *s.SubscribeBy != "confirm" && *s.SubscribeBy != "approve" {
 		return errs.Invalidf("subscribe policy %q: want confirm or approve", *s.SubscribeBy)
 	}
+	if s.Roster != nil && *s.Roster != "owners" && *s.Roster != "members" && *s.Roster != "public" {
+		return errs.Invalidf("roster %q: want owners, members or public", *s.Roster)
+	}
 	if s.MaxMessage != nil && *s.MaxMessage < 0 {
 		return errs.Invalidf("max message size: must not be negative")
 	}
@@ -160,7 +165,8 @@ func (s Settings) validate() error {
 // it is shown (it costs a count over the list's members).
 const listCols = `l.id, l.address, l.local_part, d.name AS domain, l.display_name, l.description,
        l.post_policy, l.archive, l.subject_prefix, l.nonmember_action, l.max_message_bytes,
-       l.subject_threading, l.dmarc_mitigation, l.verp, l.subscribe_policy, l.uidvalidity, l.next_article, l.created_at, l.updated_at`
+       l.subject_threading, l.dmarc_mitigation, l.verp, l.subscribe_policy, l.roster, l.uidvalidity, l.next_article,
+       l.created_at, l.updated_at`
 
 const (
 	selectList       = `SELECT ` + listCols + `, 0 AS members FROM lists l JOIN domains d ON d.id = l.domain_id`
@@ -184,13 +190,14 @@ func Create(ctx context.Context, q db.Querier, addr mailaddr.Address, s Settings
 	_, err = q.ExecContext(ctx, `
 		INSERT INTO lists (domain_id, local_part, address, display_name, description, post_policy,
 		                   archive, subject_prefix, nonmember_action, max_message_bytes, subject_threading,
-		                   dmarc_mitigation, verp, uidvalidity, created_at, updated_at)
+		                   dmarc_mitigation, verp, subscribe_policy, roster, uidvalidity, created_at, updated_at)
 		VALUES ($1, $2, $3, coalesce($4, ''), coalesce($5, ''), coalesce($6, 'members'),
 		        coalesce($7, 'public'), coalesce($8, ''), coalesce($9, 'hold'), coalesce($10, 0),
-		        coalesce($11, false), coalesce($12, 'policy'), coalesce($13, true), $14, $15, $15)`,
+		        coalesce($11, false), coalesce($12, 'policy'), coalesce($13, true), coalesce($14, 'confirm'),
+		        coalesce($15, 'owners'), $16, $17, $17)`,
 		domainID, addr.Local, addr.String(), s.DisplayName, s.Description, s.PostPolicy,
 		s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage, s.SubjectThread, s.DMARC, s.VERP,
-		uidValidity(now), now)
+		s.SubscribeBy, s.Roster, uidValidity(now), now)
 	if _, dup := db.IsUniqueViolation(err); dup {
 		return List{}, errs.Kindf(ErrExists, "list %s already exists", addr)
 	}
@@ -282,10 +289,10 @@ func Update(ctx context.Context, q db.Querier, address string, s Settings) (List
 		       max_message_bytes = coalesce($8, max_message_bytes),
 		       subject_threading = coalesce($9, subject_threading),
 		       dmarc_mitigation = coalesce($10, dmarc_mitigation), verp = coalesce($11, verp),
-		       subscribe_policy = coalesce($12, subscribe_policy), updated_at = now()
+		       subscribe_policy = coalesce($12, subscribe_policy), roster = coalesce($13, roster), updated_at = now()
 		 WHERE id = $1`,
 		l.ID, s.DisplayName, s.Description, s.PostPolicy, s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage,
-		s.SubjectThread, s.DMARC, s.VERP, s.SubscribeBy)
+		s.SubjectThread, s.DMARC, s.VERP, s.SubscribeBy, s.Roster)
 	if err != nil {
 		return List{}, fmt.Errorf("update list: %w", err)
 	}
@@ -302,4 +309,35 @@ func Delete(ctx context.Context, q db.Querier, address string) error {
 		return fmt.Errorf("delete list: %w", err)
 	}
 	return nil
+}
+
+// DomainServed reports whether parley serves domain (some list is on it).
+func DomainServed(ctx context.Context, q db.Querier, domain string) (bool, error) {
+	var served bool
+	err := q.GetContext(ctx, &served, `SELECT EXISTS (SELECT 1 FROM domains WHERE name = $1)`, domain)
+	return served, err
+}
+
+// PublicOn returns the lists on domain whose archive is public, by
+// address (what the "lists" command shows a stranger).
+func PublicOn(ctx context.Context, q db.Querier, domain string) ([]List, error) {
+	var ls []List
+	err := q.SelectContext(ctx, &ls, selectList+` WHERE d.name = $1 AND l.archive = 'public' ORDER BY l.address`, domain)
+	return ls, err
+}
+
+// ModeratorPassword returns the bcrypt hash of the list's moderator
+// password ("" when none is set). It is kept out of List so that no view
+// of a list can show it.
+func ModeratorPassword(ctx context.Context, q db.Querier, id int64) (string, error) {
+	var hash string
+	err := q.GetContext(ctx, &hash, `SELECT moderator_password FROM lists WHERE id = $1`, id)
+	return hash, err
+}
+
+// SetModeratorPassword stores the bcrypt hash of a new moderator password
+// ("" removes it).
+func SetModeratorPassword(ctx context.Context, q db.Querier, id int64, hash string) error {
+	_, err := q.ExecContext(ctx, `UPDATE lists SET moderator_password = $2, updated_at = now() WHERE id = $1`, id, hash)
+	return err
 }

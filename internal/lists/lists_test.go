@@ -3,6 +3,7 @@ package lists_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +111,67 @@ func TestCreateWithEverySetting(t *testing.T) {
 	got := fmt.Sprintln(l.DisplayName, l.Description, l.PostPolicy, l.Archive, l.SubjectPrefix, l.NonMember, l.MaxMessage, l.SubjectThread, l.DMARC, l.VERP)
 	if want := "All d announce private [all] discard 1000 true always false\n"; got != want {
 		t.Errorf("created list: %s, want %s", got, want)
+	}
+}
+
+// TestEverySettingOnCreate: every setting given to Create is stored (the
+// subscription policy once was not), and defaults fill the rest.
+func TestEverySettingOnCreate(t *testing.T) {
+	t.Parallel()
+	d := pgtest.New(t)
+	ctx := t.Context()
+	addr, _ := mailaddr.ParseList("club@lists.example.org")
+	l, err := lists.Create(ctx, d, addr, lists.Settings{SubscribeBy: ptr("approve"), Roster: ptr("members")}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.SubscribeBy != "approve" || l.Roster != "members" {
+		t.Errorf("subscribe %q, roster %q; want approve, members", l.SubscribeBy, l.Roster)
+	}
+	other, _ := mailaddr.ParseList("plain@lists.example.org")
+	if l, err = lists.Create(ctx, d, other, lists.Settings{}, time.Now()); err != nil || l.SubscribeBy != "confirm" || l.Roster != "owners" {
+		t.Errorf("defaults: %+v, %v; want confirm and owners", l, err)
+	}
+	if _, err := lists.Update(ctx, d, "plain@lists.example.org", lists.Settings{Roster: ptr("everyone")}); !errors.As(err, new(*errs.Invalid)) {
+		t.Errorf("roster everyone: %v, want refused", err)
+	}
+	if l, err = lists.Update(ctx, d, "plain@lists.example.org", lists.Settings{Roster: ptr("public")}); err != nil || l.Roster != "public" {
+		t.Errorf("roster public: %+v, %v", l.Roster, err)
+	}
+}
+
+// TestDomainsAndPasswords: the served domains, the public lists of one,
+// and the moderator password, which no view of a list shows.
+func TestDomainsAndPasswords(t *testing.T) {
+	t.Parallel()
+	d := pgtest.New(t)
+	ctx := t.Context()
+	for _, s := range []struct {
+		addr    string
+		archive lists.Archive
+	}{{"a@lists.example.org", lists.ArchivePublic}, {"b@lists.example.org", lists.ArchivePrivate}, {"c@other.example", lists.ArchivePublic}} {
+		a, _ := mailaddr.ParseList(s.addr)
+		if _, err := lists.Create(ctx, d, a, lists.Settings{Archive: ptr(s.archive)}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for domain, want := range map[string]bool{"lists.example.org": true, "other.example": true, "example.org": false} {
+		if got, err := lists.DomainServed(ctx, d, domain); err != nil || got != want {
+			t.Errorf("DomainServed(%s) = %v, %v; want %v", domain, got, err, want)
+		}
+	}
+	pub, err := lists.PublicOn(ctx, d, "lists.example.org")
+	if err != nil || len(pub) != 1 || pub[0].Address != "a@lists.example.org" {
+		t.Errorf("PublicOn = %+v, %v; want only a@lists.example.org", pub, err)
+	}
+	l, _ := lists.Get(ctx, d, "a@lists.example.org")
+	if err := lists.SetModeratorPassword(ctx, d, l.ID, "$2a$hash"); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := lists.ModeratorPassword(ctx, d, l.ID); err != nil || h != "$2a$hash" {
+		t.Errorf("ModeratorPassword = %q, %v", h, err)
+	}
+	if js := fmt.Sprintf("%+v", l); strings.Contains(js, "$2a$") {
+		t.Errorf("a list's view shows its moderator password: %s", js)
 	}
 }

@@ -88,11 +88,3 @@ func Queue(ctx context.Context, q db.Querier, l lists.List, rcpts []string, body
 	}
 	return nil
 }
-
-// Owners returns the addresses of a list's active owners and moderators.
-func Owners(ctx context.Context, q db.Querier, listID int64) ([]string, error) {
-	var rcpts []string
-	err := q.SelectContext(ctx, &rcpts, `SELECT address FROM members WHERE list_id = $1 AND role IN ('owner', 'moderator')
-		AND status = 'active' ORDER BY address_norm`, listID)
-	return rcpts, err
-}

@@ -3,7 +3,9 @@
 // first rule that decides wins; a post no rule stops is accepted.
 //
 // Gathering the facts (membership, bans, headers) is the caller's job, so
-// the rules themselves need no database and are tested with a table.
+// the rules themselves need no database and are tested with a table. The
+// package also owns the ban patterns (bans.go, the bans table): the one
+// rule whose data an owner edits.
 package policy
 
 import (

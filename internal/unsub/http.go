@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/members"
 )
 
 // Handler serves /unsubscribe/{token}: GET shows a confirmation page with
@@ -84,17 +85,17 @@ func (h *Handler) list(ctx context.Context, w http.ResponseWriter, listID int64,
 }
 
 func (h *Handler) unsubscribe(ctx context.Context, w http.ResponseWriter, l lists.List, addr string) {
-	res, err := h.DB.ExecContext(ctx, `DELETE FROM members WHERE list_id = $1 AND address_norm = $2`, l.ID, addr)
-	if err != nil {
+	err := members.Remove(ctx, h.DB, l.ID, addr)
+	switch {
+	case errors.Is(err, members.ErrNotFound):
+		// Already gone (a second click, say): the page says the same.
+		h.refused("not a member", "list", l.Address, "rcpt", addr)
+	case err != nil:
 		h.Log.Error("one-click unsubscribe failed", "event", "unsubscribe_failed", "list", l.Address, "err", err)
 		sorry(w)
 		return
-	}
-	if n, _ := res.RowsAffected(); n > 0 {
+	default:
 		h.Log.Info("member unsubscribed by one-click link", "event", "unsubscribed", "list", l.Address, "rcpt", addr, "via", "http")
-	} else {
-		// Already gone (a second click, say): the page says the same.
-		h.refused("not a member", "list", l.Address, "rcpt", addr)
 	}
 	page.Execute(w, view{Title: "Unsubscribed", Text: fmt.Sprintf("%s will receive no more mail from %s.", addr, l.Address)})
 }
