@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/dkimkeys"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/notify"
 	"github.com/parley-list/parley/internal/outqueue"
 )
 
@@ -162,23 +162,10 @@ func (s *Service) keepLeases(ctx context.Context, ds []outqueue.Delivery, stop <
 	}
 }
 
-// listen wakes the workers on NOTIFY outbound, from any parley process.
-// After a reconnect the listener sends a nil notification: look then too.
-func (s *Service) listen() *pq.Listener {
-	l := pq.NewListener(s.o.DSN, time.Second, 30*time.Second, func(ev pq.ListenerEventType, err error) {
-		if err != nil {
-			s.o.Logger.Debug("notification listener", "event", "listener", "err", err)
-		}
-	})
-	if err := l.Listen("outbound"); err != nil {
-		s.o.Logger.Warn("cannot listen for outbound notifications; polling", "event", "listener", "err", err)
-	}
-	go func() {
-		for range l.Notify {
-			s.Wake()
-		}
-	}()
-	return l
+// listen wakes the workers on NOTIFY outbound, from any parley process,
+// and whenever notifications may have been missed.
+func (s *Service) listen() *notify.Listener {
+	return notify.Listen(s.o.DSN, notify.Outbound, s.o.Logger, func(string) { s.Wake() }, s.Wake)
 }
 
 // round expands pending jobs, claims a batch of copies and sends them.

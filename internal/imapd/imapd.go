@@ -28,9 +28,9 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/parley-list/parley/internal/connlimit"
+	"github.com/parley-list/parley/internal/notify"
 )
 
 // Options configure a Server.
@@ -66,7 +66,7 @@ type Server struct {
 	lim      *connlimit.Limiter
 	auth     *authLimiter
 	hub      *hub
-	listener *pq.Listener // nil without DSN
+	listener *notify.Listener // nil without DSN
 }
 
 // New returns a Server; call Serve to accept connections.

@@ -3,7 +3,6 @@ package imapd
 import (
 	"context"
 	"crypto/tls"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,10 +13,11 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-sasl"
-	"github.com/lib/pq"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/members"
 )
 
 // inboxName is the one mailbox that is not a list: it exists because
@@ -139,13 +139,7 @@ func (s *session) Login(username, password string) error {
 	}
 	ctx, cancel := s.srv.ctx()
 	defer cancel()
-	var rows []struct {
-		ListID int64  `db:"list_id"`
-		Hash   string `db:"archive_password"`
-	}
-	err = s.srv.o.DB.SelectContext(ctx, &rows, `
-		SELECT m.list_id, m.archive_password FROM members m
-		 WHERE m.address_norm = $1 AND m.archive_password <> ''`, addr.String())
+	rows, err := members.ArchiveLogins(ctx, s.srv.o.DB, addr.String())
 	if err != nil {
 		s.log.Error("imap login lookup", "event", "imap_error", "err", err)
 		return errInternal
@@ -198,31 +192,19 @@ func (s *session) loginFailed(why string) error {
 	return imapserver.ErrAuthFailed
 }
 
-// listRow is what a mailbox needs of a list.
-type listRow struct {
-	ID          int64  `db:"id"`
-	Address     string `db:"address"`
-	UIDValidity int64  `db:"uidvalidity"`
-	Next        int64  `db:"next_article"`
-}
-
-func (r listRow) mailbox() mailbox {
-	return mailbox{name: r.Address, listID: r.ID, uidValidity: uint32(r.UIDValidity), uidNext: uint32(r.Next)}
+func mailboxOf(n lists.Numbering) mailbox {
+	return mailbox{name: n.Address, listID: n.ID, uidValidity: uint32(n.UIDValidity), uidNext: uint32(n.NextArticle)}
 }
 
 // lists returns every list mailbox this user may see, INBOX first.
 func (s *session) lists(ctx context.Context) ([]mailbox, error) {
-	var rows []listRow
-	err := s.srv.o.DB.SelectContext(ctx, &rows, `
-		SELECT id, address, uidvalidity, next_article FROM lists
-		 WHERE archive = 'public' OR id = ANY ($1::bigint[])
-		 ORDER BY address`, pq.Int64Array(s.private))
+	ns, err := lists.Readable(ctx, s.srv.o.DB, s.private)
 	if err != nil {
 		return nil, err
 	}
 	out := []mailbox{{name: inboxName, uidValidity: 1, uidNext: 2}}
-	for _, r := range rows {
-		out = append(out, r.mailbox())
+	for _, n := range ns {
+		out = append(out, mailboxOf(n))
 	}
 	return out, nil
 }
@@ -234,28 +216,24 @@ func (s *session) lookup(ctx context.Context, name string) (mailbox, error) {
 		return mailbox{name: inboxName, uidValidity: 1, uidNext: 2}, nil
 	}
 	base, year := splitYear(name)
-	var r listRow
-	err := s.srv.o.DB.GetContext(ctx, &r, `
-		SELECT id, address, uidvalidity, next_article FROM lists
-		 WHERE address = lower($1) AND (archive = 'public' OR id = ANY ($2::bigint[]))`,
-		base, pq.Int64Array(s.private))
+	n, err := lists.ReadableByAddress(ctx, s.srv.o.DB, base, s.private)
 	if err == nil && year != 0 {
 		var ok bool
-		err = s.srv.o.DB.GetContext(ctx, &ok, `SELECT EXISTS (SELECT 1 FROM messages WHERE list_id = $1`+yearCond(year)+`)`, r.ID)
+		err = s.srv.o.DB.GetContext(ctx, &ok, `SELECT EXISTS (SELECT 1 FROM messages WHERE list_id = $1`+yearCond(year)+`)`, n.ID)
 		if err == nil && !ok {
-			err = sql.ErrNoRows
+			err = lists.ErrNotFound
 		}
 	}
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, lists.ErrNotFound) {
 		return mailbox{}, errNoMailbox
 	}
 	if err != nil {
 		s.log.Error("imap mailbox lookup", "event", "imap_error", "err", err)
 		return mailbox{}, errInternal
 	}
-	mb := r.mailbox()
+	mb := mailboxOf(n)
 	if year != 0 {
-		mb.year, mb.name = year, fmt.Sprintf("%s/%d", r.Address, year)
+		mb.year, mb.name = year, fmt.Sprintf("%s/%d", n.Address, year)
 	}
 	return mb, nil
 }
@@ -505,8 +483,8 @@ func (s *session) pollNow(w *imapserver.UpdateWriter) error {
 	s.sel.polled = s.srv.o.Now()
 	ctx, cancel := s.srv.ctx()
 	defer cancel()
-	var next int64
-	if err := s.srv.o.DB.GetContext(ctx, &next, `SELECT next_article FROM lists WHERE id = $1`, s.sel.listID); err != nil {
+	next, err := lists.NextArticle(ctx, s.srv.o.DB, s.sel.listID)
+	if err != nil {
 		s.log.Warn("imap poll", "event", "imap_error", "list", s.sel.name, "err", err)
 		return nil // a missed poll only delays the news
 	}

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
+	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/notify"
 )
 
@@ -107,8 +107,8 @@ func (h *hub) refresh(db *sqlx.DB, list int64, timeout time.Duration) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var next int64
-	if err := db.GetContext(ctx, &next, `SELECT next_article FROM lists WHERE id = $1`, list); err != nil {
+	next, err := lists.NextArticle(ctx, db, list)
+	if err != nil {
 		// What the hub knows may now be behind: the woken sessions ask.
 		h.mu.Lock()
 		delete(h.next, list)
@@ -118,35 +118,17 @@ func (h *hub) refresh(db *sqlx.DB, list int64, timeout time.Duration) {
 	h.learn(list, next)
 }
 
-// listen feeds the hub from NOTIFY archive on its own connection until
-// the returned listener is closed. Without a listener, sessions poll.
-func (h *hub) listen(dsn string, db *sqlx.DB, timeout time.Duration, log *slog.Logger) *pq.Listener {
-	l := pq.NewListener(dsn, time.Second, 30*time.Second, func(ev pq.ListenerEventType, err error) {
-		if err != nil {
-			log.Debug("archive notification listener", "event", "listener", "err", err)
+// listen feeds the hub from NOTIFY archive until the returned listener
+// is closed. Without a listener, sessions poll.
+func (h *hub) listen(dsn string, db *sqlx.DB, timeout time.Duration, log *slog.Logger) *notify.Listener {
+	return notify.Listen(dsn, notify.Archive, log, func(payload string) {
+		if id, err := strconv.ParseInt(payload, 10, 64); err == nil {
+			h.refresh(db, id, timeout)
+			h.wake(id, false)
 		}
+	}, func() {
+		// What the hub knew may be behind: sessions ask the database.
+		h.forget()
+		h.wake(0, true)
 	})
-	go func() {
-		// Listen waits for the connection: off the caller's path, so a
-		// database that is down does not hold up the server's start.
-		if err := l.Listen(notify.Archive); err != nil {
-			log.Warn("cannot listen for archive notifications; IMAP sessions poll", "event", "listener", "err", err)
-		} else {
-			// What was notified before LISTEN took effect was missed.
-			h.forget()
-			h.wake(0, true)
-		}
-		for n := range l.Notify {
-			if n == nil { // reconnected: anything may have happened meanwhile
-				h.forget()
-				h.wake(0, true)
-				continue
-			}
-			if id, err := strconv.ParseInt(n.Extra, 10, 64); err == nil {
-				h.refresh(db, id, timeout)
-				h.wake(id, false)
-			}
-		}
-	}()
-	return l
 }

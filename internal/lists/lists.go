@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/lib/pq"
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/errs"
 	"github.com/parley-list/parley/internal/mailaddr"
@@ -340,4 +341,44 @@ func ModeratorPassword(ctx context.Context, q db.Querier, id int64) (string, err
 func SetModeratorPassword(ctx context.Context, q db.Querier, id int64, hash string) error {
 	_, err := q.ExecContext(ctx, `UPDATE lists SET moderator_password = $2, updated_at = now() WHERE id = $1`, id, hash)
 	return err
+}
+
+// Numbering is what a reader of a list's archive (IMAP) needs of the
+// list: its address, its UIDVALIDITY and the number its next post will
+// get.
+type Numbering struct {
+	ID          int64  `db:"id"`
+	Address     string `db:"address"`
+	UIDValidity int64  `db:"uidvalidity"`
+	NextArticle int64  `db:"next_article"`
+}
+
+// Readable returns the lists whose archive is public, and the private
+// ones given, by address.
+func Readable(ctx context.Context, q db.Querier, private []int64) ([]Numbering, error) {
+	var ns []Numbering
+	err := q.SelectContext(ctx, &ns, `SELECT id, address, uidvalidity, next_article FROM lists
+		 WHERE archive = 'public' OR id = ANY ($1::bigint[]) ORDER BY address`, pq.Int64Array(private))
+	return ns, err
+}
+
+// ReadableByAddress returns one list of Readable's by its address
+// (compared in lower case); a list that exists but may not be read is
+// ErrNotFound, like one that does not exist.
+func ReadableByAddress(ctx context.Context, q db.Querier, address string, private []int64) (Numbering, error) {
+	var n Numbering
+	err := q.GetContext(ctx, &n, `SELECT id, address, uidvalidity, next_article FROM lists
+		 WHERE address = lower($1) AND (archive = 'public' OR id = ANY ($2::bigint[]))`, address, pq.Int64Array(private))
+	if db.IsNoRows(err) {
+		return n, errs.Kindf(ErrNotFound, "no list %s", address)
+	}
+	return n, err
+}
+
+// NextArticle returns the number the list's next post will get: every
+// number below it is a committed post (numbers follow commit order).
+func NextArticle(ctx context.Context, q db.Querier, id int64) (int64, error) {
+	var next int64
+	err := q.GetContext(ctx, &next, `SELECT next_article FROM lists WHERE id = $1`, id)
+	return next, err
 }

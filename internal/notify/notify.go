@@ -18,6 +18,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // Channels.
@@ -95,3 +97,40 @@ func (n *Notifier) flush(ctx context.Context) {
 		}
 	}
 }
+
+// Listener follows one channel on a connection of its own.
+type Listener struct{ l *pq.Listener }
+
+// Listen follows channel over a connection of its own to dsn and calls on
+// with each notification's payload, and missed whenever notifications
+// may have been missed: once LISTEN has taken effect (anything sent
+// before was not heard) and after every reconnection. Both run on the
+// listener's goroutine, one at a time. It connects in the background, so
+// a database that is down does not hold up the caller; meanwhile, and
+// whenever the connection is lost, the caller's own polling finds the
+// work.
+func Listen(dsn, channel string, log *slog.Logger, on func(payload string), missed func()) *Listener {
+	l := pq.NewListener(dsn, time.Second, 30*time.Second, func(ev pq.ListenerEventType, err error) {
+		if err != nil {
+			log.Debug("notification listener", "event", "listener", "channel", channel, "err", err)
+		}
+	})
+	go func() {
+		if err := l.Listen(channel); err != nil {
+			log.Warn("cannot listen for notifications; polling", "event", "listener", "channel", channel, "err", err)
+		} else {
+			missed()
+		}
+		for n := range l.Notify {
+			if n == nil { // reconnected: anything may have happened meanwhile
+				missed()
+				continue
+			}
+			on(n.Extra)
+		}
+	}()
+	return &Listener{l: l}
+}
+
+// Close stops listening.
+func (l *Listener) Close() error { return l.l.Close() }
