@@ -25,7 +25,10 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-const corpora = "../../../shared/corpora/notmuch"
+// threadCases is the repository's own thread corpus: one directory of
+// messages per case, each case's expected trees described in its
+// README.md.
+const threadCases = "../../testdata/threads"
 
 func newList(t *testing.T) (*sqlx.DB, lists.List) {
 	t.Helper()
@@ -177,32 +180,33 @@ func TestParentsBreaksCycles(t *testing.T) {
 	}
 }
 
-// corpusFiles lists a corpus's messages in a stable order.
+// corpusFiles lists a corpus directory's messages (*.eml) in a stable
+// order: by name, which is the order they are archived in.
 func corpusFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	var files []string
-	filepath.WalkDir(dir, func(p string, de os.DirEntry, err error) error {
-		if err == nil && !de.IsDir() {
-			files = append(files, p)
-		}
-		return nil
-	})
+	files, err := filepath.Glob(filepath.Join(dir, "*.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sort.Strings(files)
 	return files
 }
 
-// TestCorpusThreads threads the real corpora, compares the trees with
-// hand-checked golden files, and checks that Rethread rebuilds exactly
-// what incremental placement produced.
+// TestCorpusThreads threads each case of testdata/threads, compares the
+// trees with golden files checked by hand against the trees that
+// testdata/threads/README.md expects, and checks that Rethread rebuilds
+// exactly what incremental placement produced. A missing or empty case
+// fails the test: the corpus is part of the repository.
 func TestCorpusThreads(t *testing.T) {
-	if _, err := os.Stat(corpora); err != nil {
-		t.Skipf("shared corpora not found at %s", corpora)
-	}
-	for _, name := range []string{"default", "lkml", "threading", "broken", "duplicate"} {
+	for _, name := range []string{"discussion", "ghosts", "out-of-order", "loops", "duplicates", "broken-refs", "subject"} {
+		files := corpusFiles(t, filepath.Join(threadCases, name))
+		if len(files) == 0 {
+			t.Fatalf("thread case %s: no messages in %s", name, filepath.Join(threadCases, name))
+		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			d, l := newList(t)
-			for _, f := range corpusFiles(t, filepath.Join(corpora, name)) {
+			for _, f := range files {
 				raw, err := os.ReadFile(f)
 				if err != nil {
 					t.Fatal(err)

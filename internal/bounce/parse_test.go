@@ -7,7 +7,9 @@ import (
 	"testing"
 )
 
-const corpus = "../../../shared/corpora/bounces"
+// corpus is sisimai's set-of-emails, copied into the repository (see
+// testdata/README.md). A missing or empty corpus fails the tests.
+const corpus = "../../testdata/bounces"
 
 func TestParseRFC3464(t *testing.T) {
 	t.Parallel()
@@ -55,10 +57,12 @@ func TestAutoReply(t *testing.T) {
 // the rates (go test -v -run TestCorpus ./internal/bounce).
 func TestCorpus(t *testing.T) {
 	t.Parallel()
-	if _, err := os.Stat(corpus); err != nil {
-		t.Skipf("bounce corpus not found at %s", corpus)
-	}
 	files, _ := filepath.Glob(filepath.Join(corpus, "bsd", "*.eml"))
+	nots, _ := filepath.Glob(filepath.Join(corpus, "not", "*.eml"))
+	if len(files) == 0 || len(nots) == 0 {
+		t.Fatalf("bounce corpus missing or empty: %d files in %s, %d in %s",
+			len(files), filepath.Join(corpus, "bsd"), len(nots), filepath.Join(corpus, "not"))
+	}
 	var recognised, withRcpt, auto, feedback, status int
 	var missed []string
 	for _, f := range files {
@@ -88,7 +92,6 @@ func TestCorpus(t *testing.T) {
 	if float64(recognised) < 0.95*float64(len(files)) {
 		t.Errorf("recognised %d of %d real bounces", recognised, len(files))
 	}
-	nots, _ := filepath.Glob(filepath.Join(corpus, "not", "*.eml"))
 	for _, f := range nots {
 		raw, _ := os.ReadFile(f)
 		r := Parse(raw)

@@ -70,28 +70,37 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// TestRoundTripCorpora round-trips every real message in the shared
-// corpora, when they are there.
+// TestRoundTripCorpora round-trips every message (*.eml) of the
+// repository's corpora under testdata/ (real bounces, our own thread and
+// MIME cases; see testdata/README.md). They are part of the repository: a
+// missing or empty corpus fails the test.
 func TestRoundTripCorpora(t *testing.T) {
-	root := "../../../shared/corpora"
-	if _, err := os.Stat(root); err != nil {
-		t.Skipf("shared corpora not found at %s", root)
-	}
-	n := 0
-	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || strings.HasSuffix(path, ".md") || strings.Contains(path, "README") {
+	const root = "../../testdata"
+	count := map[string]int{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || filepath.Ext(path) != ".eml" {
 			return nil
 		}
 		raw, err := os.ReadFile(path)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		n++
-		t.Run(path, func(t *testing.T) { roundTrip(t, crlf(string(raw))) })
+		rel, _ := filepath.Rel(root, path)
+		rel = filepath.ToSlash(rel)
+		count[strings.SplitN(rel, "/", 2)[0]]++
+		t.Run(rel, func(t *testing.T) { roundTrip(t, crlf(string(raw))) })
 		return nil
 	})
-	if n == 0 {
-		t.Fatal("no corpus messages found")
+	if err != nil {
+		t.Fatalf("reading the corpora: %v", err)
+	}
+	for _, name := range []string{"bounces", "threads", "mime"} {
+		if count[name] == 0 {
+			t.Fatalf("corpus %s: no messages under %s", name, filepath.Join(root, name))
+		}
 	}
 }
 

@@ -198,37 +198,55 @@ func asError(err error, target **Error) bool {
 	return ok
 }
 
-// TestParseCorpora parses every real message in the shared corpora: none
-// may fail for anything but a clearly malformed header, and every summary
+// corpora are the message collections under the repository's testdata/
+// (see testdata/README.md): real bounces, and our own thread and MIME
+// cases. They are part of the repository: a missing or empty one is a
+// failure, never a reason to skip.
+const corpora = "../../testdata"
+
+var corpusNames = []string{"bounces", "threads", "mime"}
+
+// TestParseCorpora parses every message (*.eml) in the corpora: none may
+// fail for anything but a clearly malformed header, and every summary
 // must be well formed.
 func TestParseCorpora(t *testing.T) {
 	t.Parallel()
-	root := "../../../shared/corpora"
-	if _, err := os.Stat(root); err != nil {
-		t.Skipf("shared corpora not found at %s", root)
-	}
-	n := 0
-	filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || strings.Contains(path, "README") || strings.Contains(path, "LICENSE") {
+	count := map[string]int{}
+	err := filepath.WalkDir(corpora, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || filepath.Ext(path) != ".eml" {
 			return nil
 		}
 		raw, err := os.ReadFile(path)
 		if err != nil {
-			return nil
+			return err
 		}
-		n++
+		rel, _ := filepath.Rel(corpora, path)
+		count[strings.SplitN(filepath.ToSlash(rel), "/", 2)[0]]++
 		s, err := Parse(Canonicalize(raw), "h.example", Limits{})
 		if err != nil {
-			t.Logf("%s: refused: %v", path, err)
+			t.Logf("%s: refused: %v", rel, err)
 			return nil
 		}
 		if s.MessageID == "" || slices.Contains(s.Refs, s.MessageID) || len(s.Refs) > MaxRefs {
-			t.Errorf("%s: bad summary: id %q refs %q", path, s.MessageID, s.Refs)
+			t.Errorf("%s: bad summary: id %q refs %q", rel, s.MessageID, s.Refs)
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatalf("reading the corpora: %v", err)
+	}
+	n := 0
+	for _, name := range corpusNames {
+		if count[name] == 0 {
+			t.Fatalf("corpus %s: no messages under %s", name, filepath.Join(corpora, name))
+		}
+		n += count[name]
+	}
 	if n < 100 {
-		t.Errorf("parsed only %d corpus files", n)
+		t.Fatalf("parsed only %d corpus files, want at least 100", n)
 	}
 }
 
