@@ -84,3 +84,20 @@ func FuzzBaseSubject(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReplyID: the parent is "" or one of the field's own <...> tokens
+// with an '@', and it never panics or runs away on nesting.
+func FuzzReplyID(f *testing.F) {
+	for _, s := range []string{`Message from T <t@x> of "d." <i@x>`, `<i@x> (from T <t@x>)`, `"\"(" <a@b> ((( <c@d>`, "<yes>"} {
+		f.Add(s, "a@b")
+	}
+	f.Fuzz(func(t *testing.T, v, ref string) {
+		id := ReplyID(v, []string{ref})
+		if id == "" {
+			return
+		}
+		if !strings.Contains(id, "@") || !strings.Contains(v, "<"+id+">") || !slices.Contains(MsgIDs(v), id) {
+			t.Fatalf("ReplyID(%q) = %q, not an id of the field", v, id)
+		}
+	})
+}

@@ -273,3 +273,56 @@ func TestBaseSubject(t *testing.T) {
 		}
 	}
 }
+
+// TestReplyID: the parent an In-Reply-To names, however the sender's
+// software wrote the field.
+func TestReplyID(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, v string
+		refs    []string
+		want    string
+	}{
+		{"plain", "<p@x>", nil, "p@x"},
+		{"exmh", `Message from Tom Herrera <tom@herrera.example.org> of "Tue, 25 Mar 2025 10:02:11 +0100." <id@herrera.example.org>`, nil, "id@herrera.example.org"},
+		{"MH", `Your message of "Tue, 25 Mar 2025 10:02:11 +0100." <id@x>`, nil, "id@x"},
+		{"Gnus", `<id@x> (message from Tom Herrera <tom@herrera.example.org> on Tue, 25 Mar 2025)`, nil, "id@x"},
+		{"comment with quoted paren", `<id@x> ("a)b" <tom@y>)`, nil, "id@x"},
+		{"References decide", "<a@x> <b@x>", []string{"r@x", "b@x"}, "b@x"},
+		{"several ids", "<a@x> <b@x>", nil, "a@x"},
+		{"address only", "Tom <tom@x>", nil, "tom@x"},
+		{"no at", "<yes>", nil, ""},
+		{"empty", "", nil, ""},
+		{"unterminated", "<a@x", nil, ""},
+	}
+	for _, tc := range tests {
+		if got := ReplyID(tc.v, tc.refs); got != tc.want {
+			t.Errorf("%s: ReplyID(%q) = %q, want %q", tc.name, tc.v, got, tc.want)
+		}
+	}
+}
+
+// TestBareMessageID: a Message-ID without its brackets is taken when it
+// is plainly one id; anything else gets a made-up id.
+func TestBareMessageID(t *testing.T) {
+	t.Parallel()
+	for v, want := range map[string]string{
+		"20250327.4471.bare@example.net": "20250327.4471.bare@example.net",
+		" a@b ":                          "a@b",
+		"two words@x":                    "",
+		"no-at-sign":                     "",
+		"a@b, c@d":                       "",
+	} {
+		s, err := Parse([]byte("Message-ID: "+v+"\r\nSubject: x\r\n\r\nbody\r\n"), "h.example", Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want == "" {
+			if !s.Synthesised {
+				t.Errorf("Message-ID %q: taken as %q, want a made-up id", v, s.MessageID)
+			}
+		} else if s.MessageID != want || s.Synthesised {
+			t.Errorf("Message-ID %q: %q (made up %v), want %q", v, s.MessageID, s.Synthesised, want)
+		}
+	}
+}

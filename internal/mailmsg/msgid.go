@@ -2,6 +2,7 @@ package mailmsg
 
 import (
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -44,6 +45,88 @@ func MsgIDs(v string) []string {
 			ids = append(ids, id)
 		}
 	}
+}
+
+// ReplyID picks the message id an In-Reply-To value names as the parent,
+// "" when it names none. The field should hold msg-ids only, but mail
+// software writes prose around them: exmh and MH write
+// `Message from Name <addr> of "date." <id>` (an address first), Gnus and
+// rmail `<id> (message from Name <addr> on date)` (an address in a
+// comment). So: a token inside a comment never counts, nor one without an
+// '@'; of the rest, one that References also holds wins, then one that is
+// not written right after a word (as "Name <addr>" is), then the first.
+// The scan is one pass with no recursion; comment nesting is only counted.
+func ReplyID(v string, refs []string) string {
+	inRefs := map[string]bool{}
+	for _, r := range refs {
+		inRefs[r] = true
+	}
+	var first, plain string
+	depth, quoted := 0, false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case quoted:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				quoted = false
+			}
+		case c == '"':
+			quoted = true
+		case c == '(':
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case c == '<':
+			end := strings.IndexAny(v[i+1:], "<> \t\r\n")
+			if end < 0 || v[i+1+end] != '>' {
+				continue
+			}
+			id := v[i+1 : i+1+end]
+			afterWord := wordBefore(v[:i])
+			i += end + 1
+			if depth > 0 || !validID(id) || !strings.Contains(id, "@") {
+				continue
+			}
+			if inRefs[id] {
+				return id
+			}
+			if first == "" {
+				first = id
+			}
+			if plain == "" && !afterWord {
+				plain = id
+			}
+		}
+	}
+	if plain != "" {
+		return plain
+	}
+	return first
+}
+
+// wordBefore reports whether s ends, white space aside, in a letter or
+// digit: the '<' after it opens "Name <addr>", not a lone id.
+func wordBefore(s string) bool {
+	s = strings.TrimRight(s, " \t\r\n")
+	if s == "" {
+		return false
+	}
+	r, _ := utf8.DecodeLastRuneInString(s)
+	return unicode.IsLetter(r) || unicode.IsDigit(r)
+}
+
+// bareID reads a Message-ID written without its angle brackets
+// ("Message-ID: 1234.5678@host"), which some old software sends: the
+// sender's meaning is plain, and taking it keeps the replies that cite it
+// (with brackets) in its thread. Anything else without brackets is not
+// an id.
+func bareID(v string) string {
+	v = strings.TrimSpace(v)
+	if strings.ContainsAny(v, "<>()\" \t\r\n,;") || !strings.Contains(v, "@") || !validID(v) {
+		return ""
+	}
+	return v
 }
 
 func validID(id string) bool {

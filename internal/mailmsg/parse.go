@@ -107,7 +107,16 @@ func Parse(raw []byte, host string, lim Limits) (*Summary, error) {
 	s.readAddresses(h)
 	s.readText(h)
 	ids := MsgIDs(h.Get("Message-Id"))
-	refs, irt := MsgIDs(h.Get("References")), MsgIDs(h.Get("In-Reply-To"))
+	if len(ids) == 0 {
+		if id := bareID(h.Get("Message-Id")); id != "" {
+			ids = []string{id}
+		}
+	}
+	refs := MsgIDs(h.Get("References"))
+	var irt []string
+	if id := ReplyID(h.Get("In-Reply-To"), refs); id != "" {
+		irt = []string{id}
+	}
 	msgidField := h.Get("Message-Id")
 	if len(ids) > 0 {
 		s.MessageID = ids[0]
