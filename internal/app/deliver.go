@@ -87,7 +87,7 @@ func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, r
 		bcancel()
 		return nil
 	})
-	cmds := &commands.Processor{DB: d.DB, Log: log, Hostname: cfg.Hostname, Poke: svc.Wake, Moderator: NewIngest(cfg, d, log),
+	cmds := &commands.Processor{DB: d.DB, Log: log, Hostname: cfg.Hostname, Poke: svc.Wake, Moderator: NewModeration(cfg, d, log),
 		Counts: commandCounts}
 	cctx, ccancel := context.WithCancel(context.Background())
 	g.add("commands", func() error { return cmds.Run(cctx, time.Second) }, func(context.Context) error {

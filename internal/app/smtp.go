@@ -14,6 +14,7 @@ import (
 	"github.com/parley-list/parley/internal/config"
 	"github.com/parley-list/parley/internal/ingest"
 	"github.com/parley-list/parley/internal/mailmsg"
+	"github.com/parley-list/parley/internal/moderation"
 	"github.com/parley-list/parley/internal/smtpin"
 )
 
@@ -64,11 +65,11 @@ func startSMTP(g *group, cfg config.Config, d *Database, log *slog.Logger, reg p
 	return nil
 }
 
-// NewIngest returns the intake service, as SMTP and the CLI (held posts,
-// imports) use it.
+// NewIngest returns the intake service, as SMTP and the CLI (imports)
+// use it.
 func NewIngest(cfg config.Config, d *Database, log *slog.Logger) *ingest.Service {
 	return ingest.New(ingest.Options{
-		DB: d.DB, Logger: log, Hostname: cfg.Hostname, Notify: d.Notify,
+		DB: d.DB, Logger: log, Hostname: cfg.Hostname, Notify: d.Notify, Moderation: NewModeration(cfg, d, log),
 		MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
 		QueryTimeout:    cfg.Database.QueryTimeout.D(),
 		Limits: mailmsg.Limits{
@@ -103,4 +104,10 @@ func modernTLS12Suites() []uint16 {
 		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 	}
+}
+
+// NewModeration returns the service that holds posts and carries out the
+// moderators' decisions, as intake, command mail and the CLI use it.
+func NewModeration(cfg config.Config, d *Database, log *slog.Logger) *moderation.Service {
+	return moderation.NewService(moderation.Options{DB: d.DB, Logger: log, Hostname: cfg.Hostname, Notify: d.Notify})
 }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/parley-list/parley/internal/app"
 	"github.com/parley-list/parley/internal/errs"
-	"github.com/parley-list/parley/internal/ingest"
 	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/moderation"
 )
 
 func heldCmd(e *env) *cobra.Command {
@@ -40,7 +40,7 @@ func heldLsCmd(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				hs, err := ingest.HeldPosts(c.Context(), d, l.ID)
+				hs, err := moderation.HeldPosts(c.Context(), d, l.ID)
 				if err != nil {
 					return err
 				}
@@ -79,7 +79,7 @@ func heldShowCmd(e *env) *cobra.Command {
 				return err
 			}
 			return e.withDB(c.Context(), func(d *app.Database) error {
-				h, err := ingest.GetHeld(c.Context(), d, id)
+				h, err := moderation.Get(c.Context(), d, id)
 				if err != nil {
 					return err
 				}
@@ -108,7 +108,7 @@ func heldDecideCmd(e *env, verb string) *cobra.Command {
 				return err
 			}
 			return e.withDB(c.Context(), func(d *app.Database) error {
-				svc := app.NewIngest(e.cfg, d, e.log)
+				svc := app.NewModeration(e.cfg, d, e.log)
 				switch verb {
 				case "approve":
 					st, err := svc.Approve(c.Context(), 0, id, whoAmI())
@@ -118,9 +118,9 @@ func heldDecideCmd(e *env, verb string) *cobra.Command {
 					fmt.Fprintf(e.io.Stdout, "approved %d: archived as article %d\n", id, st.Article)
 					return nil
 				case "reject":
-					err = svc.RejectHeld(c.Context(), 0, id, reason, whoAmI())
+					err = svc.Reject(c.Context(), 0, id, reason, whoAmI())
 				default:
-					err = svc.DiscardHeld(c.Context(), 0, id, whoAmI())
+					err = svc.Discard(c.Context(), 0, id, whoAmI())
 				}
 				if err == nil {
 					fmt.Fprintf(e.io.Stdout, "%sed %d\n", trimE(verb), id)

@@ -13,19 +13,19 @@ import (
 	"github.com/parley-list/parley/internal/archive"
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/errs"
-	"github.com/parley-list/parley/internal/ingest"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/members"
+	"github.com/parley-list/parley/internal/moderation"
 	"github.com/parley-list/parley/internal/policy"
 	"github.com/parley-list/parley/internal/tokens"
 )
 
-// Moderator decides on held posts (ingest.Service is one).
+// Moderator decides on held posts (moderation.Service is one).
 type Moderator interface {
 	Approve(ctx context.Context, listID, id int64, by string) (archive.Stored, error)
-	RejectHeld(ctx context.Context, listID, id int64, reason, by string) error
-	DiscardHeld(ctx context.Context, listID, id int64, by string) error
+	Reject(ctx context.Context, listID, id int64, reason, by string) error
+	Discard(ctx context.Context, listID, id int64, by string) error
 }
 
 // ownerCommands need an owner or moderator, authenticated by the list's
@@ -143,7 +143,7 @@ func (p *Processor) ownerCommand(ctx context.Context, tx *sqlx.Tx, l lists.List,
 		}
 		return p.decideHeld(ctx, l, m, c.Name, id, strings.Join(c.Args[1:], " "), by)
 	case "held":
-		hs, err := ingest.HeldPosts(ctx, tx, l.ID)
+		hs, err := moderation.HeldPosts(ctx, tx, l.ID)
 		if err != nil {
 			return "", false, err
 		}
@@ -236,10 +236,10 @@ func (p *Processor) decideHeld(ctx context.Context, l lists.List, m mail, verb s
 		st, err = p.Moderator.Approve(ctx, l.ID, id, by)
 		res, queued = fmt.Sprintf("approved; archived as article %d", st.Article), true
 	case "reject":
-		err = p.Moderator.RejectHeld(ctx, l.ID, id, reason, by)
+		err = p.Moderator.Reject(ctx, l.ID, id, reason, by)
 		res, queued = "rejected", true
 	default:
-		err = p.Moderator.DiscardHeld(ctx, l.ID, id, by)
+		err = p.Moderator.Discard(ctx, l.ID, id, by)
 	}
 	var inv *errs.Invalid
 	switch {

@@ -16,6 +16,7 @@ import (
 	"github.com/parley-list/parley/internal/ingest"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/moderation"
 	"github.com/parley-list/parley/internal/testutil/pgtest"
 )
 
@@ -221,9 +222,11 @@ func TestHeldReply(t *testing.T) {
 	if _, err := lists.Update(t.Context(), r.d, r.l.Address, lists.Settings{PostPolicy: &mod}); err != nil {
 		t.Fatal(err)
 	}
-	svc := ingest.New(ingest.Options{DB: r.d, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Hostname: "h"})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	mods := moderation.NewService(moderation.Options{DB: r.d, Logger: log, Hostname: "h"})
+	svc := ingest.New(ingest.Options{DB: r.d, Logger: log, Hostname: "h", Moderation: mods})
 	defer svc.Close()
-	r.p.Moderator = svc
+	r.p.Moderator = mods
 	send := func(id string) string {
 		rc, err := svc.Resolve(t.Context(), r.l.Address, 0)
 		if err != nil {

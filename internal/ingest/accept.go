@@ -14,6 +14,7 @@ import (
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/members"
+	"github.com/parley-list/parley/internal/moderation"
 	"github.com/parley-list/parley/internal/notify"
 	"github.com/parley-list/parley/internal/policy"
 )
@@ -167,13 +168,13 @@ func (s *Service) write(ctx context.Context, tx *sqlx.Tx, env Envelope, p *prepa
 		return err
 	case policy.Hold:
 		var err error
-		o.dup, err = s.hold(ctx, tx, env, p, r, d)
+		o.dup, err = s.o.Moderation.Hold(ctx, tx, r.List, moderated(env, p, r, d, moderation.Held))
 		return err
 	default:
 		// Discarded, or rejected while another recipient accepted the
 		// message: record it so that nothing vanishes without a trace.
-		state := map[policy.Action]string{policy.Discard: "discarded", policy.Reject: "rejected"}[d.Action]
-		id, err := s.recordModeration(ctx, tx, env, p, r, d, state)
+		state := map[policy.Action]string{policy.Discard: moderation.Discarded, policy.Reject: moderation.Rejected}[d.Action]
+		id, err := moderation.Record(ctx, tx, moderated(env, p, r, d, state))
 		o.dup = err == nil && id == 0
 		return err
 	}
@@ -235,33 +236,10 @@ func (s *Service) facts(ctx context.Context, q db.Querier, env Envelope, p *prep
 	return f, nil
 }
 
-// hold stores a post for moderation and notifies the moderators, once:
-// a retried post that is already held changes nothing (and reports dup).
-func (s *Service) hold(ctx context.Context, tx *sqlx.Tx, env Envelope, p *prepared, r Recipient, d policy.Decision) (dup bool, err error) {
-	id, err := s.recordModeration(ctx, tx, env, p, r, d, "held")
-	if err != nil || id == 0 {
-		return err == nil, err
-	}
-	return false, s.notifyModerators(ctx, tx, r.List, id, p, d)
-}
-
-// recordModeration inserts a moderation record and returns its id, or 0
-// when the same post was already recorded for this list.
-func (s *Service) recordModeration(ctx context.Context, tx *sqlx.Tx, env Envelope, p *prepared, r Recipient, d policy.Decision, state string) (int64, error) {
-	var id int64
-	err := tx.GetContext(ctx, &id, `
-		INSERT INTO moderation (list_id, state, rule, reason, mail_from, from_addr, subject, message_id, content_key, raw)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-		ON CONFLICT (list_id, message_id, content_key) DO NOTHING
-		RETURNING id`,
-		r.List.ID, state, d.Rule, d.Reason, env.From, p.sum.From, p.sum.Subject, p.sum.MessageID, p.sum.ContentKey, p.raw)
-	if db.IsNoRows(err) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("moderation: %w", err)
-	}
-	return id, nil
+// moderated is the moderation record of a post for one list.
+func moderated(env Envelope, p *prepared, r Recipient, d policy.Decision, state string) moderation.New {
+	return moderation.New{ListID: r.List.ID, State: state, Rule: d.Rule, Reason: d.Reason, MailFrom: env.From,
+		Raw: p.raw, Summary: p.sum}
 }
 
 // logRefused logs a message refused before any list's policy saw it (too

@@ -33,6 +33,7 @@ import (
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/mailmsg"
+	"github.com/parley-list/parley/internal/moderation"
 )
 
 // Rejection is a permanent refusal, answered with a 5xx reply.
@@ -67,6 +68,9 @@ type Options struct {
 	MaxMessageBytes int64 // server-wide; a list may set a smaller limit
 	QueryTimeout    time.Duration
 	Now             func() time.Time
+	// Moderation holds posts the policy holds; nil: one made from these
+	// options.
+	Moderation *moderation.Service
 }
 
 // Service resolves recipients and accepts messages.
@@ -120,6 +124,10 @@ func New(o Options) *Service {
 	}
 	if o.QueryTimeout == 0 {
 		o.QueryTimeout = 30 * time.Second
+	}
+	if o.Moderation == nil {
+		o.Moderation = moderation.NewService(moderation.Options{DB: o.DB, Logger: o.Logger, Hostname: o.Hostname,
+			Notify: o.Notify, Now: o.Now})
 	}
 	return &Service{o: o}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/members"
+	"github.com/parley-list/parley/internal/moderation"
 	"github.com/parley-list/parley/internal/testutil/pgtest"
 )
 
@@ -24,14 +25,16 @@ type fixture struct {
 	t   *testing.T
 	db  *sqlx.DB
 	svc *ingest.Service
+	mod *moderation.Service
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	d := pgtest.New(t)
-	svc := ingest.New(ingest.Options{DB: d, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Hostname: "parley.test", MaxMessageBytes: 1 << 20})
-	return &fixture{t: t, db: d, svc: svc}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	mod := moderation.NewService(moderation.Options{DB: d, Logger: log, Hostname: "parley.test"})
+	svc := ingest.New(ingest.Options{DB: d, Logger: log, Hostname: "parley.test", MaxMessageBytes: 1 << 20, Moderation: mod})
+	return &fixture{t: t, db: d, svc: svc, mod: mod}
 }
 
 func (f *fixture) list(addr string, policy lists.PostPolicy, nonmember lists.Action, ms ...string) {
@@ -219,34 +222,6 @@ func TestIdempotent(t *testing.T) {
 	}
 }
 
-// TestHeldLifecycle: approve archives and queues delivery, reject tells the
-// author, and a decided post cannot be decided again.
-func TestHeldLifecycle(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
-	f.list("dev@lists.example.org", lists.PostModerated, lists.ActionHold, "owner:owner@example.org", "bob@example.org")
-	f.send("bob@example.org", []string{"dev@lists.example.org"}, post("bob@example.org", "h1@x", "first"))
-	f.send("bob@example.org", []string{"dev@lists.example.org"}, post("bob@example.org", "h2@x", "second"))
-	var ids []int64
-	f.db.SelectContext(t.Context(), &ids, `SELECT id FROM moderation ORDER BY id`)
-	st, err := f.svc.Approve(t.Context(), 0, ids[0], "test")
-	if err != nil || st.Article != 1 {
-		t.Fatalf("Approve() = %+v, %v", st, err)
-	}
-	if err := f.svc.RejectHeld(t.Context(), 0, ids[1], "off topic", "test"); err != nil {
-		t.Fatalf("RejectHeld() = %v", err)
-	}
-	if _, err := f.svc.Approve(t.Context(), 0, ids[1], "test"); !errors.Is(err, ingest.ErrNotHeld) {
-		t.Errorf("approving a rejected post: %v, want ErrNotHeld", err)
-	}
-	if n := f.count(`SELECT count(*) FROM outbound WHERE kind = 'notice' AND rcpts = '{bob@example.org}' AND convert_from(body, 'UTF8') LIKE '%off topic%'`); n != 1 {
-		t.Errorf("%d rejection notices to the author, want 1", n)
-	}
-	if n := f.count(`SELECT count(*) FROM outbound WHERE kind = 'post'`); n != 1 {
-		t.Errorf("%d post jobs after approval, want 1", n)
-	}
-}
-
 // TestMultipleLists: one message to two lists is one transaction; a
 // refusal by every list refuses the message.
 func TestMultipleLists(t *testing.T) {
@@ -323,24 +298,5 @@ func TestSessionLostMidWrite(t *testing.T) {
 	}
 	if n := f.count(`SELECT count(*) FROM moderation WHERE message_id = 'held@x'`); n != 1 {
 		t.Errorf("%d held, want exactly 1", n)
-	}
-}
-
-// TestHeldBelongsToList: a decision scoped to one list cannot touch
-// another list's held post.
-func TestHeldBelongsToList(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
-	f.list("a@lists.example.org", lists.PostModerated, lists.ActionHold)
-	f.list("b@lists.example.org", lists.PostModerated, lists.ActionHold)
-	f.send("x@example.org", []string{"b@lists.example.org"}, post("x@example.org", "hb@x", "for b"))
-	var id, listA int64
-	f.db.GetContext(t.Context(), &id, `SELECT id FROM moderation`)
-	f.db.GetContext(t.Context(), &listA, `SELECT id FROM lists WHERE address = 'a@lists.example.org'`)
-	if _, err := f.svc.Approve(t.Context(), listA, id, "a's owner"); !errors.Is(err, ingest.ErrNotHeld) {
-		t.Fatalf("approving b's post as a's moderator: %v, want ErrNotHeld", err)
-	}
-	if n := f.count(`SELECT count(*) FROM messages`); n != 0 {
-		t.Errorf("%d posts archived", n)
 	}
 }
