@@ -193,3 +193,23 @@ func EachRaw(ctx context.Context, q db.Querier, listID int64, since time.Time, f
 	}
 	return rows.Err()
 }
+
+// Message is an archived post with what delivery says about it.
+type Message struct {
+	ListID    int64  `db:"list_id"`
+	Article   int64  `db:"article"`
+	MessageID string `db:"message_id"`
+	From      string `db:"from_addr"`
+	Raw       []byte `db:"raw"`
+}
+
+// Get returns the archived post with the given id (messages.id, as an
+// outbound job names it).
+func Get(ctx context.Context, q db.Querier, id int64) (Message, error) {
+	var m Message
+	err := q.GetContext(ctx, &m, `SELECT list_id, article, message_id, from_addr, raw FROM messages WHERE id = $1`, id)
+	if db.IsNoRows(err) {
+		return m, errs.Kindf(ErrNoArticle, "no archived message %d", id)
+	}
+	return m, err
+}

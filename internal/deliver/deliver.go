@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parley-list/parley/internal/archive"
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/dkimkeys"
 	"github.com/parley-list/parley/internal/lists"
@@ -59,6 +60,7 @@ type BounceRecorder interface {
 type Service struct {
 	o    Options
 	wake chan struct{}
+	jobs jobCache
 }
 
 // NewResults returns the counter for Options.Results.
@@ -186,12 +188,7 @@ func (s *Service) round(ctx context.Context) (int, error) {
 	jobs := map[int64]*job{}
 	for _, d := range ds {
 		if _, ok := jobs[d.Job]; !ok {
-			j, err := s.loadJob(context.WithoutCancel(ctx), d.Job)
-			if err != nil {
-				s.o.Logger.Error("cannot render job", "event", "render_failed", "job_id", d.Job, "err", err)
-				j = &job{err: err}
-			}
-			jobs[d.Job] = j
+			jobs[d.Job] = s.job(context.WithoutCancel(ctx), d.Job)
 		}
 	}
 	var wg sync.WaitGroup
@@ -284,44 +281,51 @@ type job struct {
 	err      error
 }
 
+// job returns the rendered job, from the cache when an earlier round
+// rendered it.
+func (s *Service) job(ctx context.Context, id int64) *job {
+	now := time.Now()
+	if j, ok := s.jobs.get(id, now); ok {
+		return j
+	}
+	j, err := s.loadJob(ctx, id)
+	if err != nil {
+		s.o.Logger.Error("cannot render job", "event", "render_failed", "job_id", id, "err", err)
+		return &job{err: err} // not kept: the next round tries again
+	}
+	s.jobs.put(id, j, now)
+	return j
+}
+
 func (s *Service) loadJob(ctx context.Context, id int64) (*job, error) {
-	var row struct {
-		Kind     string  `db:"kind"`
-		ListID   int64   `db:"list_id"`
-		MailFrom string  `db:"mail_from"`
-		Body     []byte  `db:"body"`
-		Raw      []byte  `db:"raw"`
-		Article  *int64  `db:"article"`
-		Author   *string `db:"from_addr"`
-		MsgID    *string `db:"message_id"`
-	}
-	err := s.o.DB.GetContext(ctx, &row, `SELECT o.kind, o.list_id, o.mail_from, o.body, m.raw, m.article, m.from_addr, m.message_id
-		FROM outbound o LEFT JOIN messages m ON m.id = o.message WHERE o.id = $1`, id)
+	oj, err := outqueue.GetJob(ctx, s.o.DB, id)
 	if err != nil {
 		return nil, err
 	}
-	l, err := lists.GetByID(ctx, s.o.DB, row.ListID)
+	l, err := lists.GetByID(ctx, s.o.DB, oj.ListID)
 	if err != nil {
 		return nil, err
 	}
-	j := &job{list: l, msg: row.Body, from: row.MailFrom}
-	if row.MsgID != nil {
-		j.msgID = *row.MsgID
-	}
-	if row.Kind == "post" {
-		if row.Article == nil {
+	j := &job{list: l, msg: oj.Body, from: oj.MailFrom}
+	post := oj.Kind == "post"
+	if post {
+		if oj.Message == nil {
 			return nil, errors.New("post job without an archived message")
 		}
-		if j.msg, err = RenderPost(row.Raw, l, s.o.Site, *row.Article, s.rewriteFrom(ctx, l, row.Author)); err != nil {
+		m, err := archive.Get(ctx, s.o.DB, *oj.Message)
+		if err != nil {
 			return nil, err
 		}
-		j.from = ""
+		j.msgID, j.from = m.MessageID, ""
+		if j.msg, err = RenderPost(m.Raw, l, s.o.Site, m.Article, s.rewriteFrom(ctx, l, m.From)); err != nil {
+			return nil, err
+		}
 	}
 	keys, err := dkimkeys.ForDomain(ctx, s.o.DB, l.Domain)
 	if err != nil {
 		return nil, err
 	}
-	if row.Kind == "post" && s.o.Site.BaseURL != "" && s.o.Unsub != nil {
+	if post && s.o.Site.BaseURL != "" && s.o.Unsub != nil {
 		// Each copy gets its own unsubscribe link, so each is signed on
 		// its own (in deliver).
 		j.unsigned, j.keys = j.msg, keys
@@ -402,18 +406,18 @@ func (s *Service) record(ctx context.Context, d outqueue.Delivery, j *job, err e
 }
 
 // rewriteFrom decides the list's DMARC mitigation for one post.
-func (s *Service) rewriteFrom(ctx context.Context, l lists.List, author *string) bool {
+func (s *Service) rewriteFrom(ctx context.Context, l lists.List, author string) bool {
 	switch l.DMARC {
 	case "always":
 		return true
 	case "never":
 		return false
 	}
-	if s.o.DMARC == nil || author == nil {
+	if s.o.DMARC == nil {
 		return false
 	}
-	at := strings.LastIndexByte(*author, '@')
-	return at >= 0 && s.o.DMARC.Strict(ctx, (*author)[at+1:])
+	at := strings.LastIndexByte(author, '@')
+	return at >= 0 && s.o.DMARC.Strict(ctx, author[at+1:])
 }
 
 // personal renders and signs one member's copy.
@@ -529,6 +533,76 @@ func (r *recorder) wait() {
 	defer r.mu.Unlock()
 	for r.running {
 		r.idle.Wait()
+	}
+}
+
+// jobCache keeps rendered jobs across claim rounds. A round claims at
+// most Options.Batch copies, so a post to 10,000 members is sent over
+// dozens of rounds; loading, rendering and signing it again for each was
+// most of the work of a large fan-out. An entry lives jobTTL, so a changed
+// list setting or DKIM key reaches copies claimed after that, and the
+// cache holds at most maxCachedJobs entries and maxCachedBytes of messages.
+type jobCache struct {
+	mu    sync.Mutex
+	m     map[int64]cachedJob
+	bytes int
+}
+
+type cachedJob struct {
+	j       *job
+	expires time.Time
+}
+
+const (
+	jobTTL         = time.Minute
+	maxCachedJobs  = 64
+	maxCachedBytes = 64 << 20
+)
+
+func (j *job) size() int { return len(j.msg) + len(j.unsigned) }
+
+func (c *jobCache) get(id int64, now time.Time) (*job, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[id]
+	if !ok || now.After(e.expires) {
+		return nil, false
+	}
+	return e.j, true
+}
+
+// put keeps j, first dropping expired entries and then, while the cache
+// is over its bounds, the entry that would expire soonest.
+func (c *jobCache) put(id int64, j *job, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[int64]cachedJob{}
+	}
+	c.drop(id)
+	for k, e := range c.m {
+		if now.After(e.expires) {
+			c.drop(k)
+		}
+	}
+	for len(c.m) > 0 && (len(c.m) >= maxCachedJobs || c.bytes+j.size() > maxCachedBytes) {
+		var first int64
+		var at time.Time
+		for k, e := range c.m {
+			if at.IsZero() || e.expires.Before(at) {
+				first, at = k, e.expires
+			}
+		}
+		c.drop(first)
+	}
+	c.m[id] = cachedJob{j: j, expires: now.Add(jobTTL)}
+	c.bytes += j.size()
+}
+
+func (c *jobCache) drop(id int64) {
+	if e, ok := c.m[id]; ok {
+		c.bytes -= e.j.size()
+		delete(c.m, id)
 	}
 }
 

@@ -1,7 +1,9 @@
 package deliver_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -228,5 +230,36 @@ func TestBatchedWithoutVERP(t *testing.T) {
 		if got[r] != 1 {
 			t.Errorf("%s got %d copies, want 1", r, got[r])
 		}
+	}
+}
+
+// countingDMARC answers "no strict policy" and counts the questions: each
+// rendering of a post asks once.
+type countingDMARC struct{ n atomic.Int64 }
+
+func (c *countingDMARC) Strict(context.Context, string) bool { c.n.Add(1); return false }
+
+// TestJobRenderedOnce: a post whose copies are claimed over several
+// rounds is loaded, rendered and signed once, not once per round.
+func TestJobRenderedOnce(t *testing.T) {
+	t.Parallel()
+	d := pgtest.New(t)
+	var rcpts []string
+	for i := range 35 {
+		rcpts = append(rcpts, fmt.Sprintf("m%02d@example.org", i))
+	}
+	post(t, d, rcpts...)
+	sink := smtpsink.Start(t)
+	dmarc := &countingDMARC{}
+	svc := deliver.New(deliver.Options{DB: d, Relay: &deliver.SMTPRelay{Addr: sink.Addr, Hostname: "parley.test", Timeout: 10 * time.Second},
+		Logger: slog.New(slog.DiscardHandler), Site: deliver.Site{ArchiveURL: "imap://lists.example.org"},
+		Poll: 20 * time.Millisecond, Batch: 10, DMARC: dmarc})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { svc.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "35 copies sent", func() bool { return len(sink.Messages()) == 35 })
+	if n := dmarc.n.Load(); n != 1 {
+		t.Errorf("the post was rendered %d times over 4 rounds, want once", n)
 	}
 }

@@ -13,12 +13,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lib/pq"
-
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/mailmsg"
+	"github.com/parley-list/parley/internal/outqueue"
 )
 
 // Message is a notice to send.
@@ -81,10 +80,5 @@ func randomHex(n int) string {
 // list's bounce address as return path. The caller pokes the delivery
 // workers after commit.
 func Queue(ctx context.Context, q db.Querier, l lists.List, rcpts []string, body []byte) error {
-	_, err := q.ExecContext(ctx, `INSERT INTO outbound (kind, list_id, rcpts, mail_from, body) VALUES ('notice', $1, $2, $3, $4)`,
-		l.ID, pq.StringArray(rcpts), mailaddr.ServiceAddr(l.Address, mailaddr.KindBounce, ""), body)
-	if err != nil {
-		return fmt.Errorf("queue notice: %w", err)
-	}
-	return nil
+	return outqueue.Notice(ctx, q, l.ID, rcpts, mailaddr.ServiceAddr(l.Address, mailaddr.KindBounce, ""), body)
 }

@@ -1,7 +1,13 @@
-// Package outqueue owns the outbound queue in PostgreSQL: turning an
-// outbound job (send this post to the list's members; send this notice)
-// into one delivery row per recipient, and claiming, completing,
-// rescheduling and failing those rows.
+// Package outqueue owns the outbound queue in PostgreSQL (the outbound
+// and deliveries tables): queueing a job (send this archived post to the
+// list's members; send this notice to these people), turning a job into
+// one delivery row per recipient, and claiming, completing, rescheduling
+// and failing those rows.
+//
+// It is the queue's only writer: notices are queued with Notice, and a
+// post's job with the SQL function outbound_post
+// (migrations/functions/outbound_post.sql), which archive_store calls so
+// that a post and its delivery commit together in one statement.
 //
 // Rows are claimed with a lease (FOR UPDATE SKIP LOCKED, then state
 // 'sending' until lease_until), so any number of workers in any number of
@@ -21,6 +27,34 @@ import (
 
 	"github.com/parley-list/parley/internal/db"
 )
+
+// Notice queues a complete message (body) to explicit recipients, with
+// mailFrom as its return path, in the caller's transaction.
+func Notice(ctx context.Context, q db.Querier, listID int64, rcpts []string, mailFrom string, body []byte) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO outbound (kind, list_id, rcpts, mail_from, body) VALUES ('notice', $1, $2, $3, $4)`,
+		listID, pq.StringArray(rcpts), mailFrom, body)
+	if err != nil {
+		return fmt.Errorf("queue notice: %w", err)
+	}
+	return nil
+}
+
+// Job is what an outbound job says to send.
+type Job struct {
+	ID       int64  `db:"id"`
+	Kind     string `db:"kind"` // post or notice
+	ListID   int64  `db:"list_id"`
+	Message  *int64 `db:"message"` // the archived post (messages.id) of a post job
+	MailFrom string `db:"mail_from"`
+	Body     []byte `db:"body"` // the notice's complete message
+}
+
+// GetJob returns one job.
+func GetJob(ctx context.Context, q db.Querier, id int64) (Job, error) {
+	var j Job
+	err := q.GetContext(ctx, &j, `SELECT id, kind, list_id, message, mail_from, body FROM outbound WHERE id = $1`, id)
+	return j, err
+}
 
 // Expand turns up to limit pending outbound jobs into delivery rows, each
 // job in its own transaction, and returns how many it expanded. A post's
