@@ -16,6 +16,7 @@ import (
 	"github.com/parley-list/parley/internal/commands"
 	"github.com/parley-list/parley/internal/config"
 	"github.com/parley-list/parley/internal/deliver"
+	"github.com/parley-list/parley/internal/notify"
 	"github.com/parley-list/parley/internal/outqueue"
 )
 
@@ -52,7 +53,9 @@ func hostOnly(hostport string) string {
 }
 
 // startDelivery runs the delivery workers until the group stops them.
-func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, reg prometheus.Registerer, tokens deliver.Tokens, archiveURL string) error {
+// bounces scores the permanent refusals the relay gives.
+func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, reg prometheus.Registerer,
+	tokens deliver.Tokens, archiveURL string, bounces deliver.BounceRecorder) error {
 	if cfg.Delivery.Workers == 0 {
 		log.Info("no delivery workers in this process", "event", "delivery_off")
 		return nil
@@ -63,9 +66,6 @@ func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, r
 	}
 	results := deliver.NewResults()
 	reg.MustRegister(results)
-	bounceCounts, commandCounts := bounce.NewCounts(), commands.NewCounts()
-	reg.MustRegister(bounceCounts, commandCounts)
-	bounces := &bounce.Processor{DB: d.DB, Log: log, Scoring: bounce.DefaultScoring, Hostname: cfg.Hostname, Counts: bounceCounts}
 	svc := deliver.New(deliver.Options{
 		DB: d.DB, DSN: d.DSN, Relay: relay, Logger: log, Results: results, Bounces: bounces,
 		Site: deliver.Site{ArchiveURL: archiveURL, BaseURL: cfg.HTTP.BaseURL}, Unsub: tokens,
@@ -76,23 +76,36 @@ func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, r
 		Backoff: outqueue.Backoff{First: cfg.Delivery.RetryFirst.D(), Max: cfg.Delivery.RetryMax.D(),
 			GiveUp: cfg.Delivery.GiveUp.D(), Jitter: 0.1},
 	})
-	bounces.Poke = svc.Wake
 	ctx, cancel := context.WithCancel(context.Background())
 	g.add("delivery", func() error { return svc.Run(ctx) }, func(context.Context) error {
 		cancel()
 		return relay.Close()
 	})
+	return nil
+}
+
+// startProcessors runs the processors of stored service-address mail:
+// command mail and bounces. They run in every process, whether or not it
+// delivers: what they queue wakes the delivery workers of any process
+// through NOTIFY outbound. It returns the bounce processor, which also
+// scores the refusals delivery meets.
+func startProcessors(g *group, cfg config.Config, d *Database, log *slog.Logger, reg prometheus.Registerer) *bounce.Processor {
+	wake := func() { d.Notify.Poke(notify.Outbound, "") }
+	bounceCounts, commandCounts := bounce.NewCounts(), commands.NewCounts()
+	reg.MustRegister(bounceCounts, commandCounts)
+	bounces := &bounce.Processor{DB: d.DB, Log: log, Scoring: bounce.DefaultScoring, Hostname: cfg.Hostname,
+		Counts: bounceCounts, Poke: wake}
 	bctx, bcancel := context.WithCancel(context.Background())
 	g.add("bounces", func() error { return bounces.Run(bctx, 5*time.Second) }, func(context.Context) error {
 		bcancel()
 		return nil
 	})
-	cmds := &commands.Processor{DB: d.DB, Log: log, Hostname: cfg.Hostname, Poke: svc.Wake, Moderator: NewModeration(cfg, d, log),
-		Counts: commandCounts}
+	cmds := &commands.Processor{DB: d.DB, Log: log, Hostname: cfg.Hostname, Poke: wake,
+		Moderator: NewModeration(cfg, d, log), Counts: commandCounts}
 	cctx, ccancel := context.WithCancel(context.Background())
 	g.add("commands", func() error { return cmds.Run(cctx, time.Second) }, func(context.Context) error {
 		ccancel()
 		return nil
 	})
-	return nil
+	return bounces
 }

@@ -67,7 +67,8 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if err := startIMAP(&g, cfg, d, log, reg, ready); err != nil {
 		return err
 	}
-	if err := startDelivery(&g, cfg, d, log, reg, signer, archiveURL(cfg, ready["imap"])); err != nil {
+	bounces := startProcessors(&g, cfg, d, log, reg)
+	if err := startDelivery(&g, cfg, d, log, reg, signer, archiveURL(cfg, ready["imap"]), bounces); err != nil {
 		return err
 	}
 	if err := startSMTP(&g, cfg, d, log, reg, ready); err != nil {

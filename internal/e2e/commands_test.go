@@ -135,3 +135,40 @@ func TestOwnerByEmail(t *testing.T) {
 	}
 	s.stop()
 }
+
+// TestProcessorsWithoutDelivery: a process that does not deliver
+// (delivery.workers = 0, say an intake-only front) still answers command
+// mail; its reply waits in the queue for a process that delivers, which
+// it wakes.
+func TestProcessorsWithoutDelivery(t *testing.T) {
+	t.Parallel()
+	sink := smtpsink.Start(t)
+	dsn := pgtest.NewDSN(t)
+	intake := startServer(t, baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+dsn, "PARLEY_RELAY=smtp://"+sink.Addr,
+		"PARLEY_DELIVERY_WORKERS=0"))
+	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+dsn, "PARLEY_RELAY=smtp://"+sink.Addr)
+	mustRun(t, env, "list", "create", "dev@lists.example.org")
+	if out, code := swaks(t, intake.ready["smtp"], "--to", "dev-join@lists.example.org", "--from", "bob@example.org"); code != 0 {
+		t.Fatalf("join refused:\n%s", out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(intake.stderr.String(), "event=challenge_sent") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the non-delivering process did not answer the join request; its log:\n%s", intake.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := len(sink.Messages()); n != 0 {
+		t.Fatalf("%d messages sent by a process without delivery workers", n)
+	}
+	startServer(t, env) // a process that delivers
+	deadline = time.Now().Add(30 * time.Second)
+	for delivered := false; !delivered; time.Sleep(50 * time.Millisecond) {
+		for _, m := range sink.Messages() {
+			delivered = delivered || m.To[0] == "bob@example.org" && strings.Contains(string(m.Data), "Subject: confirm ")
+		}
+		if !delivered && time.Now().After(deadline) {
+			t.Fatalf("the confirmation was not delivered by the other process: %d messages", len(sink.Messages()))
+		}
+	}
+}
