@@ -38,7 +38,7 @@ lint:
 	out=$$(printf '%s\n' "$$out" | grep -v '^internal/testutil/' | grep . || true); \
 	if [ -n "$$out" ]; then echo "unreachable code (deadcode):"; echo "$$out"; exit 1; fi
 
-# Benchmarks against the real binary on loopback (see shared/PERFORMANCE.md);
+# Benchmarks against the real binary on loopback (see docs/performance.md);
 # prints "BENCH <name> <value> <unit>" lines. BENCHFLAGS='-only ingest' etc.
 BENCHFLAGS ?=
 bench: build

@@ -3,12 +3,21 @@
 // rebuilding the derived data (threads, the stored IMAP meta) from the raw
 // bytes.
 //
-// Article numbers are forever: each list's counter is advanced with
-// UPDATE … RETURNING inside the inserting transaction, so the list row lock
-// orders inserts, numbers are handed out in commit order, and a rolled-back
-// insert leaves no gap. Thread ids are derived: a thread's id is the
-// smallest article number in it, so placing posts one by one in article
-// order and rebuilding all of them from scratch give the same ids.
+// Article numbers are forever: each list's counter (lists.next_article) is
+// advanced inside the inserting transaction under the list row's lock, so
+// numbers are handed out in commit order, and a rolled-back insert leaves
+// no gap. Thread ids are derived: a thread's id is the smallest article
+// number in it, so placing posts one by one in article order and
+// rebuilding all of them from scratch give the same ids.
+//
+// It owns the messages and ghosts tables and the SQL functions that write
+// them (migrations/functions/archive_*.sql), and it is the only writer of
+// a list's article counter; the lists package owns the rest of the list
+// row. Two packages read messages directly, read-only: imapd (FETCH and
+// SEARCH, whose queries are shaped by the IMAP request) and outqueue's
+// Expand (the author's address, to leave out the copy of a member who
+// asked not to get their own posts, in the statement that writes the
+// copies).
 package archive
 
 import (

@@ -2,8 +2,9 @@
 // parley binary on a fresh data directory (embedded PostgreSQL with its
 // normal durability settings) on loopback, drives it like real clients
 // do, and prints one line per figure, "BENCH <name> <value> <unit>", so
-// runs can be compared by a script. The figures are the ones named in
-// shared/PERFORMANCE.md. Timing lives here and never in tests.
+// runs can be compared by a script. docs/performance.md says what each
+// figure measures and how the peers were measured beside it. Timing
+// lives here and never in tests.
 package bench
 
 import (
@@ -32,7 +33,7 @@ type Options struct {
 
 	IngestClients      int           // concurrent SMTP clients for the ingest rate
 	IngestDuration     time.Duration // how long to send
-	IngestLists        int           // spread the clients over this many lists (1: the PERFORMANCE.md figure)
+	IngestLists        int           // spread the clients over this many lists (1: the figure docs/performance.md reports)
 	LatencyPosts       int           // posts for the latency figure
 	ImportCount        int           // messages in the generated mbox
 	ThroughputDuration time.Duration // how long outbound_throughput offers load

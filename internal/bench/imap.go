@@ -20,9 +20,9 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 )
 
-// The IMAP archive figures (shared/PERFORMANCE.md section 3) are taken the
-// way shared/bench/imapbench took them from Dovecot and public-inbox: per
-// pass one fresh connection does LOGIN, EXAMINE (read-only SELECT),
+// The IMAP archive figures (docs/performance.md) are taken the way the
+// peers' figures were taken from Dovecot and public-inbox: per pass one
+// fresh connection does LOGIN, EXAMINE (read-only SELECT),
 // UID FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE), UID FETCH 1:* BODY.PEEK[]
 // and UID SEARCH BODY <word in about 1% of bodies>. One untimed warm-up
 // pass, then the median of imapRuns passes.

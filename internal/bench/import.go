@@ -63,8 +63,8 @@ func GenerateMbox(path string, n int, seed uint64) (int64, error) {
 // genOptions vary the generated archive.
 type genOptions struct {
 	list string // the list's address, in To and List-Id
-	// word, when set, makes the IMAP archive, shaped like the one
-	// shared/bench/gen_archive.py made for the peers: word goes into the
+	// word, when set, makes the IMAP archive, shaped like the archive the
+	// peers were measured on (docs/performance.md): word goes into the
 	// body of about 1% of the posts, posts carry the headers delivery adds
 	// (Return-Path, Received, Cc, List-Post...) and about 5% are
 	// multipart/alternative. Unset, the output is import_rate's mbox,

@@ -4,11 +4,18 @@
 // the stored raw messages.
 //
 // The protocol itself is go-imap v2's imapserver; this package is the only
-// one that imports it, so its beta gaps (see DESIGN.md) are defended in one
-// place: body structures are sanitised before they are written, every
+// one that imports it, so its beta gaps (docs/architecture.md lists them)
+// are defended in one place: body structures are sanitised before they are written, every
 // STATUS counter asked for is filled, new messages are announced one EXISTS
 // at a time, and every write command is refused here, whatever the library
 // would let through.
+//
+// It reads the archive's messages table directly, read-only: FETCH loads
+// rows in the shape the request asks for (bytes or stored meta, within a
+// byte budget), SEARCH compiles its criteria into one SQL condition on the
+// archive's indexes, and year views count and list articles by date.
+// Those queries are IMAP's, so they live here; lists and members are read
+// through their owners.
 package imapd
 
 import (

@@ -2,9 +2,16 @@
 // it over: recipients are resolved when they are named (RCPT), and at the
 // end of DATA the message is judged by each list's policy and archived,
 // held, recorded or refused, with its outbound work queued, all in one
-// transaction.
+// transaction. Posts accepted at the same time share that transaction
+// (the group commit, batch.go); archive imports take the same path
+// without policy or delivery (import.go).
 //
-// Invariants (DESIGN.md):
+// It owns no table: it decides, and writes through the owners, in one
+// transaction: archive (accepted posts and their delivery jobs),
+// moderation (held, discarded and refused posts) and inbound (mail to the
+// lists' service addresses).
+//
+// Invariants (docs/architecture.md):
 //   - No 250 before commit: Accept returns nil only after the commit.
 //     Any internal failure is a plain error, which the SMTP side answers
 //     with 451 4.3.0; nothing is half-written because nothing is committed.

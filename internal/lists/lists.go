@@ -2,7 +2,10 @@
 // changing and deleting list records and their per-list settings.
 //
 // A list's identity (its address, UIDVALIDITY and article counter) never
-// changes after creation; everything else is a setting.
+// changes after creation; everything else is a setting. It owns the
+// domains and lists tables, except the article counter (next_article),
+// which only the archive advances (see internal/archive); readers of the
+// archive get it here (Numbering).
 package lists
 
 import (

@@ -1,7 +1,7 @@
 // Package mailmsg owns parley's reading of RFC 5322 messages from untrusted
 // sources: canonical line endings, the header fields parley acts on
 // (Message-ID, References, From, Subject, Date, List-Id, X-Loop,
-// Auto-Submitted), a bounded MIME structure summary, and the key that makes
+// Auto-Submitted), a bounded check of the MIME structure, and the key that makes
 // intake idempotent.
 //
 // Everything here is lenient where being strict would lose mail (one bad

@@ -5,6 +5,12 @@
 // mail we send them) and normalised (local part as given, domain lower
 // case) for every comparison, so Alice@Example.ORG and Alice@example.org are
 // one member while alice@example.org is another, as RFC 5321 says.
+//
+// It owns the members table. Two statements elsewhere read it, read-only,
+// because they must not ferry every member through Go: outqueue's Expand
+// writes one copy per active member in a single INSERT … SELECT (a
+// fan-out to 10,000 members is one statement), and lists counts a list's
+// members where a list is shown.
 package members
 
 import (
