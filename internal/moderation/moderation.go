@@ -221,17 +221,16 @@ func lockHeld(ctx context.Context, tx *sqlx.Tx, id, listID int64) (Post, lists.L
 	return p, l, err
 }
 
-func decide(ctx context.Context, tx *sqlx.Tx, id int64, state, by, note string) error {
+func setState(ctx context.Context, tx *sqlx.Tx, id int64, state, by, note string) error {
 	_, err := tx.ExecContext(ctx, `UPDATE moderation SET state = $2, decided_at = now(), decided_by = $3, decision_note = $4 WHERE id = $1`,
 		id, state, by, note)
 	return err
 }
 
-// Approve archives a held post and queues its delivery, exactly as if the
-// policy had accepted it. listID, when not 0, limits the decision to that
-// list's posts.
-func (s *Service) Approve(ctx context.Context, listID, id int64, by string) (archive.Stored, error) {
-	var st archive.Stored
+// decideHeld locks held post id (of list listID, when not 0) and runs
+// decide on it in one transaction; the post and its list come back for
+// the log.
+func (s *Service) decideHeld(ctx context.Context, listID, id int64, decide func(tx *sqlx.Tx, p Post, l lists.List) error) (Post, lists.List, error) {
 	var p Post
 	var l lists.List
 	err := db.InTx(ctx, s.o.DB, func(tx *sqlx.Tx) error {
@@ -239,6 +238,17 @@ func (s *Service) Approve(ctx context.Context, listID, id int64, by string) (arc
 		if p, l, err = lockHeld(ctx, tx, id, listID); err != nil {
 			return err
 		}
+		return decide(tx, p, l)
+	})
+	return p, l, err
+}
+
+// Approve archives a held post and queues its delivery, exactly as if the
+// policy had accepted it. listID, when not 0, limits the decision to that
+// list's posts.
+func (s *Service) Approve(ctx context.Context, listID, id int64, by string) (archive.Stored, error) {
+	var st archive.Stored
+	p, l, err := s.decideHeld(ctx, listID, id, func(tx *sqlx.Tx, p Post, l lists.List) error {
 		sum, err := mailmsg.Parse(p.Raw, s.o.Hostname, mailmsg.Limits{MaxHeaderBytes: len(p.Raw) + 1, MaxHeaderFields: 1 << 20, MaxMIMEDepth: 1 << 10})
 		if err != nil {
 			return fmt.Errorf("held post %d: %w", id, err)
@@ -248,7 +258,7 @@ func (s *Service) Approve(ctx context.Context, listID, id int64, by string) (arc
 		if err != nil {
 			return err
 		}
-		return decide(ctx, tx, id, Approved, by, "")
+		return setState(ctx, tx, id, Approved, by, "")
 	})
 	if err == nil {
 		s.o.Logger.Info("held post approved", "event", "held_approved", "list", l.Address, "msg_id", p.MessageID,
@@ -262,14 +272,8 @@ func (s *Service) Approve(ctx context.Context, listID, id int64, by string) (arc
 // Reject refuses a held post and tells its author why (unless the author
 // is a robot, who would only answer the notice).
 func (s *Service) Reject(ctx context.Context, listID, id int64, reason, by string) error {
-	var p Post
-	var l lists.List
-	err := db.InTx(ctx, s.o.DB, func(tx *sqlx.Tx) error {
-		var err error
-		if p, l, err = lockHeld(ctx, tx, id, listID); err != nil {
-			return err
-		}
-		if err := decide(ctx, tx, id, Rejected, by, reason); err != nil {
+	p, l, err := s.decideHeld(ctx, listID, id, func(tx *sqlx.Tx, p Post, l lists.List) error {
+		if err := setState(ctx, tx, id, Rejected, by, reason); err != nil {
 			return err
 		}
 		if p.From == "" || p.MailFrom == "" || mailaddr.IsMailerDaemon(p.From) {
@@ -293,14 +297,8 @@ func (s *Service) Reject(ctx context.Context, listID, id int64, reason, by strin
 
 // Discard drops a held post silently (spam).
 func (s *Service) Discard(ctx context.Context, listID, id int64, by string) error {
-	var p Post
-	var l lists.List
-	err := db.InTx(ctx, s.o.DB, func(tx *sqlx.Tx) error {
-		var err error
-		if p, l, err = lockHeld(ctx, tx, id, listID); err != nil {
-			return err
-		}
-		return decide(ctx, tx, id, Discarded, by, "")
+	p, l, err := s.decideHeld(ctx, listID, id, func(tx *sqlx.Tx, _ Post, _ lists.List) error {
+		return setState(ctx, tx, id, Discarded, by, "")
 	})
 	if err == nil {
 		s.o.Logger.Info("held post discarded", "event", "held_discarded", "list", l.Address, "msg_id", p.MessageID,
