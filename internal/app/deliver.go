@@ -38,9 +38,22 @@ func newRelay(cfg config.Config) (deliver.Relay, error) {
 			TLS:      &tls.Config{ServerName: hostOnly(target), MinVersion: tls.VersionTLS12},
 			Username: user, Password: pass}, nil
 	case config.RelayMX:
-		return &deliver.MXRelay{Resolver: net.DefaultResolver, Hostname: cfg.Hostname, Port: cfg.Delivery.MXPort, Timeout: cfg.Delivery.Timeout.D()}, nil
+		return &deliver.MXRelay{Resolver: resolver(cfg), Hostname: cfg.Hostname, Port: cfg.Delivery.MXPort, Timeout: cfg.Delivery.Timeout.D()}, nil
 	}
 	return nil, errors.New("relay: unknown kind")
+}
+
+// resolver is the DNS resolver of dns.resolver: the system's when it is
+// empty, else one that asks that server only.
+func resolver(cfg config.Config) *net.Resolver {
+	if cfg.DNS.Resolver == "" {
+		return net.DefaultResolver
+	}
+	server := cfg.DNS.Resolver
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, server)
+	}}
 }
 
 func hostOnly(hostport string) string {
@@ -71,7 +84,7 @@ func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, r
 		Site: deliver.Site{ArchiveURL: archiveURL, BaseURL: cfg.HTTP.BaseURL}, Unsub: tokens,
 		// Lists on the default "policy" mitigation rewrite From: for
 		// authors whose domain publishes a strict DMARC policy.
-		DMARC:   &deliver.DMARC{LookupTXT: net.DefaultResolver.LookupTXT},
+		DMARC:   &deliver.DMARC{LookupTXT: resolver(cfg).LookupTXT},
 		Workers: cfg.Delivery.Workers, PerDomain: cfg.Delivery.PerDomain, Lease: cfg.Delivery.Lease.D(),
 		Backoff: outqueue.Backoff{First: cfg.Delivery.RetryFirst.D(), Max: cfg.Delivery.RetryMax.D(),
 			GiveUp: cfg.Delivery.GiveUp.D(), Jitter: 0.1},

@@ -45,7 +45,13 @@ type Config struct {
 	IMAPS    IMAPS    `toml:"imaps"`
 	HTTP     HTTP     `toml:"http"`
 	Delivery Delivery `toml:"delivery"`
+	DNS      DNS      `toml:"dns"`
 	Log      Log      `toml:"log"`
+}
+
+// DNS configures the lookups parley makes itself.
+type DNS struct {
+	Resolver string `toml:"resolver" doc:"The DNS server (host:port) for DMARC policy lookups and direct MX delivery. Empty uses the system's resolver (/etc/resolv.conf)."`
 }
 
 // Delivery configures the outbound workers.
@@ -231,6 +237,11 @@ func (c Config) Validate() error {
 	if c.HTTP.BaseURL != "" {
 		if u, err := url.Parse(c.HTTP.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("http.base_url: %q is not an http(s) URL", c.HTTP.BaseURL))
+		}
+	}
+	if c.DNS.Resolver != "" {
+		if err := new(HostPort).UnmarshalText([]byte(c.DNS.Resolver)); err != nil {
+			errs = append(errs, fmt.Errorf("dns.resolver: %w", err))
 		}
 	}
 	if c.Delivery.MXPort < 1 || c.Delivery.MXPort > 65535 {

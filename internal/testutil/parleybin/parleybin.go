@@ -57,7 +57,10 @@ func Dir(t *testing.T) string {
 }
 
 // Env is this process's environment without the developer's own PARLEY_*
-// settings, plus extra.
+// settings, plus extra. DNS lookups go to loopback port 1, where nothing
+// answers, so a test never asks a server beyond this machine and every
+// lookup fails at once (no DMARC policy, no MX); a test with a DNS server
+// of its own sets PARLEY_DNS_RESOLVER in extra, which wins.
 func Env(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -65,5 +68,6 @@ func Env(extra ...string) []string {
 			env = append(env, kv)
 		}
 	}
+	env = append(env, "PARLEY_DNS_RESOLVER=127.0.0.1:1")
 	return append(env, extra...)
 }
