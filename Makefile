@@ -59,12 +59,13 @@ FAULTSFLAGS ?=
 faults:
 	$(GO) test -count=1 -v -timeout 3h -run '^TestFaults$$' ./internal/faults -faults.duration=$(FAULTS_DURATION) $(FAULTSFLAGS)
 
-# Run every fuzz target for FUZZTIME each; a crash fails the run.
+# Run every fuzz target for FUZZTIME each; a crash fails the run. No test
+# timeout: go test's default (10m) would cut a long fuzz run short.
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "== $$pkg $$f ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -timeout 0 $$pkg; \
 	  done; \
 	done
 
