@@ -84,7 +84,7 @@ func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, r
 		Site: deliver.Site{ArchiveURL: archiveURL, BaseURL: cfg.HTTP.BaseURL}, Unsub: tokens,
 		// Lists on the default "policy" mitigation rewrite From: for
 		// authors whose domain publishes a strict DMARC policy.
-		DMARC:   &deliver.DMARC{LookupTXT: resolver(cfg).LookupTXT},
+		DMARC:   &deliver.DMARC{LookupTXT: resolver(cfg).LookupTXT, Logger: log},
 		Workers: cfg.Delivery.Workers, PerDomain: cfg.Delivery.PerDomain, Lease: cfg.Delivery.Lease.D(),
 		Backoff: outqueue.Backoff{First: cfg.Delivery.RetryFirst.D(), Max: cfg.Delivery.RetryMax.D(),
 			GiveUp: cfg.Delivery.GiveUp.D(), Jitter: 0.1},
