@@ -11,7 +11,7 @@ FUZZTIME ?= 60s
 # Extra go test flags, e.g. make test TESTFLAGS='-run TestServe -v'
 TESTFLAGS ?=
 
-.PHONY: all build run test lint bench load faults fuzz fuzz-corpus cover clean
+.PHONY: all build run test lint third-party-check bench load faults fuzz fuzz-corpus cover clean
 
 all: build
 
@@ -28,7 +28,7 @@ run: build
 test:
 	$(GO) test -race -shuffle=on -timeout 20m $(TESTFLAGS) ./...
 
-lint:
+lint: third-party-check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
@@ -37,6 +37,12 @@ lint:
 	@out=$$($(GO) tool deadcode ./...) || exit 1; \
 	out=$$(printf '%s\n' "$$out" | grep -v '^internal/testutil/' | grep . || true); \
 	if [ -n "$$out" ]; then echo "unreachable code (deadcode):"; echo "$$out"; exit 1; fi
+
+# Each library carried under third_party/ is exactly its upstream release
+# plus the patches in third_party/patches (each with its test), and its
+# tests pass. third_party/README.md lists the patches.
+third-party-check:
+	third_party/carry.sh check
 
 # Benchmarks against the real binary on loopback (see docs/performance.md);
 # prints "BENCH <name> <value> <unit>" lines. BENCHFLAGS='-only ingest' etc.

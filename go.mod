@@ -48,3 +48,8 @@ tool (
 	golang.org/x/tools/cmd/deadcode
 	honnef.co/go/tools/cmd/staticcheck
 )
+
+// Carried patches of libraries, each with its test and upstream link:
+// third_party/README.md; `make third-party-check` proves each carried tree
+// is its upstream release plus its patches.
+replace github.com/emersion/go-smtp => ./third_party/go-smtp

@@ -197,6 +197,26 @@ func TestSmuggling(t *testing.T) {
 	}
 }
 
+// TestDataEndsAfterCR: a message whose last line ends in a CR (old Mac
+// line ends) or any mix of CR and LF before the final CRLF ends at
+// CRLF "." CRLF and is answered at once; it used to be answered only by
+// the DATA timeout (go-smtp's reader, patched in third_party/go-smtp).
+func TestDataEndsAfterCR(t *testing.T) {
+	t.Parallel()
+	r := start(t, nil)
+	for i, pre := range []string{"\r", "\r\r", "\n\r", "\r\n\r", "\n\r\r"} {
+		c := r.dial()
+		c.envelope("x@example.org", "open@lists.example.org")
+		id := fmt.Sprintf("cr%d@example.org", i)
+		c.send("From: x@example.org\r\nMessage-ID: <" + id + ">\r\nSubject: v\r\n\r\ntext" + pre + "\r\n.\r\n")
+		c.expect("250")
+		c.cmd("QUIT", "221")
+		if n := r.count(`SELECT count(*) FROM messages WHERE message_id = $1`, id); n != 1 {
+			t.Errorf("ending %q: %d archived, want 1", pre, n)
+		}
+	}
+}
+
 func TestDataReplies(t *testing.T) {
 	t.Parallel()
 	r := start(t, func(o *smtpin.Options) { o.MaxMessageBytes = 4096 })
