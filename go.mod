@@ -52,4 +52,7 @@ tool (
 // Carried patches of libraries, each with its test and upstream link:
 // third_party/README.md; `make third-party-check` proves each carried tree
 // is its upstream release plus its patches.
-replace github.com/emersion/go-smtp => ./third_party/go-smtp
+replace (
+	github.com/emersion/go-imap/v2 => ./third_party/go-imap
+	github.com/emersion/go-smtp => ./third_party/go-smtp
+)

@@ -34,7 +34,7 @@ func TestHostileCommands(t *testing.T) {
 			[]string{"c BAD", "d BAD", "e BAD"}, []string{"dev@lists"}},
 		{"fetch before select", "a LOGIN anonymous x\r\nc FETCH 1 (UID)\r\n", []string{"c BAD"}, nil},
 		{"malformed sequence sets", login + "c FETCH 1:x (UID)\r\nd FETCH 0 (UID)\r\n",
-			[]string{"c NO", "d NO"}, []string{"* 1 FETCH"}},
+			[]string{"c BAD", "d BAD"}, []string{"* 1 FETCH", "SERVERBUG"}},
 		{"UID range past the end", login + "c UID FETCH 4294967295:* (UID)\r\n", []string{"* 3 FETCH (UID 3)", "c OK"}, nil},
 		{"SEARCH nested 200 deep", login + "c SEARCH " + strings.Repeat("OR ", 200) + strings.Repeat("ALL ", 201) + "\r\n",
 			[]string{"c NO [LIMIT]"}, []string{"* SEARCH"}},

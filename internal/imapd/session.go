@@ -258,7 +258,14 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	if err != nil {
 		return nil, err
 	}
-	sel := &selected{mailbox: mb, readOnly: options != nil && options.ReadOnly,
+	examine := options != nil && options.ReadOnly
+	if options != nil {
+		// The archive is read-only: SELECT answers [READ-ONLY] (RFC 3501
+		// 6.3.1). Flags still change in the session after a SELECT (not an
+		// EXAMINE), so clients that STORE \Seen as they go get OK.
+		options.ReadOnly = true
+	}
+	sel := &selected{mailbox: mb, readOnly: examine,
 		known: mb.uidNext - 1, flags: map[uint32][]imap.Flag{}}
 	if mb.year != 0 {
 		sel.uids = []uint32{}
