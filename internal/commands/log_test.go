@@ -88,9 +88,12 @@ func TestEveryDecisionLoggedOnce(t *testing.T) {
 	send("owner", "", "erin@example.org", "", "hello owners\n")
 	expect("owner mail", "event=owner_forwarded", "from=erin@example.org")
 
-	// carol has had four replies: a confirmation and its reply reach the
-	// limit; the next request is refused and logged once, though the
-	// reply to it is refused too.
+	// carol has had four replies. A request costs her one mail (the
+	// confirmation carries the answer), so two more reach the limit; the
+	// next request is refused and logged once, though the reply to it is
+	// refused too.
+	send("request", "", "carol@example.org", "", "subscribe\n")
+	expect("fifth mail", "event=challenge_sent", "rcpt=carol@example.org")
 	send("request", "", "carol@example.org", "", "subscribe\n")
 	expect("limit reached", "event=challenge_sent", "rcpt=carol@example.org")
 	send("request", "", "carol@example.org", "", "subscribe\n")

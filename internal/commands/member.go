@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -43,12 +42,15 @@ func (p *Processor) set(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, 
 		return "You are not subscribed to " + l.Address + ".", false, err
 	}
 	addr, _ := mailaddr.Parse(mem.Address)
-	sent, err := p.challenge(ctx, tx, l, m, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
+	st, err := p.challenge(ctx, tx, l, m, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
 		Action: tokens.Settings, Payload: c.Line, TTL: p.ttl()}, []string{mem.Address}, "", func(string) string {
 		return "Reply to this message to change your subscription to " + l.Address + ":\n\n  " + c.Line + "\n"
 	})
-	if err != nil || !sent {
-		return "Too many messages went to " + mem.Address + " today; please try again tomorrow.", false, err
+	if err != nil || st != sent {
+		return st.refusal(mem.Address), false, err
+	}
+	if norm(mem.Address) == norm(m.sender) {
+		return "", true, nil // the confirmation itself tells the sender
 	}
 	return "A confirmation was sent to " + mem.Address + ".", true, nil
 }
@@ -80,10 +82,10 @@ func parseSetting(c Command) (members.Settings, error) {
 }
 
 // applySetting runs a confirmed setting change.
-func (p *Processor) applySetting(ctx context.Context, tx *sqlx.Tx, l lists.List, t tokens.Token) (string, bool, error) {
+func (p *Processor) applySetting(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, t tokens.Token) (string, bool, error) {
 	c, _ := parseLine(t.Payload)
 	if c.Name == "password" {
-		return p.newPassword(ctx, tx, l, t.AddressNorm)
+		return p.newPassword(ctx, tx, l, m, t.AddressNorm)
 	}
 	s, err := parseSetting(c)
 	if err != nil {
@@ -123,22 +125,22 @@ func (p *Processor) who(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail) 
 
 // newPassword issues a fresh archive password, once the member confirmed
 // the request from their own address, and mails it there only.
-func (p *Processor) newPassword(ctx context.Context, tx *sqlx.Tx, l lists.List, addressNorm string) (string, bool, error) {
-	m, err := members.Get(ctx, tx, l.ID, addressNorm)
+func (p *Processor) newPassword(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, addressNorm string) (string, bool, error) {
+	mem, err := members.Get(ctx, tx, l.ID, addressNorm)
 	if err != nil {
 		return "You are not subscribed to " + l.Address + ".", false, nil
 	}
-	mem := &m
 	pw, err := members.NewArchivePassword(ctx, tx, mem.ID)
 	if err != nil {
 		return "", false, err
 	}
-	n := notice.Message{From: mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, ""), To: mem.Address, Loop: mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, ""),
+	request := mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, "")
+	m.post(notice.Message{From: request, To: mem.Address, Loop: request,
 		Subject: "Your archive password for " + l.Address,
 		Text: "Your password for reading the archive of " + l.Address + " over IMAP:\n\n  user:     " + mem.Address +
-			"\n  password: " + pw + "\n\nAsking again makes a new one and the old one stops working.\n"}
-	if err := notice.Queue(ctx, tx, l, []string{mem.Address}, n.Render(p.Hostname, time.Now())); err != nil {
-		return "", false, err
+			"\n  password: " + pw + "\n\nAsking again makes a new one and the old one stops working.\n"}, []string{mem.Address})
+	if norm(mem.Address) == norm(m.sender) {
+		return "", true, nil // the password mail tells them
 	}
 	return "A new archive password was sent to " + mem.Address + ".", true, nil
 }

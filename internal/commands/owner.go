@@ -81,13 +81,16 @@ func (p *Processor) ownerRequest(ctx context.Context, tx *sqlx.Tx, l lists.List,
 	for i, c := range cmds {
 		lines[i] = c.Line
 	}
-	sent, err := p.challenge(ctx, tx, l, m, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
+	st, err := p.challenge(ctx, tx, l, m, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
 		Action: tokens.Command, Payload: strings.Join(lines, "\n"), TTL: p.ttl()}, []string{mem.Address}, "", func(string) string {
 		return "Reply to this message to run these commands on " + l.Address + ":\n\n  " +
 			strings.Join(lines, "\n  ") + "\n\nIf you did not send them, ignore this message.\n"
 	})
-	if err != nil || !sent {
-		return "Too many messages went to " + mem.Address + " today; please try again tomorrow.", false, err
+	if err != nil || st != sent {
+		return st.refusal(mem.Address), false, err
+	}
+	if norm(mem.Address) == norm(m.sender) {
+		return "", true, nil // the challenge itself tells the sender
 	}
 	return "Owner commands need confirmation: one was sent to your registered address " + mem.Address + ".", true, nil
 }

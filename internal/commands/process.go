@@ -104,6 +104,7 @@ type trail struct {
 	log     *slog.Logger    // with the list, kind, inbound_id and msg_id
 	n       int             // decision lines so far
 	limited map[string]bool // addresses found over the daily limit, refused and logged once per mail
+	outbox  []pending       // what the mail causes, sent by flush (outbox.go)
 }
 
 func (p *Processor) newTrail(l lists.List, in inbound.Message, sum *mailmsg.Summary) *trail {
@@ -177,13 +178,31 @@ func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, l lists.List, in in
 		p.count(in.Kind, "forwarded")
 		return p.forwardToOwners(ctx, tx, l, m, in.Raw)
 	}
+	if own, err := p.ownAddress(ctx, tx, m.sender); err != nil || own {
+		// Mail "from" one of our own addresses is a loop or a forgery:
+		// answering it would write to ourselves.
+		if own {
+			m.info("mail from one of this server's own addresses ignored", "command_ignored", "from", m.sender)
+			p.count(in.Kind, "ignored")
+		}
+		return false, err
+	}
 	p.count(in.Kind, "answered")
-	text, queued, err := p.runAll(ctx, tx, l, m, commandsIn(in, m))
+	text, _, err := p.runAll(ctx, tx, l, m, commandsIn(in, m))
 	if err != nil {
 		return false, err
 	}
-	q, err := p.reply(ctx, tx, l, m, "Re: "+strings.TrimSpace(m.subject), text)
-	return queued || q, err
+	return p.flush(ctx, tx, l, m, replySubject(m.subject), text)
+}
+
+// ownAddress reports whether parley answers for addr itself (a list or
+// one of its service addresses, or a postmaster of a served domain).
+func (p *Processor) ownAddress(ctx context.Context, tx *sqlx.Tx, addr string) (bool, error) {
+	a, err := mailaddr.Parse(addr)
+	if err != nil {
+		return false, nil
+	}
+	return lists.Answers(ctx, tx, a)
 }
 
 // runAll runs a message's commands, the owner commands together, and
@@ -207,7 +226,9 @@ func (p *Processor) runAll(ctx context.Context, tx *sqlx.Tx, l lists.List, m mai
 			return "", false, err
 		}
 		queued = queued || q
-		fmt.Fprintf(&out, "> %s\n%s\n\n", c.Line, res)
+		if res != "" { // "": the notice it sent to the sender says it all
+			fmt.Fprintf(&out, "> %s\n%s\n\n", c.Line, res)
+		}
 		if m.n == before { // the command logged no decision of its own
 			m.info("command", "command", "command", c.Name, "from", m.sender, "result", outcome(res))
 		}
@@ -282,6 +303,12 @@ func (p *Processor) request(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 	if err != nil {
 		return fmt.Sprintf("%q is not an address I can write to.", given), false, nil
 	}
+	if own, err := lists.Answers(ctx, tx, addr); err != nil || own {
+		if own {
+			m.info("request for one of this server's own addresses refused", "own_address_refused", "command", c.Name, "rcpt", addr.String())
+		}
+		return addr.String() + " is an address of this server (a list or one of its service addresses); it cannot be subscribed or unsubscribed.", false, err
+	}
 	_, err = members.Get(ctx, tx, l.ID, addr.String())
 	isMember := err == nil
 	if err != nil && !errors.Is(err, members.ErrNotFound) {
@@ -294,15 +321,18 @@ func (p *Processor) request(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 		return addr.String() + " is not subscribed.", false, nil
 	}
 	ttl := p.ttl()
-	sent, err := p.challenge(ctx, tx, l, m, tokens.New{ListID: l.ID, Given: given, Address: addr, Action: action, Mode: mode, TTL: ttl},
+	st, err := p.challenge(ctx, tx, l, m, tokens.New{ListID: l.ID, Given: given, Address: addr, Action: action, Mode: mode, TTL: ttl},
 		[]string{given}, "", func(confirm string) string {
 			return fmt.Sprintf("Someone (perhaps you) asked to %s %s %s %s.\n\n"+
 				"To confirm, just reply to this message, or send a message to\n  %s\n\n"+
 				"If you did not ask for this, ignore this message: nothing changes.\nThe request expires in %s.\n",
 				action, given, map[string]string{"subscribe": "to", "unsubscribe": "from"}[action], l.Address, confirm, ttl.Round(time.Hour))
 		})
-	if err != nil || !sent {
-		return "Too many messages went to " + given + " today; please try again tomorrow.", false, err
+	if err != nil || st != sent {
+		return st.refusal(given), false, err
+	}
+	if norm(given) == norm(m.sender) {
+		return "", true, nil // the confirmation itself tells the sender
 	}
 	return "A confirmation was sent to " + given + ". Nothing changes until it is answered.", true, nil
 }
@@ -327,7 +357,7 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 		}
 		return p.runOwner(ctx, tx, l, m, "confirmed:"+t.AddressNorm, cmds)
 	case tokens.Settings:
-		return p.applySetting(ctx, tx, l, t)
+		return p.applySetting(ctx, tx, l, m, t)
 	case tokens.Held:
 		id, _ := strconv.ParseInt(t.Payload, 10, 64)
 		verb, reason := "approve", ""
@@ -347,10 +377,11 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 			return "", false, err
 		}
 		m.info("subscribed by confirmation", "subscribed", "rcpt", t.AddressNorm)
-		welcome := notice.Message{From: mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, ""), To: t.Address, Loop: mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, ""),
-			Subject: "Welcome to " + l.Address, Text: render(ctx, tx, "welcome", l)}
-		if err := notice.Queue(ctx, tx, l, []string{t.Address}, welcome.Render(p.Hostname, time.Now())); err != nil {
-			return "", false, err
+		request := mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, "")
+		m.post(notice.Message{From: request, To: t.Address, Loop: request,
+			Subject: "Welcome to " + l.Address, Text: render(ctx, tx, "welcome", l)}, []string{t.Address})
+		if norm(t.Address) == norm(m.sender) {
+			return "", true, nil // the welcome tells them
 		}
 		return t.Address + " is now subscribed to " + l.Address + ".", true, nil
 	default:
@@ -385,29 +416,66 @@ func (p *Processor) askOwners(ctx context.Context, tx *sqlx.Tx, l lists.List, m 
 	return "Thank you; your subscription now awaits the approval of the list's owners.", true, nil
 }
 
-// challenge stores a token and mails to rcpts a message that confirms it
-// by an ordinary reply: its From and Reply-To are list-confirm+TOKEN@.
-// subject "" means "confirm TOKEN"; text gets the confirmation address.
-// Each recipient counts against the daily limit of automatic mail, so a
-// stranger cannot make the list mail an address over and over; sent is
-// false when nobody was left to mail.
-func (p *Processor) challenge(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, tn tokens.New, rcpts []string, subject string, text func(confirmAddr string) string) (sent bool, err error) {
+// challengeStatus says whether a challenge went out, and if not, why.
+type challengeStatus int
+
+const (
+	sent     challengeStatus = iota
+	limited                  // nobody left under the daily limit of automatic mail
+	mailedTo                 // this message already mails the address
+	ownRcpt                  // the address is one of this server's own
+)
+
+// refusal is the answer to the sender when a challenge to addr did not go.
+func (st challengeStatus) refusal(addr string) string {
+	switch st {
+	case mailedTo:
+		return "A message to " + addr + " already goes out for your mail; send one request at a time."
+	case ownRcpt:
+		return addr + " is an address of this server; nothing is sent to it."
+	}
+	return "Too many messages went to " + addr + " today; please try again tomorrow."
+}
+
+// challenge stores a token and puts in the outbox, for rcpts, a message
+// that confirms it by an ordinary reply: its From and Reply-To are
+// list-confirm+TOKEN@. subject "" means "confirm TOKEN"; text gets the
+// confirmation address. Each recipient counts against the daily limit of
+// automatic mail, so a stranger cannot make the list mail an address over
+// and over; an address this message already mails, or one this server
+// answers for, gets nothing.
+func (p *Processor) challenge(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, tn tokens.New, rcpts []string, subject string, text func(confirmAddr string) string) (challengeStatus, error) {
 	var to []string
+	status := limited
 	for _, r := range rcpts {
+		if m.holds(r) {
+			status = mailedTo
+			continue
+		}
+		if own, err := p.ownAddress(ctx, tx, r); err != nil || own {
+			if own {
+				status = ownRcpt
+				m.info("confirmation to one of this server's own addresses not sent", "own_address_refused", "rcpt", norm(r))
+			}
+			if err != nil {
+				return status, err
+			}
+			continue
+		}
 		ok, err := p.allow(ctx, tx, m, r)
 		if err != nil {
-			return false, err
+			return status, err
 		}
 		if ok {
 			to = append(to, r)
 		}
 	}
 	if len(to) == 0 {
-		return false, nil
+		return status, nil
 	}
 	raw, err := tokens.Create(ctx, tx, tn)
 	if err != nil {
-		return false, err
+		return status, err
 	}
 	confirm := mailaddr.ServiceAddr(l.Address, mailaddr.KindConfirm, raw)
 	if subject == "" {
@@ -417,13 +485,10 @@ func (p *Processor) challenge(ctx context.Context, tx *sqlx.Tx, l lists.List, m 
 	if len(to) > 1 {
 		header = mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, "")
 	}
-	n := notice.Message{From: confirm, ReplyTo: confirm, To: header, Loop: mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, ""),
-		Subject: subject, Text: text(confirm)}
-	if err := notice.Queue(ctx, tx, l, to, n.Render(p.Hostname, time.Now())); err != nil {
-		return false, err
-	}
+	m.post(notice.Message{From: confirm, ReplyTo: confirm, To: header, Loop: mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, ""),
+		Subject: subject, Text: text(confirm)}, to)
 	m.info("confirmation request sent", "challenge_sent", "rcpt", header, "action", tn.Action)
-	return true, nil
+	return sent, nil
 }
 
 // allow counts one automatic message to addr today and reports whether it
@@ -452,17 +517,6 @@ func (p *Processor) allow(ctx context.Context, tx *sqlx.Tx, m mail, addr string)
 		return false, nil
 	}
 	return true, nil
-}
-
-// reply answers the sender once, within the daily limit per address.
-func (p *Processor) reply(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, subject, text string) (bool, error) {
-	ok, err := p.allow(ctx, tx, m, m.sender)
-	if err != nil || !ok {
-		return false, err
-	}
-	r := notice.Message{From: mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, ""), To: m.sender, Subject: subject, Text: text,
-		AutoReplied: true, Loop: mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, "")}
-	return true, notice.Queue(ctx, tx, l, []string{m.sender}, r.Render(p.Hostname, time.Now()))
 }
 
 // forwardToOwners passes mail for list-owner@ on to the owners, attached,
@@ -512,7 +566,10 @@ func approvedHeader(raw []byte) string {
 	return strings.TrimSpace(th.Get("Approve"))
 }
 
-// firstText returns the first text/plain part of a message, bounded.
+// firstText returns the first text/plain part of a message, at any
+// depth (mail clients send multipart/mixed around multipart/alternative
+// around the text), bounded: the walk keeps an explicit stack, at most
+// maxTextDepth multiparts deep and maxTextParts parts in all.
 func firstText(raw []byte) string {
 	br := bufio.NewReader(bytes.NewReader(mailmsg.Canonicalize(raw)))
 	th, err := textproto.ReadHeader(br)
@@ -527,19 +584,30 @@ func firstText(raw []byte) string {
 		}
 		return decoded(h, br)
 	}
-	mr := textproto.NewMultipartReader(br, params["boundary"])
-	for range 20 { // the first text/plain among the first parts, not nested deeper
-		part, err := mr.NextPart()
+	stack := []*textproto.MultipartReader{textproto.NewMultipartReader(br, params["boundary"])}
+	for seen := 0; len(stack) > 0 && seen < maxTextParts; seen++ {
+		part, err := stack[len(stack)-1].NextPart()
 		if err != nil {
-			return ""
+			stack = stack[:len(stack)-1] // this multipart is done (or broken): back to its parent
+			continue
 		}
 		ph := message.Header{Header: part.Header}
-		if pt, _, _ := ph.ContentType(); pt == "text/plain" {
+		pt, pp, _ := ph.ContentType()
+		switch {
+		case pt == "text/plain":
 			return decoded(ph, part)
+		case strings.HasPrefix(pt, "multipart/") && pp["boundary"] != "" && len(stack) < maxTextDepth:
+			stack = append(stack, textproto.NewMultipartReader(part, pp["boundary"]))
 		}
 	}
 	return ""
 }
+
+// Bounds of firstText's walk.
+const (
+	maxTextDepth = 10
+	maxTextParts = 100
+)
 
 func decoded(h message.Header, r io.Reader) string {
 	e, err := message.New(h, r)

@@ -370,13 +370,20 @@ func TestPoisonMessage(t *testing.T) {
 	}
 }
 
-// TestNoMailCannon: a stranger cannot make the list mail one address more
-// than the daily limit, however many requests one message holds.
+// TestNoMailCannon: one message makes at most one mail to any address,
+// however many requests it holds, and many messages no more than the
+// daily limit.
 func TestNoMailCannon(t *testing.T) {
 	t.Parallel()
 	r := setup(t)
 	r.receive("request", "", "mallory@example.net", "", strings.Repeat("subscribe victim@example.org\n", 40))
+	if n := len(r.mailTo("victim@example.org")); n != 1 {
+		t.Errorf("victim got %d confirmations from one message, want 1", n)
+	}
+	for i := range 15 {
+		r.receive("request", "", "mallory@example.net", "", fmt.Sprintf("subscribe victim@example.org\nhelp %d\n", i))
+	}
 	if n := len(r.mailTo("victim@example.org")); n != 10 {
-		t.Errorf("victim got %d confirmations from one message, want the daily limit of 10", n)
+		t.Errorf("victim got %d confirmations from 16 messages, want the daily limit of 10", n)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lib/pq"
+
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/errs"
 	"github.com/parley-list/parley/internal/mailaddr"
@@ -384,4 +385,61 @@ func NextArticle(ctx context.Context, q db.Querier, id int64) (int64, error) {
 	var next int64
 	err := q.GetContext(ctx, &next, `SELECT next_article FROM lists WHERE id = $1`, id)
 	return next, err
+}
+
+// Answers reports whether parley itself answers for the address: a list
+// or one of its service addresses (-request, -owner, -bounces+…), or the
+// postmaster or mailer-daemon of a domain it serves. Such an address is
+// never subscribed, invited or written to on anyone's say-so: mail to it
+// would come back to parley (a loop, or a list subscribed to a list).
+func Answers(ctx context.Context, q db.Querier, a mailaddr.Address) (bool, error) {
+	own, err := Own(ctx, q, []mailaddr.Address{a})
+	return len(own) > 0, err
+}
+
+// Own returns those of addrs that parley answers for (see Answers), in
+// two queries however many there are.
+func Own(ctx context.Context, q db.Querier, addrs []mailaddr.Address) ([]mailaddr.Address, error) {
+	var domains []string
+	if err := q.SelectContext(ctx, &domains, `SELECT name FROM domains`); err != nil {
+		return nil, err
+	}
+	served := map[string]bool{}
+	for _, d := range domains {
+		served[d] = true
+	}
+	var own []mailaddr.Address
+	var cands []string // list addresses to look up
+	var candOf []mailaddr.Address
+	for _, a := range addrs {
+		if !served[a.Domain] {
+			continue
+		}
+		local := strings.ToLower(a.Local)
+		if local == "postmaster" || mailaddr.IsMailerDaemon(local) {
+			own = append(own, a)
+			continue
+		}
+		if route, ok := mailaddr.Classify(a.Local); ok {
+			cands = append(cands, route.List+"@"+a.Domain)
+			candOf = append(candOf, a)
+		}
+	}
+	if len(cands) == 0 {
+		return own, nil
+	}
+	var existing []string
+	if err := q.SelectContext(ctx, &existing, `SELECT address FROM lists WHERE address = ANY ($1::text[])`, pq.StringArray(cands)); err != nil {
+		return nil, err
+	}
+	exists := map[string]bool{}
+	for _, e := range existing {
+		exists[e] = true
+	}
+	for i, c := range cands {
+		if exists[c] {
+			own = append(own, candOf[i])
+		}
+	}
+	return own, nil
 }

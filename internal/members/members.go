@@ -26,6 +26,7 @@ import (
 
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/errs"
+	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 )
 
@@ -33,6 +34,9 @@ import (
 var (
 	ErrNotFound = errors.New("not a member")
 	ErrExists   = errors.New("already a member")
+	// ErrOwnAddress: the address is one parley answers for itself (a list
+	// or service address); subscribing it would loop mail back.
+	ErrOwnAddress = errors.New("an address of this server")
 )
 
 // Role is what a member may do beyond reading and posting.
@@ -142,6 +146,17 @@ func Existing(ctx context.Context, q db.Querier, listID int64, norms []string) (
 // returns the normalised addresses it added. Addresses that are already
 // members are left untouched and not returned.
 func Add(ctx context.Context, q db.Querier, listID int64, ms []New) ([]string, error) {
+	addrs := make([]mailaddr.Address, len(ms))
+	for i, m := range ms {
+		addrs[i] = m.Address
+	}
+	own, err := lists.Own(ctx, q, addrs)
+	if err != nil {
+		return nil, fmt.Errorf("add members: %w", err)
+	}
+	if len(own) > 0 {
+		return nil, errs.Kindf(ErrOwnAddress, "%s is an address of this server (a list or one of its service addresses); it cannot be a member", own[0])
+	}
 	given := make([]string, len(ms))
 	norm := make([]string, len(ms))
 	roles := make([]string, len(ms))
@@ -151,7 +166,7 @@ func Add(ctx context.Context, q db.Querier, listID int64, ms []New) ([]string, e
 		roles[i], modes[i] = string(orDefault(m.Role, RoleMember)), string(orDefault(m.Delivery, DeliveryRegular))
 	}
 	var added []string
-	err := q.SelectContext(ctx, &added, `
+	err = q.SelectContext(ctx, &added, `
 		INSERT INTO members (list_id, address, address_norm, role, delivery)
 		SELECT $1, g, n, r, d FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u(g, n, r, d)
 		ON CONFLICT (list_id, address_norm) DO NOTHING

@@ -114,3 +114,26 @@ func TestUpdateAndRemove(t *testing.T) {
 }
 
 func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
+
+// TestOwnAddressesRefused: no list or service address of a served domain
+// can become a member of any list, from any caller (CLI, command mail).
+func TestOwnAddressesRefused(t *testing.T) {
+	t.Parallel()
+	d := pgtest.New(t)
+	a, _ := mailaddr.ParseList("dev@lists.example.org")
+	l, err := lists.Create(t.Context(), d, a, lists.Settings{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range []string{"dev@lists.example.org", "DEV-request@lists.example.org", "postmaster@lists.example.org"} {
+		n, _ := members.ParseNew(addr, "", "")
+		ok, _ := members.ParseNew("fine@example.org", "", "")
+		if _, err := members.Add(t.Context(), d, l.ID, []members.New{ok, n}); !errors.Is(err, members.ErrOwnAddress) {
+			t.Errorf("Add(%s) = %v, want ErrOwnAddress", addr, err)
+		}
+	}
+	n, _ := members.ParseNew("dev@lists.example.net", "", "") // another domain, not ours
+	if _, err := members.Add(t.Context(), d, l.ID, []members.New{n}); err != nil {
+		t.Errorf("an address on a domain parley does not serve: %v", err)
+	}
+}
