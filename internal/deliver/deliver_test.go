@@ -263,3 +263,66 @@ func TestJobRenderedOnce(t *testing.T) {
 		t.Errorf("the post was rendered %d times over 4 rounds, want once", n)
 	}
 }
+
+// TestStalePooledConnection: after the relay restarts (a reload, a
+// failover), copies that would go over connections it closed are sent at
+// once over fresh ones, not deferred to the retry schedule, and none is
+// sent twice.
+func TestStalePooledConnection(t *testing.T) {
+	t.Parallel()
+	for _, verp := range []bool{true, false} {
+		t.Run(fmt.Sprintf("verp=%v", verp), func(t *testing.T) { testStalePooledConnection(t, verp) })
+	}
+}
+
+func testStalePooledConnection(t *testing.T, verp bool) {
+	d := pgtest.New(t)
+	var rcpts []string
+	for i := range 20 {
+		rcpts = append(rcpts, fmt.Sprintf("m%02d@example.org", i))
+	}
+	l := post(t, d, rcpts...)
+	if _, err := lists.Update(t.Context(), d, l.Address, lists.Settings{VERP: &verp}); err != nil {
+		t.Fatal(err)
+	}
+	sink := smtpsink.Start(t)
+	svc := deliver.New(deliver.Options{DB: d, Relay: &deliver.SMTPRelay{Addr: sink.Addr, Hostname: "parley.test", Timeout: 10 * time.Second},
+		Logger: slog.New(slog.DiscardHandler), Site: deliver.Site{ArchiveURL: "imap://lists.example.org"},
+		Poll: 20 * time.Millisecond, Workers: 4,
+		Backoff: outqueue.Backoff{First: time.Hour, Max: time.Hour, GiveUp: 48 * time.Hour}})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { svc.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	copies := func() int {
+		n := 0
+		for _, m := range sink.Messages() {
+			n += len(m.To)
+		}
+		return n
+	}
+	waitFor(t, "the first post's 20 copies", func() bool { return copies() == 20 })
+	if err := sink.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	raw := mailmsg.Canonicalize([]byte("From: alice@example.org\nSubject: second\nMessage-ID: <p2@example.org>\n\nagain\n"))
+	s, _ := mailmsg.Parse(raw, "h", mailmsg.Limits{})
+	if _, err := archive.Insert(t.Context(), d, archive.Post{ListID: l.ID, Raw: raw, Summary: s, Source: "smtp", Queue: true}); err != nil {
+		t.Fatal(err)
+	}
+	svc.Wake()
+	waitFor(t, "the second post's 20 copies, none deferred", func() bool { return copies() >= 40 })
+	seen := map[string]int{}
+	for _, m := range sink.Messages() {
+		if strings.Contains(string(m.Data), "Subject: [dev] second") {
+			for _, to := range m.To {
+				seen[to]++
+			}
+		}
+	}
+	for _, r := range rcpts {
+		if seen[r] != 1 {
+			t.Errorf("%s got %d copies of the second post, want 1", r, seen[r])
+		}
+	}
+}

@@ -94,16 +94,22 @@ func (f *FileRelay) PerDomainLimit() bool { return false }
 
 const maxIdle = 16
 
-func (r *SMTPRelay) conn(ctx context.Context) (*smtp.Client, error) {
+// conn returns an idle pooled connection (reused true) or a new one.
+func (r *SMTPRelay) conn(ctx context.Context) (c *smtp.Client, reused bool, err error) {
 	r.mu.Lock()
 	if n := len(r.idle); n > 0 {
 		c := r.idle[n-1]
 		r.idle = r.idle[:n-1]
 		r.mu.Unlock()
-		return c, nil // released only after a completed or reset transaction
-	} else {
-		r.mu.Unlock()
+		return c, true, nil // released only after a completed or reset transaction
 	}
+	r.mu.Unlock()
+	c, err = r.dial(ctx)
+	return c, false, err
+}
+
+// dial opens a new session: EHLO, STARTTLS when offered, AUTH when set.
+func (r *SMTPRelay) dial(ctx context.Context) (*smtp.Client, error) {
 	d := net.Dialer{Timeout: r.Timeout}
 	nc, err := d.DialContext(ctx, "tcp", r.Addr)
 	if err != nil {
@@ -168,14 +174,44 @@ func (r *SMTPRelay) release(c *smtp.Client) {
 	c.Close()
 }
 
+// staleErr marks a pooled connection that failed before the relay took
+// MAIL FROM: the relay closed it while it sat idle (restarted, reloaded,
+// timed it out), so nothing of the transaction reached it and it is
+// tried again at once on a fresh connection, as Postfix's connection
+// cache does, instead of being deferred to the retry schedule.
+type staleErr struct{ err error }
+
+func (e *staleErr) Error() string { return "pooled connection closed by the relay: " + e.err.Error() }
+func (e *staleErr) Unwrap() error { return e.err }
+
+// mailFrom sends MAIL FROM, telling a stale pooled connection apart: a
+// network error, or 421 (the relay closing the session).
+func mailFrom(c *smtp.Client, reused bool, from string, size int) error {
+	err := c.Mail(from, &smtp.MailOptions{Size: int64(size)})
+	var se *smtp.SMTPError
+	if err != nil && reused && (!errors.As(err, &se) || se.Code == 421) {
+		return &staleErr{err}
+	}
+	return err
+}
+
 // Send runs one transaction. A connection that failed is dropped; one
-// whose transaction was refused is reused.
+// whose transaction was refused is reused. A pooled connection the relay
+// had closed is replaced at once.
 func (r *SMTPRelay) Send(ctx context.Context, from, rcpt string, msg []byte) error {
-	c, err := r.conn(ctx)
+	c, reused, err := r.conn(ctx)
 	if err != nil {
 		return err
 	}
-	err = transaction(c, from, rcpt, msg)
+	err = transaction(c, reused, from, rcpt, msg)
+	var stale *staleErr
+	if errors.As(err, &stale) {
+		c.Close()
+		if c, err = r.dial(ctx); err != nil {
+			return err
+		}
+		err = transaction(c, false, from, rcpt, msg)
+	}
 	var se *smtp.SMTPError
 	switch {
 	case err == nil:
@@ -188,8 +224,8 @@ func (r *SMTPRelay) Send(ctx context.Context, from, rcpt string, msg []byte) err
 	return smtpErr(err)
 }
 
-func transaction(c *smtp.Client, from, rcpt string, msg []byte) error {
-	if err := c.Mail(from, &smtp.MailOptions{Size: int64(len(msg))}); err != nil {
+func transaction(c *smtp.Client, reused bool, from, rcpt string, msg []byte) error {
+	if err := mailFrom(c, reused, from, len(msg)); err != nil {
 		return err
 	}
 	if err := c.Rcpt(rcpt, nil); err != nil {
@@ -256,14 +292,35 @@ func (r *SMTPRelay) SendBatch(ctx context.Context, from string, rcpts []string, 
 		rest[i] = i
 	}
 	for len(rest) > 0 {
-		c, err := r.conn(ctx)
-		if err != nil {
-			for _, i := range rest {
-				errs[i] = err
+		c, reused, err := r.conn(ctx)
+		var next []int
+		if err == nil {
+			next, err = batchTransaction(c, reused, from, rcpts, rest, msg, errs)
+			var stale *staleErr
+			if errors.As(err, &stale) { // nothing was sent: once more on a fresh connection
+				c.Close()
+				c, err = r.dial(ctx)
+				if err == nil {
+					next, err = batchTransaction(c, false, from, rcpts, rest, msg, errs)
+				}
 			}
+		}
+		if err != nil && c == nil { // no connection at all
+			next = rest
+		}
+		if rest, err = r.afterBatch(c, err, rest, next, errs); err != nil {
 			return errs
 		}
-		next, err := batchTransaction(c, from, rcpts, rest, msg, errs)
+	}
+	return errs
+}
+
+// afterBatch files one batch transaction's outcome: the connection is
+// reused or dropped, and when nothing more can be done the recipients not
+// yet decided get the error. It returns the recipients left for another
+// transaction, and an error when there is to be none.
+func (r *SMTPRelay) afterBatch(c *smtp.Client, err error, rest, next []int, errs []error) ([]int, error) {
+	if c != nil {
 		var se *smtp.SMTPError
 		switch {
 		case err == nil:
@@ -273,27 +330,26 @@ func (r *SMTPRelay) SendBatch(ctx context.Context, from string, rcpts []string, 
 		default:
 			c.Close()
 		}
-		if err != nil || len(next) == len(rest) {
-			if err == nil {
-				err = errors.New("relay accepted no recipient")
-			}
-			for _, i := range next {
-				if errs[i] == nil {
-					errs[i] = smtpErr(err)
-				}
-			}
-			return errs
-		}
-		rest = next
 	}
-	return errs
+	if err != nil || len(next) == len(rest) {
+		if err == nil {
+			err = errors.New("relay accepted no recipient")
+		}
+		for _, i := range next {
+			if errs[i] == nil {
+				errs[i] = smtpErr(err)
+			}
+		}
+		return nil, err
+	}
+	return next, nil
 }
 
 // batchTransaction runs one transaction for the recipients rest (indices
 // into rcpts), recording each one's result in errs, and returns the
 // recipients deferred by a 452 for the next transaction.
-func batchTransaction(c *smtp.Client, from string, rcpts []string, rest []int, msg []byte, errs []error) ([]int, error) {
-	if err := c.Mail(from, &smtp.MailOptions{Size: int64(len(msg))}); err != nil {
+func batchTransaction(c *smtp.Client, reused bool, from string, rcpts []string, rest []int, msg []byte, errs []error) ([]int, error) {
+	if err := mailFrom(c, reused, from, len(msg)); err != nil {
 		return rest, err
 	}
 	var accepted, deferred []int

@@ -42,6 +42,7 @@ type Sink struct {
 	// keep, when set, sees each accepted message; false means it is not
 	// kept (a long run counts copies instead of holding them all).
 	keep func(Message) bool
+	srv  *smtp.Server
 }
 
 // Fault is a way the sink misbehaves.
@@ -102,20 +103,46 @@ func (s *Sink) RequireAuth(user, pass string) {
 func Start(t testing.TB) *Sink {
 	t.Helper()
 	s := &Sink{}
+	if err := s.listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.mu.Lock()
+		srv := s.srv
+		s.mu.Unlock()
+		srv.Close()
+	})
+	return s
+}
+
+// listen serves on addr (port 0: a free one, recorded in Addr).
+func (s *Sink) listen(addr string) error {
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &session{s: s, conn: c}, nil }))
 	srv.Domain = "sink.test"
 	srv.MaxLineLength = 0
 	srv.AllowInsecureAuth = true // loopback only
 	// Clients that hang up (a killed parley) are expected, not news.
 	srv.ErrorLog = log.New(io.Discard, "", 0)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	s.Addr = ln.Addr().String()
+	s.mu.Lock()
+	s.Addr, s.srv = ln.Addr().String(), srv
+	s.mu.Unlock()
 	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return s
+	return nil
+}
+
+// Restart stops the server, closing every connection (idle ones in a
+// client's pool included), and serves again on the same address, as a
+// relay does when it is reloaded or fails over.
+func (s *Sink) Restart() error {
+	s.mu.Lock()
+	srv, addr := s.srv, s.Addr
+	s.mu.Unlock()
+	srv.Close()
+	return s.listen(addr)
 }
 
 // SetRefuse installs the RCPT policy (nil accepts everything).
