@@ -6,12 +6,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -184,15 +186,25 @@ type staleErr struct{ err error }
 func (e *staleErr) Error() string { return "pooled connection closed by the relay: " + e.err.Error() }
 func (e *staleErr) Unwrap() error { return e.err }
 
-// mailFrom sends MAIL FROM, telling a stale pooled connection apart: a
-// network error, or 421 (the relay closing the session).
+// mailFrom sends MAIL FROM, telling a stale pooled connection apart: one
+// the relay closed (EOF, reset, broken pipe) or is closing (421). A
+// timeout is not stale: a relay that hangs would hang the new connection
+// too.
 func mailFrom(c *smtp.Client, reused bool, from string, size int) error {
 	err := c.Mail(from, &smtp.MailOptions{Size: int64(size)})
-	var se *smtp.SMTPError
-	if err != nil && reused && (!errors.As(err, &se) || se.Code == 421) {
+	if err != nil && reused && closedByRelay(err) {
 		return &staleErr{err}
 	}
 	return err
+}
+
+func closedByRelay(err error) bool {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code == 421
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // Send runs one transaction. A connection that failed is dropped; one
