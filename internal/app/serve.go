@@ -67,6 +67,7 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if err := startIMAP(&g, cfg, d, log, reg, ready); err != nil {
 		return err
 	}
+	startBackfill(&g, d, log)
 	bounces := startProcessors(&g, cfg, d, log, reg)
 	if err := startDelivery(&g, cfg, d, log, reg, signer, archiveURL(cfg, ready["imap"]), bounces); err != nil {
 		return err

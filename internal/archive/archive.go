@@ -90,6 +90,7 @@ type storedPost struct {
 	Parent     *string    `json:"parent_msgid"`
 	Source     string     `json:"source"`
 	IMAP       byteaText  `json:"imap"`
+	SearchText string     `json:"search_text"`
 	Lookup     string     `json:"subject_lookup"` // not a column: the base subject to thread by
 	Queue      bool       `json:"queue"`          // not a column: queue delivery to the members
 }
@@ -120,7 +121,7 @@ func InsertBatch(ctx context.Context, q db.Querier, posts []Post) ([]Stored, err
 		recs[i] = storedPost{ListID: p.ListID, MessageID: s.MessageID, Synth: s.Synthesised, HeaderLen: s.HeaderLen,
 			Received: p.ReceivedAt, Sent: s.Date, From: s.From, FromName: s.FromName, Subject: s.Subject,
 			SubjectKey: key, InReplyTo: strPtr(s.InReplyTo), Refs: nonNilStrings(s.Refs), Parent: strPtr(s.Parent()),
-			Source: p.Source, Lookup: lookup, Queue: p.Queue}
+			Source: p.Source, Lookup: lookup, Queue: p.Queue, SearchText: mailmsg.SearchText(p.Raw)}
 		raws[i], keys[i] = p.Raw, s.ContentKey
 		meta, err := imapmeta.Encode(p.Raw)
 		if err != nil {

@@ -316,3 +316,32 @@ func TestSubjectThreading(t *testing.T) {
 		}
 	}
 }
+
+// TestFillSearchText: posts archived before search_text existed (NULL)
+// get it computed from their bytes, in batches, until none is left.
+func TestFillSearchText(t *testing.T) {
+	t.Parallel()
+	d, l := newList(t)
+	for i := range 5 {
+		insert(t, d, l.ID, msg(fmt.Sprintf("m%d@x", i), "hello"))
+	}
+	var want []string
+	d.Select(&want, `SELECT search_text FROM messages ORDER BY id`)
+	d.MustExec(`UPDATE messages SET search_text = NULL`)
+	total := 0
+	for {
+		n, err := archive.FillSearchText(t.Context(), d, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	var got []string
+	d.Select(&got, `SELECT search_text FROM messages ORDER BY id`)
+	if total != 5 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("filled %d: %q, want 5: %q", total, got, want)
+	}
+}

@@ -114,8 +114,8 @@ func breakCycles(es []Entry, parent map[int64]int64) {
 	}
 }
 
-// Rethread rebuilds every post's summary-derived fields, its IMAP meta and
-// thread placement from the raw bytes, in article order, exactly as intake placed
+// Rethread rebuilds every post's summary-derived fields, its IMAP meta,
+// its search text and thread placement from the raw bytes, in article order, exactly as intake placed
 // them. It returns the number of posts placed.
 func Rethread(ctx context.Context, q db.Querier, listID int64, host string) (int, error) {
 	var bySubject bool
@@ -155,8 +155,9 @@ func Rethread(ctx context.Context, q db.Querier, listID int64, host string) (int
 		if err != nil {
 			return 0, fmt.Errorf("article %d: %w", a, err)
 		}
-		if _, err := q.ExecContext(ctx, `UPDATE messages SET thread_id = $3, refs = $4, parent_msgid = $5, subject_key = $6, imap = $7
-			WHERE list_id = $1 AND article = $2`, listID, a, tid, textArray(refs), nullIfEmpty(lastOf(refs)), key, meta); err != nil {
+		if _, err := q.ExecContext(ctx, `UPDATE messages SET thread_id = $3, refs = $4, parent_msgid = $5, subject_key = $6, imap = $7,
+			search_text = $8 WHERE list_id = $1 AND article = $2`,
+			listID, a, tid, textArray(refs), nullIfEmpty(lastOf(refs)), key, meta, mailmsg.SearchText(raw)); err != nil {
 			return 0, err
 		}
 	}
@@ -212,4 +213,27 @@ func Get(ctx context.Context, q db.Querier, id int64) (Message, error) {
 		return m, errs.Kindf(ErrNoArticle, "no archived message %d", id)
 	}
 	return m, err
+}
+
+// FillSearchText computes the search text of up to batch posts that have
+// none (archived before it existed) and returns how many it filled.
+func FillSearchText(ctx context.Context, q db.Querier, batch int) (int, error) {
+	var rows []struct {
+		ID  int64  `db:"id"`
+		Raw []byte `db:"raw"`
+	}
+	if err := q.SelectContext(ctx, &rows, `SELECT id, raw FROM messages WHERE search_text IS NULL ORDER BY id LIMIT $1`, batch); err != nil {
+		return 0, err
+	}
+	ids := make([]int64, len(rows))
+	texts := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i], texts[i] = r.ID, mailmsg.SearchText(r.Raw)
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	_, err := q.ExecContext(ctx, `UPDATE messages m SET search_text = u.t
+		FROM unnest($1::bigint[], $2::text[]) AS u(id, t) WHERE m.id = u.id`, pq.Int64Array(ids), pq.StringArray(texts))
+	return len(rows), err
 }

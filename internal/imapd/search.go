@@ -67,10 +67,12 @@ func (s *session) inboxSearch(q string, args []any) (string, []any) {
 	r := s.inboxRow()
 	args = append(args, r.Raw, mailmsg.HeaderLen(r.Raw), r.Received)
 	n := len(args)
+	args = append(args, mailmsg.SearchText(r.Raw))
 	return fmt.Sprintf(`WITH messages AS (SELECT 0::bigint AS list_id, 1::bigint AS article, $%d::bytea AS raw,
 		length($%d::bytea) AS size, $%d::int AS header_len, $%d::timestamptz AS received_at, NULL::timestamptz AS sent_at,
-		'parley'::text AS from_name, 'postmaster@invalid'::text AS from_addr, 'About this server'::text AS subject) `,
-		n-2, n-2, n-1, n) + q, args
+		'parley'::text AS from_name, 'postmaster@invalid'::text AS from_addr, 'About this server'::text AS subject,
+		$%d::text AS search_text) `,
+		n-2, n-2, n-1, n, n+1) + q, args
 }
 
 // searchData answers with nums (UIDs or sequence numbers, ascending).
@@ -208,16 +210,28 @@ func pattern(needle string) string {
 // likeEscaper escapes LIKE's special characters (backslash is the escape).
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
-// text matches needle anywhere in the message: one trigram index lookup.
+// text matches needle anywhere in the message: in the raw bytes (the
+// header fields, and bodies sent as they are) or in the decoded text a
+// reader sees (search_text, case-folded in Go); each side is a trigram
+// index lookup.
 func (b *sqlBuilder) text(needle string) string {
-	return rawText + " ILIKE " + b.arg(pattern(needle))
+	return fmt.Sprintf("(%s ILIKE %s OR search_text LIKE %s)", rawText, b.arg(pattern(needle)), b.arg(searchPattern(needle)))
 }
 
-// body matches needle in the body: the whole-message condition lets the
-// index find the candidates, the body condition decides.
+// body matches needle in the text a reader sees of the body: transfer
+// encodings undone, charsets converted, HTML reduced to text
+// (mailmsg.SearchText). A post archived before search_text existed, and
+// not yet filled in, is matched on its raw body as before.
 func (b *sqlBuilder) body(needle string) string {
 	p := b.arg(pattern(needle))
-	return fmt.Sprintf("(%s ILIKE %s AND encode(substring(raw FROM header_len + 1), 'escape') ILIKE %s)", rawText, p, p)
+	return fmt.Sprintf("(search_text LIKE %s OR (search_text IS NULL AND %s ILIKE %s AND encode(substring(raw FROM header_len + 1), 'escape') ILIKE %s))",
+		b.arg(searchPattern(needle)), rawText, p, p)
+}
+
+// searchPattern is a LIKE pattern matching needle anywhere in search_text,
+// folded the same way.
+func searchPattern(needle string) string {
+	return "%" + likeEscaper.Replace(mailmsg.FoldSearch(needle)) + "%"
 }
 
 // header matches a header field by name whose value contains needle

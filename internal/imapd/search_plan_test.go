@@ -18,15 +18,16 @@ import (
 func TestSearchUsesIndexes(t *testing.T) {
 	d := pgtest.New(t)
 	tests := []struct {
-		name  string
-		crit  imap.SearchCriteria
-		index string
+		name    string
+		crit    imap.SearchCriteria
+		indexes []string
 	}{
-		{"body", imap.SearchCriteria{Body: []string{"zebras"}}, "messages_text_trgm"},
-		{"text", imap.SearchCriteria{Text: []string{"zebras"}}, "messages_text_trgm"},
-		{"header", imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "X-Mailer", Value: "mutt"}}}, "messages_text_trgm"},
-		{"from", imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "From", Value: "ann@example"}}}, "messages_from_trgm"},
-		{"subject", imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: "widgets"}}}, "messages_subject_trgm"},
+		{"body", imap.SearchCriteria{Body: []string{"zebras"}}, []string{"messages_search_trgm"}},
+		{"body, non-ASCII", imap.SearchCriteria{Body: []string{"Bibliothèque"}}, []string{"messages_search_trgm"}},
+		{"text", imap.SearchCriteria{Text: []string{"zebras"}}, []string{"messages_text_trgm", "messages_search_trgm"}},
+		{"header", imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "X-Mailer", Value: "mutt"}}}, []string{"messages_text_trgm"}},
+		{"from", imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "From", Value: "ann@example"}}}, []string{"messages_from_trgm"}},
+		{"subject", imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: "widgets"}}}, []string{"messages_subject_trgm"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,8 +47,10 @@ func TestSearchUsesIndexes(t *testing.T) {
 			if err := tx.Select(&plan, `EXPLAIN SELECT article FROM messages WHERE $1::bigint > 0 AND $2::bigint > 0 AND `+where, args...); err != nil {
 				t.Fatal(err)
 			}
-			if got := strings.Join(plan, "\n"); !strings.Contains(got, tt.index) {
-				t.Errorf("plan does not use %s:\n%s", tt.index, got)
+			for _, index := range tt.indexes {
+				if got := strings.Join(plan, "\n"); !strings.Contains(got, index) {
+					t.Errorf("plan does not use %s:\n%s", index, got)
+				}
 			}
 		})
 	}
@@ -63,23 +66,31 @@ func TestSmallArchiveSearchUsesIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.MustExec(`INSERT INTO messages (list_id, article, message_id, content_key, raw, size, header_len, received_at)
+	d.MustExec(`INSERT INTO messages (list_id, article, message_id, content_key, raw, size, header_len, received_at, search_text)
 		SELECT $1, g, 'm' || g, sha256(g::text::bytea), convert_to('Subject: post ' || g || E'\r\n\r\n' || repeat('a line of an ordinary post ', 100), 'UTF8'),
-		       2700, 20, now()
+		       2700, 20, now(), repeat('a line of an ordinary post ', 100)
 		  FROM generate_series(1, 3000) g`, l.ID)
 	d.MustExec(`ANALYZE messages`)
-	b := &sqlBuilder{sel: &selected{flags: map[uint32][]imap.Flag{}}}
-	where, err := b.criteria(&imap.SearchCriteria{Text: []string{"quetzalcoatl"}}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var plan []string
-	args := append([]any{l.ID, int64(3000)}, b.args...)
-	if err := d.Select(&plan, `EXPLAIN SELECT article FROM messages WHERE list_id = $1 AND article <= $2 AND `+where+` ORDER BY article`, args...); err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(plan, "\n"); !strings.Contains(got, "messages_text_trgm") {
-		t.Errorf("a search of 3,000 messages does not use the trigram index:\n%s", got)
+	for _, c := range []struct {
+		crit  imap.SearchCriteria
+		index string
+	}{
+		{imap.SearchCriteria{Text: []string{"quetzalcoatl"}}, "messages_text_trgm"},
+		{imap.SearchCriteria{Body: []string{"quetzalcoatl"}}, "messages_search_trgm"},
+	} {
+		b := &sqlBuilder{sel: &selected{flags: map[uint32][]imap.Flag{}}}
+		where, err := b.criteria(&c.crit, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		args := append([]any{l.ID, int64(3000)}, b.args...)
+		if err := d.Select(&plan, `EXPLAIN SELECT article FROM messages WHERE list_id = $1 AND article <= $2 AND `+where+` ORDER BY article`, args...); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(plan, "\n"); !strings.Contains(got, c.index) {
+			t.Errorf("%+v on 3,000 messages does not use %s:\n%s", c.crit, c.index, got)
+		}
 	}
 }
 

@@ -101,3 +101,17 @@ func FuzzReplyID(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSearchText: any message gives valid UTF-8 without NUL, within the
+// bound, and never panics or runs away on nesting.
+func FuzzSearchText(f *testing.F) {
+	f.Add([]byte("Content-Type: text/plain; charset=koi8-r\r\nContent-Transfer-Encoding: base64\r\n\r\n58TF\r\n"))
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b--\r\n"))
+	f.Add([]byte("Content-Type: text/html\r\n\r\n<script><style></script>&amp;&#0;\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		s := SearchText(raw)
+		if !utf8.ValidString(s) || strings.ContainsRune(s, 0) || len(s) > 4*MaxSearchText {
+			t.Fatalf("SearchText(%q) = %q", raw, s)
+		}
+	})
+}
