@@ -100,3 +100,21 @@ func TestCommandsInNestedParts(t *testing.T) {
 		t.Errorf("the command in the nested text part was not read:\n%s", got)
 	}
 }
+
+// TestAddressCase: a join from the member's address in other case is
+// "already subscribed", not a second subscription.
+func TestAddressCase(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	r.receive("join", "", "grace@school8.example", "", "")
+	r.receive("confirm", token(t, r.mailTo("grace@school8.example")), "grace@school8.example", "", "")
+	r.receive("request", "", "GRACE@School8.Example", "", "subscribe\n")
+	var n int
+	r.d.GetContext(t.Context(), &n, `SELECT count(*) FROM members WHERE list_id = $1`, r.l.ID)
+	if n != 1 {
+		t.Errorf("%d members, want 1", n)
+	}
+	if got := strings.Join(r.mailTo("GRACE@School8.Example"), "\n"); !strings.Contains(got, "already subscribed") {
+		t.Errorf("the second join was not answered 'already subscribed':\n%s", got)
+	}
+}

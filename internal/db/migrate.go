@@ -38,6 +38,9 @@ func Migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 	results, err := p.Up(ctx)
 	for _, r := range results {
 		log.Info("applied migration", "event", "migrated", "migration", r.Source.Path, "duration", r.Duration.Round(time.Millisecond))
+		if r.Error == nil && r.Source.Version == caseMergeVersion {
+			reportCaseMerges(ctx, db, log)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -232,3 +235,26 @@ func replaceFunction(ctx context.Context, tx *sql.Tx, f function) error {
 
 // quoteIdent quotes a function name taken from a file name.
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// caseMergeVersion is the migration that merged members whose addresses
+// differ only in case (00003_address_case.sql).
+const caseMergeVersion = 3
+
+// reportCaseMerges says, once, which subscriptions that migration merged;
+// member_case_merges keeps them for later.
+func reportCaseMerges(ctx context.Context, db *sql.DB, log *slog.Logger) {
+	rows, err := db.QueryContext(ctx, `SELECT l.address, m.kept_address, m.merged_address, m.merged_role
+		FROM member_case_merges m JOIN lists l ON l.id = m.list_id ORDER BY l.address, m.kept_address`)
+	if err != nil {
+		log.Warn("cannot read the merged subscriptions", "event", "migrated", "err", err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var list, kept, merged, role string
+		if rows.Scan(&list, &kept, &merged, &role) == nil {
+			log.Info("merged two subscriptions whose addresses differ only in case", "event", "member_merged",
+				"list", list, "kept", kept, "merged", merged, "merged_role", role)
+		}
+	}
+}

@@ -138,6 +138,12 @@ func contents(t *testing.T, d *sqlx.DB, cols map[string][]string) (map[string]st
 	if len(tables) < 15 {
 		t.Fatalf("only %d tables: %v", len(tables), tables)
 	}
+	if cols != nil { // the tables of before; later ones are new
+		tables = tables[:0]
+		for table := range cols {
+			tables = append(tables, table)
+		}
+	}
 	out, used := map[string]string{}, map[string][]string{}
 	for _, table := range tables {
 		cs := cols[table]
@@ -149,9 +155,16 @@ func contents(t *testing.T, d *sqlx.DB, cols map[string][]string) (map[string]st
 			}
 		}
 		used[table] = cs
+		exprs := make([]string, len(cs))
+		for i, c := range cs {
+			exprs[i] = c
+			if c == "address_norm" { // keys became lower case (00003_address_case.sql)
+				exprs[i] = "lower(address_norm) AS address_norm"
+			}
+		}
 		var fp string
 		q := `SELECT count(*) || ' rows, md5 ' || coalesce(md5(string_agg(r::text, E'\n' ORDER BY r::text)), '-')
-			FROM (SELECT ` + strings.Join(cs, ", ") + ` FROM ` + table + `) r`
+			FROM (SELECT ` + strings.Join(exprs, ", ") + ` FROM ` + table + `) r`
 		if err := d.GetContext(t.Context(), &fp, q); err != nil {
 			t.Fatal(err)
 		}
@@ -263,5 +276,52 @@ func TestApplyFunctions(t *testing.T) {
 		slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "does not create a function named misnamed") {
 		t.Errorf("a file creating another name: %v, want refused", err)
+	}
+}
+
+// TestCaseMerge: members of one list whose addresses differ only in case
+// (two subscriptions before addresses compared case-insensitively) are
+// merged by 00003_address_case.sql: the older stays, with the higher role,
+// the merge is recorded and logged, and the other address keys are lower
+// case after it.
+func TestCaseMerge(t *testing.T) {
+	t.Parallel()
+	d := open(t, pgtest.NewDSN(t))
+	ctx := t.Context()
+	// Back to version 2, as a database made before the merge.
+	for _, q := range []string{`ALTER TABLE members DROP CONSTRAINT members_address_norm_lower`, `DROP TABLE member_case_merges`,
+		`DELETE FROM goose_db_version WHERE version_id = 3`} {
+		d.MustExecContext(ctx, q)
+	}
+	d.MustExecContext(ctx, `INSERT INTO domains (name) VALUES ('lists.example.org')`)
+	d.MustExecContext(ctx, `INSERT INTO lists (domain_id, local_part, address, uidvalidity) SELECT id, 'dev', 'dev@lists.example.org', 1 FROM domains`)
+	d.MustExecContext(ctx, `INSERT INTO members (list_id, address, address_norm, role, joined_at)
+		SELECT id, a, n, r, t::timestamptz FROM lists, (VALUES
+			('grace@school8.example', 'grace@school8.example', 'member', '2026-01-01'),
+			('GRACE@School8.Example', 'GRACE@school8.example', 'owner', '2026-02-01'),
+			('Judy@example.org', 'Judy@example.org', 'member', '2026-01-05')) AS v(a, n, r, t)`)
+	d.MustExecContext(ctx, `INSERT INTO bounce_events (list_id, address_norm, kind, weight, source) SELECT id, 'GRACE@school8.example', 'hard', 1, 'dsn' FROM lists`)
+	var logs strings.Builder
+	if err := db.Migrate(ctx, d.DB, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	d.SelectContext(ctx, &got, `SELECT address || ' ' || address_norm || ' ' || role FROM members ORDER BY address_norm`)
+	want := []string{"grace@school8.example grace@school8.example owner", "Judy@example.org judy@example.org member"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("members after the merge %q, want %q", got, want)
+	}
+	var merges []string
+	d.SelectContext(ctx, &merges, `SELECT kept_address || ' < ' || merged_address FROM member_case_merges`)
+	if len(merges) != 1 || merges[0] != "grace@school8.example < GRACE@School8.Example" {
+		t.Errorf("recorded merges %q", merges)
+	}
+	if !strings.Contains(logs.String(), "event=member_merged") || !strings.Contains(logs.String(), "merged=GRACE@School8.Example") {
+		t.Errorf("the merge was not logged:\n%s", logs.String())
+	}
+	var upper int
+	d.GetContext(ctx, &upper, `SELECT count(*) FROM bounce_events WHERE address_norm <> lower(address_norm)`)
+	if upper != 0 {
+		t.Errorf("%d bounce events keep an upper-case key", upper)
 	}
 }

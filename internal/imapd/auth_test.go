@@ -28,6 +28,7 @@ func TestAuthenticate(t *testing.T) {
 		{"anonymous", sasl.NewAnonymousClient("reader@example.net"), "[INBOX dev@lists.example.org]"},
 		{"anonymous without trace", sasl.NewAnonymousClient(""), "[INBOX dev@lists.example.org]"},
 		{"plain member", sasl.NewPlainClient("", "carol@example.com", "sesame"), "[INBOX dev@lists.example.org secret@lists.example.org]"},
+		{"member, address in other case", sasl.NewPlainClient("", "Carol@Example.COM", "sesame"), "[INBOX dev@lists.example.org secret@lists.example.org]"},
 		{"plain wrong password", sasl.NewPlainClient("", "carol@example.com", "nope"), "refused"},
 		{"plain as someone else", sasl.NewPlainClient("dave@example.com", "carol@example.com", "sesame"), "refused"},
 		{"unknown mechanism", sasl.NewExternalClient(""), "refused"},

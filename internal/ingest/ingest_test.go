@@ -150,6 +150,7 @@ func TestPolicies(t *testing.T) {
 		wantState                 string // archived, held, discarded, "" (nothing)
 	}{
 		{"member posts", "dev", "bob@example.org", "bob@example.org", nil, 250, "archived"},
+		{"member in other case posts", "dev", "BOB@Example.org", "Bob@example.ORG", nil, 250, "archived"},
 		{"non-member held", "dev", "eve@example.net", "eve@example.net", nil, 250, "held"},
 		{"non-member rejected", "strict", "eve@example.net", "eve@example.net", nil, 550, ""},
 		{"non-member discarded", "quiet", "eve@example.net", "eve@example.net", nil, 250, "discarded"},
@@ -183,8 +184,8 @@ func TestPolicies(t *testing.T) {
 	if n := f.count(`SELECT count(*) FROM outbound WHERE kind = 'notice' AND 'owner@example.org' = ANY(rcpts)`); n != 1 {
 		t.Errorf("%d moderator notices to the dev owner, want 1 (for the non-member post)", n)
 	}
-	if n := f.count(`SELECT count(*) FROM outbound WHERE kind = 'post'`); n != 2 {
-		t.Errorf("%d post jobs, want 2", n)
+	if n := f.count(`SELECT count(*) FROM outbound WHERE kind = 'post'`); n != 3 {
+		t.Errorf("%d post jobs, want 3", n)
 	}
 }
 

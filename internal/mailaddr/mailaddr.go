@@ -5,9 +5,11 @@
 // from one table, the RFC 2919 List-Id, and addresses that belong to mail
 // software rather than people.
 //
-// Addresses compare case-insensitively in the domain and exactly as given in
-// the local part (RFC 5321 §2.4: only the receiving host may interpret its
-// local parts). Non-ASCII domains are compared in their ASCII (A-label) form.
+// Addresses compare case-insensitively, local part included. RFC 5321 §2.4
+// leaves the case of a local part to the receiving host, but no mail
+// provider tells Alice@ from alice@, and treating them as two people gave
+// members two copies of every post and failed their logins. Non-ASCII
+// domains are compared in their ASCII (A-label) form.
 //
 // We parse by hand rather than with net/mail because we need the bare
 // addr-spec only (no display names, no comments, no group syntax), a precise
@@ -37,9 +39,13 @@ type Address struct {
 	Domain string // lower-case ASCII (A-labels)
 }
 
-// String is the address in normalised form: local part as given, domain
-// lower-cased.
-func (a Address) String() string { return a.Local + "@" + a.Domain }
+// String is the address in normalised form, the one parley compares and
+// stores as a key (members, bans, owners, logins, tokens, bounces): local
+// part and domain lower-cased. Addresses are matched case-insensitively,
+// as Mailman and Google Groups match them, so Grace@School8.Example and
+// grace@school8.example are one member; the spelling a person gave is
+// kept beside the key for display and delivery.
+func (a Address) String() string { return strings.ToLower(a.Local) + "@" + a.Domain }
 
 // Parse parses a bare addr-spec such as "Alice.Smith@Example.org". Leading
 // and trailing white space is ignored; anything else that is not a valid

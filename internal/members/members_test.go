@@ -39,24 +39,29 @@ func mustNew(t *testing.T, s string) members.New {
 	return n
 }
 
-// TestAddressIdentity: the domain compares case-insensitively, the local
-// part exactly as given.
+// TestAddressIdentity: addresses compare case-insensitively, local part
+// included, and the spelling first given is kept for display and
+// delivery.
 func TestAddressIdentity(t *testing.T) {
 	t.Parallel()
 	l, d := newList(t)
 	ctx := t.Context()
 	added, err := members.Add(ctx, d, l.ID, []members.New{
 		mustNew(t, "Alice@Example.ORG"),
-		mustNew(t, "Alice@example.org"), // same member as above
-		mustNew(t, "alice@example.org"), // a different member
+		mustNew(t, "Alice@example.org"), // the same member
+		mustNew(t, "alice@example.org"), // the same member too
+		mustNew(t, "GRACE@School8.Example"),
 	})
 	if err != nil {
 		t.Fatalf("Add() = %v", err)
 	}
-	if want := []string{"Alice@example.org", "alice@example.org"}; !slices.Equal(sorted(added), want) {
+	if want := []string{"alice@example.org", "grace@school8.example"}; !slices.Equal(sorted(added), want) {
 		t.Errorf("added %v, want %v", added, want)
 	}
-	m, err := members.Get(ctx, d, l.ID, "Alice@EXAMPLE.org")
+	if again, err := members.Add(ctx, d, l.ID, []members.New{mustNew(t, "grace@school8.example")}); err != nil || len(again) != 0 {
+		t.Errorf("adding grace@ again in lower case: %v, %v; want nothing added", again, err)
+	}
+	m, err := members.Get(ctx, d, l.ID, "ALICE@EXAMPLE.org")
 	if err != nil {
 		t.Fatalf("Get() = %v", err)
 	}

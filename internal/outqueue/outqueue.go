@@ -95,7 +95,7 @@ func expandOne(ctx context.Context, d *sqlx.DB) (bool, error) {
 			SELECT $1, $2, m.address, split_part(m.address_norm, '@', 2)
 			  FROM members m, outbound o JOIN messages msg ON msg.id = o.message
 			 WHERE o.id = $1 AND m.list_id = $2 AND m.status = 'active' AND m.delivery = 'regular'
-			   AND (m.self_copy OR m.address_norm <> split_part(msg.from_addr, '@', 1) || '@' || lower(split_part(msg.from_addr, '@', 2)))
+			   AND (m.self_copy OR m.address_norm <> lower(msg.from_addr))
 			ON CONFLICT (job, rcpt) DO NOTHING`
 		if job.Kind == "notice" {
 			q = `INSERT INTO deliveries (job, list_id, rcpt, domain)
