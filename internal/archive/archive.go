@@ -40,7 +40,10 @@ type Post struct {
 	Raw        []byte // canonical bytes, as they will be served
 	Summary    *mailmsg.Summary
 	Source     string // smtp, lmtp, approved, import
-	ReceivedAt time.Time
+	// EnvelopeFrom is the envelope sender: MAIL FROM, or an imported mbox
+	// message's From_ line ("" for the null sender, or none known).
+	EnvelopeFrom string
+	ReceivedAt   time.Time
 	Queue      bool // also queue delivery to the list's members
 	// BySubject lets a "Re:" without references join the latest thread
 	// with the same base subject (the list's subject_threading setting).
@@ -91,6 +94,7 @@ type storedPost struct {
 	Source     string     `json:"source"`
 	IMAP       byteaText  `json:"imap"`
 	SearchText string     `json:"search_text"`
+	Envelope   string     `json:"envelope_from"`
 	Lookup     string     `json:"subject_lookup"` // not a column: the base subject to thread by
 	Queue      bool       `json:"queue"`          // not a column: queue delivery to the members
 }
@@ -121,7 +125,7 @@ func InsertBatch(ctx context.Context, q db.Querier, posts []Post) ([]Stored, err
 		recs[i] = storedPost{ListID: p.ListID, MessageID: s.MessageID, Synth: s.Synthesised, HeaderLen: s.HeaderLen,
 			Received: p.ReceivedAt, Sent: s.Date, From: s.From, FromName: s.FromName, Subject: s.Subject,
 			SubjectKey: key, InReplyTo: strPtr(s.InReplyTo), Refs: nonNilStrings(s.Refs), Parent: strPtr(s.Parent()),
-			Source: p.Source, Lookup: lookup, Queue: p.Queue, SearchText: mailmsg.SearchText(p.Raw)}
+			Source: p.Source, Lookup: lookup, Queue: p.Queue, SearchText: mailmsg.SearchText(p.Raw), Envelope: p.EnvelopeFrom}
 		raws[i], keys[i] = p.Raw, s.ContentKey
 		meta, err := imapmeta.Encode(p.Raw)
 		if err != nil {

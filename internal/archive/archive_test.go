@@ -345,3 +345,29 @@ func TestFillSearchText(t *testing.T) {
 		t.Errorf("filled %d: %q, want 5: %q", total, got, want)
 	}
 }
+
+// TestExportSender: an export's From_ line gets the envelope sender a post
+// came with, else its From: address, never a placeholder when one is known.
+func TestExportSender(t *testing.T) {
+	t.Parallel()
+	d, l := newList(t)
+	for _, p := range []struct{ raw, envelope string }{
+		{"Subject: no from\r\nMessage-ID: <a@x>\r\n\r\nx\r\n", "raw@old.example"},
+		{"From: ann@example.org\r\nMessage-ID: <b@x>\r\n\r\nx\r\n", ""},
+	} {
+		raw := mailmsg.Canonicalize([]byte(p.raw))
+		s, _ := mailmsg.Parse(raw, "h.example", mailmsg.Limits{})
+		if _, err := archive.Insert(t.Context(), d, archive.Post{ListID: l.ID, Raw: raw, Summary: s, Source: "import",
+			ReceivedAt: time.Now(), EnvelopeFrom: p.envelope}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var senders []string
+	err := archive.EachRaw(t.Context(), d, l.ID, time.Time{}, func(sender string, _ time.Time, _ []byte) error {
+		senders = append(senders, sender)
+		return nil
+	})
+	if err != nil || fmt.Sprint(senders) != "[raw@old.example ann@example.org]" {
+		t.Errorf("senders %v, %v", senders, err)
+	}
+}

@@ -172,10 +172,11 @@ func lastOf(s []string) string {
 }
 
 // EachRaw calls fn for every post received at or after since, in article
-// order, streaming rows so that exporting a large archive needs memory
-// for one message at a time.
-func EachRaw(ctx context.Context, q db.Querier, listID int64, since time.Time, fn func(from string, received time.Time, raw []byte) error) error {
-	rows, err := q.QueryxContext(ctx, `SELECT from_addr, received_at, raw FROM messages
+// order, with its envelope sender (the one it came with, else its From:
+// address, else ""), streaming rows so that exporting a large archive
+// needs memory for one message at a time.
+func EachRaw(ctx context.Context, q db.Querier, listID int64, since time.Time, fn func(sender string, received time.Time, raw []byte) error) error {
+	rows, err := q.QueryxContext(ctx, `SELECT coalesce(nullif(envelope_from, ''), from_addr), received_at, raw FROM messages
 		WHERE list_id = $1 AND received_at >= $2 ORDER BY article`, listID, since)
 	if err != nil {
 		return err

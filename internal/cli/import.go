@@ -133,7 +133,7 @@ func (im *importer) mboxFile(path string) error {
 			im.reject(where, m.Data, "message larger than the size limit")
 			continue
 		}
-		if err := im.add(ingest.ImportItem{Data: m.Data, Date: m.Date, Where: where}); err != nil {
+		if err := im.add(ingest.ImportItem{Data: m.Data, Date: m.Date, Sender: m.Sender, Where: where}); err != nil {
 			return err
 		}
 	}

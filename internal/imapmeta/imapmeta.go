@@ -107,7 +107,16 @@ func Envelope(header []byte) *imap.Envelope {
 	if err != nil {
 		return &imap.Envelope{}
 	}
-	return imapserver.ExtractEnvelope(h)
+	env := imapserver.ExtractEnvelope(h)
+	// Undeclared 8-bit text (old archives) is read as windows-1252, as
+	// the archive's own summary reads it, not shown as U+FFFD.
+	env.Subject = mailmsg.Undeclared8bit(env.Subject)
+	for _, as := range [][]imap.Address{env.From, env.Sender, env.ReplyTo, env.To, env.Cc, env.Bcc} {
+		for i := range as {
+			as[i].Name = mailmsg.Undeclared8bit(as[i].Name)
+		}
+	}
+	return env
 }
 
 // flatten lists the parts of bs in document order, parents first.

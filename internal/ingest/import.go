@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/parley-list/parley/internal/archive"
@@ -13,9 +14,10 @@ import (
 
 // ImportItem is one message from an archive file.
 type ImportItem struct {
-	Data  []byte    // as read; line ends are canonicalised
-	Date  time.Time // fallback archive date (the mbox From_ line) when Date: does not parse
-	Where string    // position in the source, for reports
+	Data   []byte    // as read; line ends are canonicalised
+	Date   time.Time // fallback archive date (the mbox From_ line) when Date: does not parse
+	Sender string    // the envelope sender on the mbox From_ line ("" when none)
+	Where  string    // position in the source, for reports
 }
 
 // ImportResult says what happened to one item.
@@ -70,7 +72,8 @@ func (s *Service) Import(ctx context.Context, l lists.List, items []ImportItem) 
 		if when.IsZero() {
 			when = s.o.Now()
 		}
-		posts = append(posts, archive.Post{ListID: l.ID, Raw: p.raw, Summary: p.sum, Source: "import", ReceivedAt: when, BySubject: l.SubjectThread})
+		posts = append(posts, archive.Post{ListID: l.ID, Raw: p.raw, Summary: p.sum, Source: "import", ReceivedAt: when,
+			BySubject: l.SubjectThread, EnvelopeFrom: envelopeSender(items[i].Sender)})
 		index = append(index, i)
 	}
 	var err error
@@ -86,4 +89,13 @@ func (s *Service) Import(ctx context.Context, l lists.List, items []ImportItem) 
 		s.poke(notify.Archive, strconv.FormatInt(l.ID, 10))
 	}
 	return res, err
+}
+
+// envelopeSender keeps an mbox From_ line's sender unless it is the
+// placeholder mbox writers use when there is none.
+func envelopeSender(s string) string {
+	if s == "" || strings.EqualFold(s, "MAILER-DAEMON") || len(s) > 320 {
+		return ""
+	}
+	return s
 }

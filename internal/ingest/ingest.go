@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -239,13 +240,17 @@ type Envelope struct {
 
 // prepared is a message checked and parsed, ready for the transaction.
 type prepared struct {
-	raw []byte
-	sum *mailmsg.Summary
+	raw      []byte
+	sum      *mailmsg.Summary
+	mailFrom string // the envelope sender
 }
 
-// prepare canonicalises line endings, parses the message and records a
-// synthesised Message-ID in the bytes themselves, so members and readers
-// see the id the archive uses.
+// prepare canonicalises line endings, parses the message and records in
+// the bytes themselves what the archive adds: a synthesised Message-ID, so
+// members and readers see the id the archive uses (the original, invalid
+// one renamed X-Original-Message-ID, so there is exactly one); and, for
+// mail received over SMTP or LMTP, a Received: trace field, and a Date:
+// (the arrival time) when the message has none, as RFC 5322 requires.
 func (s *Service) prepare(env Envelope) (*prepared, error) {
 	raw := mailmsg.Canonicalize(env.Data)
 	if !bytes.HasSuffix(raw, []byte("\r\n")) {
@@ -269,10 +274,74 @@ func (s *Service) prepare(env Envelope) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	if sum.Synthesised {
-		field := []byte("Message-ID: <" + sum.MessageID + ">\r\n")
-		raw = append(field, raw...)
-		sum.HeaderLen += len(field)
+	var top []byte
+	if env.Source == "smtp" || env.Source == "lmtp" {
+		top = s.trace(env, sum, raw[:sum.HeaderLen])
 	}
-	return &prepared{raw: raw, sum: sum}, nil
+	if sum.Synthesised {
+		var grew int
+		raw, grew = renameField(raw, sum.HeaderLen, "Message-ID", "X-Original-Message-ID")
+		sum.HeaderLen += grew
+		top = append(top, "Message-ID: <"+sum.MessageID+">\r\n"...)
+	}
+	if len(top) > 0 {
+		raw = append(top, raw...)
+		sum.HeaderLen += len(top)
+	}
+	return &prepared{raw: raw, sum: sum, mailFrom: env.From}, nil
+}
+
+// trace returns the fields parley adds on top of a message it accepts:
+// its Received: line, and a Date: with the arrival time when the header
+// has none (the summary's date becomes it too).
+func (s *Service) trace(env Envelope, sum *mailmsg.Summary, header []byte) []byte {
+	now := s.o.Now()
+	proto := map[string]string{"smtp": "ESMTP", "lmtp": "LMTP"}[env.Source]
+	from := "unknown"
+	if host, _, err := net.SplitHostPort(env.Remote); err == nil {
+		from = "[" + host + "]"
+	}
+	b := fmt.Appendf(nil, "Received: from %s\r\n\tby %s (parley) with %s;\r\n\t%s\r\n", from,
+		mailmsg.Clean(s.o.Hostname, 200), proto, now.Format(time.RFC1123Z))
+	if !hasField(header, "Date") {
+		b = fmt.Appendf(b, "Date: %s\r\n", now.Format(time.RFC1123Z))
+		sum.Date = &now
+	}
+	return b
+}
+
+// hasField reports whether a header block has a field named name.
+func hasField(header []byte, name string) bool {
+	for _, line := range bytes.Split(header, []byte("\r\n")) {
+		if k, _, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(bytes.TrimRight(k, " \t"), []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// renameField gives every field called name in the first hlen bytes of raw
+// the name to instead, and returns the new bytes and how much the header
+// grew.
+func renameField(raw []byte, hlen int, name, to string) ([]byte, int) {
+	var out bytes.Buffer
+	header := raw[:hlen]
+	for len(header) > 0 {
+		line := header
+		if i := bytes.Index(header, []byte("\r\n")); i >= 0 {
+			line, header = header[:i+2], header[i+2:]
+		} else {
+			header = nil
+		}
+		if k, v, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(bytes.TrimRight(k, " \t"), []byte(name)) {
+			out.WriteString(to)
+			out.WriteByte(':')
+			out.Write(v)
+			continue
+		}
+		out.Write(line)
+	}
+	grew := out.Len() - hlen
+	out.Write(raw[hlen:])
+	return out.Bytes(), grew
 }

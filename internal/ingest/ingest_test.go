@@ -218,7 +218,7 @@ func TestIdempotent(t *testing.T) {
 	}
 	var raw string
 	f.db.GetContext(t.Context(), &raw, `SELECT convert_from(raw, 'UTF8') FROM messages WHERE msgid_synth`)
-	if !strings.HasPrefix(raw, "Message-ID: <parley-") || strings.Contains(raw, "\n\n") && !strings.Contains(raw, "\r\n\r\n") {
+	if !strings.HasPrefix(raw, "Received: ") || !strings.Contains(raw, "\r\nMessage-ID: <parley-") || strings.Contains(raw, "\n\n") && !strings.Contains(raw, "\r\n\r\n") {
 		t.Errorf("synthesised Message-ID not recorded in the bytes, or bare LF kept: %q", raw)
 	}
 }
@@ -299,5 +299,59 @@ func TestSessionLostMidWrite(t *testing.T) {
 	}
 	if n := f.count(`SELECT count(*) FROM moderation WHERE message_id = 'held@x'`); n != 1 {
 		t.Errorf("%d held, want exactly 1", n)
+	}
+}
+
+// TestWhatIntakeAdds: a post accepted over SMTP gets a Received: trace
+// field on top and, when it has none, a Date: (the arrival time); a post
+// whose Message-ID is invalid keeps exactly one Message-ID (the one the
+// archive made) and the original as X-Original-Message-ID, imported or
+// not; an import keeps its mbox envelope sender and gets no trace field;
+// undeclared 8-bit header text is read as windows-1252, not U+FFFD.
+func TestWhatIntakeAdds(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.list("dev@lists.example.org", lists.PostOpen, lists.ActionHold)
+	raw := func(id string) string {
+		var r string
+		f.db.GetContext(t.Context(), &r, `SELECT convert_from(raw, 'LATIN1') FROM messages WHERE message_id = $1`, id)
+		return r
+	}
+	if err := f.send("bob@example.org", []string{"dev@lists.example.org"}, "From: bob@example.org\nSubject: no date\nMessage-ID: <nodate@x>\n\nhi\n"); err != nil {
+		t.Fatal(err)
+	}
+	got := raw("nodate@x")
+	if !strings.HasPrefix(got, "Received: from ") || strings.Count(got, "\r\nDate: ") != 1 {
+		t.Errorf("post without Date: stored as\n%s", got)
+	}
+	if n := f.count(`SELECT count(*) FROM messages WHERE message_id = 'nodate@x' AND sent_at IS NOT NULL AND envelope_from = 'bob@example.org'`); n != 1 {
+		t.Error("the added Date: is not the post's date, or the envelope sender was not kept")
+	}
+	if err := f.send("bob@example.org", []string{"dev@lists.example.org"}, "From: bob@example.org\nDate: Mon, 30 Nov 2026 10:00:00 +0000\nMessage-ID: not-a-valid-id\nSubject: bad id\n\nhi\n"); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	f.db.GetContext(t.Context(), &id, `SELECT message_id FROM messages WHERE subject = 'bad id'`)
+	got = raw(id)
+	if strings.Count(strings.ToLower(got), "\nmessage-id:") != 1 || !strings.Contains(got, "\r\nX-Original-Message-ID: not-a-valid-id\r\n") ||
+		strings.Count(got, "Date: ") != 1 {
+		t.Errorf("post with an invalid Message-ID: stored as\n%s", got)
+	}
+	l, _ := lists.Get(t.Context(), f.db, "dev@lists.example.org")
+	res, err := f.svc.Import(t.Context(), l, []ingest.ImportItem{{Data: []byte("Message-ID: <>\nSubject: Caf\xe9 cr\xe8me\nDate: Sun, 1 Jan 2006 10:00:00 +0000\n\nold\n"),
+		Sender: "raw@old.example", Where: "t"}})
+	if err != nil || res[0].Problem != "" {
+		t.Fatalf("Import() = %+v, %v", res, err)
+	}
+	f.db.GetContext(t.Context(), &id, `SELECT message_id FROM messages WHERE source = 'import'`)
+	got = raw(id)
+	if strings.HasPrefix(got, "Received:") || strings.Count(strings.ToLower(got), "\nmessage-id:")+strings.Count(strings.ToLower(got[:12]), "message-id:") != 1 ||
+		!strings.Contains(got, "X-Original-Message-ID: <>") {
+		t.Errorf("imported post with Message-ID <>: stored as\n%s", got)
+	}
+	var subject, sender string
+	f.db.QueryRowx(`SELECT subject, envelope_from FROM messages WHERE message_id = $1`, id).Scan(&subject, &sender)
+	if subject != "Café crème" || sender != "raw@old.example" {
+		t.Errorf("imported subject %q, envelope sender %q; want Café crème, raw@old.example", subject, sender)
 	}
 }

@@ -179,7 +179,7 @@ var (
 // to "x: victim@example.net"), and it must not become the sender.
 func (s *Summary) readAddresses(h mail.Header) {
 	if as, err := h.AddressList("From"); err == nil && len(as) > 0 {
-		s.From, s.FromName = clean(as[0].Address, 320), clean(as[0].Name, 200)
+		s.From, s.FromName = clean(as[0].Address, 320), clean(Undeclared8bit(as[0].Name), 200)
 		return
 	}
 	v := h.Get("From")
@@ -195,7 +195,7 @@ func (s *Summary) readText(h mail.Header) {
 	if err != nil {
 		subj = h.Get("Subject") // undecodable charset: keep the raw words
 	}
-	s.Subject = clean(subj, 1000)
+	s.Subject = clean(Undeclared8bit(subj), 1000)
 	for _, v := range h.Values("List-Id") {
 		if ids := MsgIDs(v); len(ids) > 0 {
 			s.ListIDs = append(s.ListIDs, strings.ToLower(ids[0]))

@@ -178,3 +178,17 @@ func htmlText(s string) string {
 		}
 	}
 }
+
+// Undeclared8bit reads header text that is not valid UTF-8 (8-bit bytes
+// without an encoded word, common in old archives) as windows-1252, the
+// usual guess, instead of showing U+FFFD; valid UTF-8 is returned as it
+// is.
+func Undeclared8bit(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	if d, err := charmap.Windows1252.NewDecoder().String(s); err == nil {
+		return d
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
