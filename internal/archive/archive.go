@@ -36,15 +36,15 @@ import (
 
 // Post is a message to archive.
 type Post struct {
-	ListID     int64
-	Raw        []byte // canonical bytes, as they will be served
-	Summary    *mailmsg.Summary
-	Source     string // smtp, lmtp, approved, import
+	ListID  int64
+	Raw     []byte // canonical bytes, as they will be served
+	Summary *mailmsg.Summary
+	Source  string // smtp, lmtp, approved, import
 	// EnvelopeFrom is the envelope sender: MAIL FROM, or an imported mbox
 	// message's From_ line ("" for the null sender, or none known).
 	EnvelopeFrom string
 	ReceivedAt   time.Time
-	Queue      bool // also queue delivery to the list's members
+	Queue        bool // also queue delivery to the list's members
 	// BySubject lets a "Re:" without references join the latest thread
 	// with the same base subject (the list's subject_threading setting).
 	BySubject bool
