@@ -80,7 +80,7 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		return fmt.Errorf("http listener: %w", err)
 	}
 	srv := httpd.NewServer(httpd.Handler(httpd.Options{DB: d, Registry: reg, Logger: log,
-		Unsubscribe: &unsub.Handler{DB: d.DB, Signer: signer, Log: log}}), log)
+		Unsubscribe: &unsub.Handler{DB: d.DB, Signer: signer, Log: log, Hostname: cfg.Hostname}}), log)
 	g.add("http", func() error {
 		if err := srv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
 			return err

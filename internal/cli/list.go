@@ -28,7 +28,7 @@ func listCmd(e *env) *cobra.Command {
 
 // listFlags are the settings flags shared by `list create` and `list set`.
 type listFlags struct {
-	name, description, policy, archive, prefix, nonmember, bySubject, dmarc, verp, modPassword, subscribe, roster string
+	name, description, policy, archive, prefix, nonmember, bySubject, dmarc, verp, modPassword, subscribe, roster, notify string
 	maxSize                                                                                                       int64
 }
 
@@ -41,6 +41,7 @@ func (f *listFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.nonmember, "nonmember", "", "what happens to non-member posts on a members list: hold, reject or discard (default hold)")
 	fs.Int64Var(&f.maxSize, "max-message-size", 0, "largest post in bytes for this list (0: the server's limit)")
 	fs.StringVar(&f.modPassword, "moderator-password", "", "password owners put in an Approved: header to run commands by email at once ('-' reads it from stdin; '' removes it)")
+	fs.StringVar(&f.notify, "notify-owners", "", "on (default): tell the owners whenever someone joins or leaves on their own; off: do not")
 	fs.StringVar(&f.roster, "roster", "", "who may see the member list with the \"who\" command: owners (default), members or public")
 	fs.StringVar(&f.subscribe, "subscribe", "", "confirm: a confirmed subscription takes effect (default); approve: an owner must approve it too")
 	fs.StringVar(&f.verp, "verp", "", "on (default): a return path per copy, so each bounce names its member; off: copies to one domain share SMTP transactions")
@@ -92,6 +93,13 @@ func (f *listFlags) settings(fs *pflag.FlagSet) (lists.Settings, error) {
 	}
 	if fs.Changed("roster") {
 		s.Roster = &f.roster
+	}
+	if fs.Changed("notify-owners") {
+		b, err := parseOnOff(f.notify)
+		if err != nil {
+			return s, err
+		}
+		s.NotifyMembership = &b
 	}
 	if fs.Changed("subject-threading") {
 		b, err := parseOnOff(f.bySubject)
@@ -149,6 +157,7 @@ func listCreateCmd(e *env) *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(e.io.Stdout, "created list %s\n", addr)
+				warnOpenPrivate(e, s)
 				return nil
 			})
 		},
@@ -225,6 +234,7 @@ func writeList(w io.Writer, l lists.List) error {
 		{"verp", onOff(l.VERP)},
 		{"subscriptions", l.SubscribeBy},
 		{"roster", l.Roster},
+		{"notify owners", onOff(l.NotifyMembership)},
 		{"members", fmt.Sprint(l.Members)},
 		{"posts", fmt.Sprint(l.NextArticle - 1)},
 		{"uidvalidity", fmt.Sprint(l.UIDValidity)},
@@ -265,6 +275,10 @@ func listSetCmd(e *env) *cobra.Command {
 					if err := lists.SetModeratorPassword(c.Context(), d, l.ID, hash); err != nil {
 						return err
 					}
+				}
+				warnOpenPrivate(e, s)
+				if s.Archive != nil && *s.Archive == lists.ArchivePrivate && s.SubscribeBy == nil && l.SubscribeBy == "approve" {
+					fmt.Fprintln(e.io.Stderr, "note: subscriptions to the private list now wait for an owner's approval (--subscribe confirm undoes it)")
 				}
 				return writeList(e.io.Stdout, l)
 			})
@@ -341,4 +355,13 @@ func sizeOr(n int64) string {
 		return "server limit"
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// warnOpenPrivate says what an explicit --subscribe confirm on a private
+// list means: anyone who learns its address can join and read it.
+func warnOpenPrivate(e *env, s lists.Settings) {
+	if s.Archive != nil && *s.Archive == lists.ArchivePrivate && s.SubscribeBy != nil && *s.SubscribeBy == "confirm" {
+		fmt.Fprintln(e.io.Stderr, "warning: the archive is private but anyone who learns the list's address can join "+
+			"(confirming by mail) and then read it; --subscribe approve makes the owners approve every join")
+	}
 }

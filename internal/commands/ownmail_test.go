@@ -118,3 +118,31 @@ func TestAddressCase(t *testing.T) {
 		t.Errorf("the second join was not answered 'already subscribed':\n%s", got)
 	}
 }
+
+// TestOwnersToldOfJoinsAndLeaves: a member who joins or leaves on their
+// own makes the owners hear of it, unless the list says not to.
+func TestOwnersToldOfJoinsAndLeaves(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	r.owner("owner@example.org")
+	before := len(r.mailTo("owner@example.org"))
+	r.receive("join", "", "bob@example.org", "", "")
+	r.receive("confirm", token(t, r.mailTo("bob@example.org")), "bob@example.org", "", "")
+	n := len(r.mailTo("bob@example.org"))
+	r.receive("leave", "", "bob@example.org", "", "")
+	r.receive("confirm", token(t, r.mailTo("bob@example.org")[n:]), "bob@example.org", "", "")
+	got := strings.Join(r.mailTo("owner@example.org")[before:], "\n")
+	if !strings.Contains(got, "bob@example.org joined dev@lists.example.org") || !strings.Contains(got, "bob@example.org left dev@lists.example.org") {
+		t.Errorf("the owners were not told:\n%s", got)
+	}
+	off := false
+	if _, err := lists.Update(t.Context(), r.d, r.l.Address, lists.Settings{NotifyMembership: &off}); err != nil {
+		t.Fatal(err)
+	}
+	before = len(r.mailTo("owner@example.org"))
+	r.receive("join", "", "carol@example.org", "", "")
+	r.receive("confirm", token(t, r.mailTo("carol@example.org")), "carol@example.org", "", "")
+	if n := len(r.mailTo("owner@example.org")) - before; n != 0 {
+		t.Errorf("%d notices with notify-owners off", n)
+	}
+}

@@ -377,6 +377,9 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 			return "", false, err
 		}
 		m.info("subscribed by confirmation", "subscribed", "rcpt", t.AddressNorm)
+		if err := p.tellOwners(ctx, tx, l, m, notice.Membership(l, t.Address, "joined", "confirmed by mail")); err != nil {
+			return "", false, err
+		}
 		request := mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, "")
 		m.post(notice.Message{From: request, To: t.Address, Loop: request,
 			Subject: "Welcome to " + l.Address, Text: render(ctx, tx, "welcome", l)}, []string{t.Address})
@@ -389,6 +392,9 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 			return "", false, err
 		}
 		m.info("unsubscribed by confirmation", "unsubscribed", "rcpt", t.AddressNorm, "via", "email")
+		if err := p.tellOwners(ctx, tx, l, m, notice.Membership(l, t.Address, "left", "confirmed by mail")); err != nil {
+			return "", false, err
+		}
 		return t.Address + " is unsubscribed from " + l.Address + ". Goodbye!", false, nil
 	}
 }
@@ -616,4 +622,17 @@ func decoded(h message.Header, r io.Reader) string {
 	}
 	b, _ := io.ReadAll(io.LimitReader(e.Body, 64<<10))
 	return string(b)
+}
+
+// tellOwners puts a notice to the list's owners in the outbox (nil: none).
+func (p *Processor) tellOwners(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, n *notice.Message) error {
+	if n == nil {
+		return nil
+	}
+	owners, err := members.Owners(ctx, tx, l.ID)
+	if err != nil || len(owners) == 0 {
+		return err
+	}
+	m.post(*n, owners)
+	return nil
 }

@@ -18,21 +18,22 @@ import (
 
 // TestOneClickUnsubscribe: each copy carries its member's signed one-click
 // link (and is DKIM-signed with it); GET shows a button and changes
-// nothing, POST unsubscribes, a forged token is refused.
+// nothing, POST unsubscribes and the owners hear of it, a forged token is
+// refused.
 func TestOneClickUnsubscribe(t *testing.T) {
 	t.Parallel()
 	sink := smtpsink.Start(t)
 	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+pgtest.NewDSN(t), "PARLEY_RELAY=smtp://"+sink.Addr,
 		"PARLEY_HTTP_BASE_URL=https://lists.example.org/")
 	s := startServer(t, env)
-	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open")
+	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open", "--owner", "olga@example.org")
 	mustRun(t, env, "member", "add", "dev@lists.example.org", "bob@example.org", "carol@example.org")
 	name, value := parseTXT(t, mustRun(t, env, "dkim", "keygen", "lists.example.org"))
 	if out, code := swaks(t, s.ready["smtp"], "--to", "dev@lists.example.org", "--from", "x@example.org"); code != 0 {
 		t.Fatalf("post refused:\n%s", out)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for len(sink.Messages()) < 2 && time.Now().Before(deadline) {
+	for len(sink.Messages()) < 3 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	link := regexp.MustCompile(`List-Unsubscribe: <(https://lists\.example\.org/unsubscribe/[^>]+)>, <mailto:dev-leave@lists\.example\.org>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n`)
@@ -65,6 +66,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 	if ms := mustRun(t, env, "member", "ls", "dev@lists.example.org"); !strings.Contains(ms, "bob@example.org") {
 		t.Fatal("GET unsubscribed bob")
 	}
+	copies := len(sink.Messages())
 	resp, err := http.Post(local, "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("POST = %v %v", resp, err)
@@ -73,6 +75,15 @@ func TestOneClickUnsubscribe(t *testing.T) {
 	ms := mustRun(t, env, "member", "ls", "dev@lists.example.org")
 	if strings.Contains(ms, "bob@example.org") || !strings.Contains(ms, "carol@example.org") {
 		t.Errorf("after POST, members:\n%s", ms)
+	}
+	told := false
+	for deadline := time.Now().Add(30 * time.Second); !told && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for _, m := range sink.Messages()[copies:] {
+			told = told || m.To[0] == "olga@example.org" && strings.Contains(string(m.Data), "bob@example.org left dev@lists.example.org")
+		}
+	}
+	if !told {
+		t.Error("the owner was not told that bob left")
 	}
 	forged := strings.Replace(local, "/unsubscribe/", "/unsubscribe/AAAA", 1)
 	if code, _ := get(t, forged); code != 404 {

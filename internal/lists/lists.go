@@ -106,6 +106,9 @@ type List struct {
 	VERP          bool       `db:"verp" json:"verp"`
 	SubscribeBy   string     `db:"subscribe_policy" json:"subscribe_policy"`
 	Roster        string     `db:"roster" json:"roster"` // who may see the members: owners, members or public
+	// NotifyMembership tells the owners of every join and leave a member
+	// makes on their own.
+	NotifyMembership bool `db:"notify_membership" json:"notify_membership"`
 	UIDValidity   int64      `db:"uidvalidity" json:"uidvalidity"`
 	NextArticle   int64      `db:"next_article" json:"next_article"`
 	Members       int64      `db:"members" json:"members"`
@@ -128,6 +131,8 @@ type Settings struct {
 	VERP          *bool
 	SubscribeBy   *string // confirm or approve
 	Roster        *string // owners, members or public
+	// NotifyMembership: tell the owners of joins and leaves.
+	NotifyMembership *bool
 }
 
 // validate checks free-text settings: they end up in mail headers, so no
@@ -170,7 +175,7 @@ func (s Settings) validate() error {
 // it is shown (it costs a count over the list's members).
 const listCols = `l.id, l.address, l.local_part, d.name AS domain, l.display_name, l.description,
        l.post_policy, l.archive, l.subject_prefix, l.nonmember_action, l.max_message_bytes,
-       l.subject_threading, l.dmarc_mitigation, l.verp, l.subscribe_policy, l.roster, l.uidvalidity, l.next_article,
+       l.subject_threading, l.dmarc_mitigation, l.verp, l.subscribe_policy, l.roster, l.notify_membership, l.uidvalidity, l.next_article,
        l.created_at, l.updated_at`
 
 const (
@@ -180,10 +185,17 @@ const (
   FROM lists l JOIN domains d ON d.id = l.domain_id`
 )
 
-// Create makes a list (and its domain, if new). now fixes UIDVALIDITY.
+// Create makes a list (and its domain, if new). now fixes UIDVALIDITY. A
+// private list's subscriptions wait for an owner's approval unless the
+// settings say otherwise: anyone who learns its address could otherwise
+// join and read its archive.
 func Create(ctx context.Context, q db.Querier, addr mailaddr.Address, s Settings, now time.Time) (List, error) {
 	if err := s.validate(); err != nil {
 		return List{}, err
+	}
+	if s.Archive != nil && *s.Archive == ArchivePrivate && s.SubscribeBy == nil {
+		approve := "approve"
+		s.SubscribeBy = &approve
 	}
 	var domainID int64
 	err := q.QueryRowxContext(ctx, `
@@ -195,14 +207,14 @@ func Create(ctx context.Context, q db.Querier, addr mailaddr.Address, s Settings
 	_, err = q.ExecContext(ctx, `
 		INSERT INTO lists (domain_id, local_part, address, display_name, description, post_policy,
 		                   archive, subject_prefix, nonmember_action, max_message_bytes, subject_threading,
-		                   dmarc_mitigation, verp, subscribe_policy, roster, uidvalidity, created_at, updated_at)
+		                   dmarc_mitigation, verp, subscribe_policy, roster, notify_membership, uidvalidity, created_at, updated_at)
 		VALUES ($1, $2, $3, coalesce($4, ''), coalesce($5, ''), coalesce($6, 'members'),
 		        coalesce($7, 'public'), coalesce($8, ''), coalesce($9, 'hold'), coalesce($10, 0),
 		        coalesce($11, false), coalesce($12, 'policy'), coalesce($13, true), coalesce($14, 'confirm'),
-		        coalesce($15, 'owners'), $16, $17, $17)`,
+		        coalesce($15, 'owners'), coalesce($16, true), $17, $18, $18)`,
 		domainID, addr.Local, addr.String(), s.DisplayName, s.Description, s.PostPolicy,
 		s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage, s.SubjectThread, s.DMARC, s.VERP,
-		s.SubscribeBy, s.Roster, uidValidity(now), now)
+		s.SubscribeBy, s.Roster, s.NotifyMembership, uidValidity(now), now)
 	if _, dup := db.IsUniqueViolation(err); dup {
 		return List{}, errs.Kindf(ErrExists, "list %s already exists", addr)
 	}
@@ -278,7 +290,9 @@ func Count(ctx context.Context, q db.Querier) (int64, error) {
 	return n, err
 }
 
-// Update changes the settings that are set in s.
+// Update changes the settings that are set in s. A list made private
+// whose subscriptions took effect on confirmation alone now waits for an
+// owner's approval too, unless s says otherwise (as Create does).
 func Update(ctx context.Context, q db.Querier, address string, s Settings) (List, error) {
 	if err := s.validate(); err != nil {
 		return List{}, err
@@ -287,6 +301,10 @@ func Update(ctx context.Context, q db.Querier, address string, s Settings) (List
 	if err != nil {
 		return List{}, err
 	}
+	if s.Archive != nil && *s.Archive == ArchivePrivate && l.Archive != ArchivePrivate && s.SubscribeBy == nil && l.SubscribeBy == "confirm" {
+		approve := "approve"
+		s.SubscribeBy = &approve
+	}
 	_, err = q.ExecContext(ctx, `
 		UPDATE lists SET display_name = coalesce($2, display_name), description = coalesce($3, description),
 		       post_policy = coalesce($4, post_policy), archive = coalesce($5, archive),
@@ -294,10 +312,11 @@ func Update(ctx context.Context, q db.Querier, address string, s Settings) (List
 		       max_message_bytes = coalesce($8, max_message_bytes),
 		       subject_threading = coalesce($9, subject_threading),
 		       dmarc_mitigation = coalesce($10, dmarc_mitigation), verp = coalesce($11, verp),
-		       subscribe_policy = coalesce($12, subscribe_policy), roster = coalesce($13, roster), updated_at = now()
+		       subscribe_policy = coalesce($12, subscribe_policy), roster = coalesce($13, roster),
+		       notify_membership = coalesce($14, notify_membership), updated_at = now()
 		 WHERE id = $1`,
 		l.ID, s.DisplayName, s.Description, s.PostPolicy, s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage,
-		s.SubjectThread, s.DMARC, s.VERP, s.SubscribeBy, s.Roster)
+		s.SubjectThread, s.DMARC, s.VERP, s.SubscribeBy, s.Roster, s.NotifyMembership)
 	if err != nil {
 		return List{}, fmt.Errorf("update list: %w", err)
 	}

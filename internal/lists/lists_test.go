@@ -175,3 +175,38 @@ func TestDomainsAndPasswords(t *testing.T) {
 		t.Errorf("a list's view shows its moderator password: %s", js)
 	}
 }
+
+// TestPrivateListsAskOwners: a private list's subscriptions wait for an
+// owner's approval unless the settings say otherwise, whether it is made
+// private at creation or later; owners hear of joins and leaves by
+// default.
+func TestPrivateListsAskOwners(t *testing.T) {
+	t.Parallel()
+	d := pgtest.New(t)
+	ctx := t.Context()
+	create := func(addr string, s lists.Settings) lists.List {
+		a, _ := mailaddr.ParseList(addr)
+		l, err := lists.Create(ctx, d, a, s, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	priv := lists.ArchivePrivate
+	if l := create("a@lists.example.org", lists.Settings{Archive: &priv}); l.SubscribeBy != "approve" || !l.NotifyMembership {
+		t.Errorf("private list: subscribe %q, notify %v; want approve and on", l.SubscribeBy, l.NotifyMembership)
+	}
+	if l := create("b@lists.example.org", lists.Settings{Archive: &priv, SubscribeBy: ptr("confirm")}); l.SubscribeBy != "confirm" {
+		t.Errorf("private list with --subscribe confirm: %q", l.SubscribeBy)
+	}
+	if l := create("c@lists.example.org", lists.Settings{}); l.SubscribeBy != "confirm" {
+		t.Errorf("public list: %q, want confirm", l.SubscribeBy)
+	}
+	l, err := lists.Update(ctx, d, "c@lists.example.org", lists.Settings{Archive: &priv})
+	if err != nil || l.SubscribeBy != "approve" {
+		t.Errorf("made private: %q, %v; want approve", l.SubscribeBy, err)
+	}
+	if l, err := lists.Update(ctx, d, "c@lists.example.org", lists.Settings{NotifyMembership: ptr(false)}); err != nil || l.NotifyMembership {
+		t.Errorf("notify off: %v, %v", l.NotifyMembership, err)
+	}
+}

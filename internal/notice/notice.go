@@ -82,3 +82,23 @@ func randomHex(n int) string {
 func Queue(ctx context.Context, q db.Querier, l lists.List, rcpts []string, body []byte) error {
 	return outqueue.Notice(ctx, q, l.ID, rcpts, mailaddr.ServiceAddr(l.Address, mailaddr.KindBounce, ""), body)
 }
+
+// Membership is the owners' notice of a join or leave a member made on
+// their own (event "joined" or "left", how: "confirmed by mail", "by a
+// one-click link", …), or nil when the list does not send them
+// (lists.List.NotifyMembership). The caller queues it to the owners.
+func Membership(l lists.List, address, event, how string) *Message {
+	if !l.NotifyMembership {
+		return nil
+	}
+	owner := mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, "")
+	prefix := l.SubjectPrefix
+	if prefix == "" {
+		prefix = "[" + l.Address + "]"
+	}
+	return &Message{From: owner, To: owner, Loop: owner,
+		Subject: prefix + " " + mailmsg.Clean(address, 300) + " " + event,
+		Text: mailmsg.Clean(address, 300) + " " + event + " " + l.Address + " (" + how + ").\n\n" +
+			"You get these notices because the list tells its owners of every join and leave;\n" +
+			"parley list set " + l.Address + " --notify-owners off stops them.\n"}
+}

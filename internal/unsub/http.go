@@ -11,17 +11,20 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/members"
+	"github.com/parley-list/parley/internal/notice"
 )
 
 // Handler serves /unsubscribe/{token}: GET shows a confirmation page with
 // a button, POST (the RFC 8058 one-click request, or the button) removes
 // the member.
 type Handler struct {
-	DB     *sqlx.DB
-	Signer *Signer
-	Log    *slog.Logger
+	DB       *sqlx.DB
+	Signer   *Signer
+	Log      *slog.Logger
+	Hostname string // for the Message-IDs of the owners' notices
 }
 
 var page = template.Must(template.New("page").Parse(`<!doctype html>
@@ -85,7 +88,20 @@ func (h *Handler) list(ctx context.Context, w http.ResponseWriter, listID int64,
 }
 
 func (h *Handler) unsubscribe(ctx context.Context, w http.ResponseWriter, l lists.List, addr string) {
-	err := members.Remove(ctx, h.DB, l.ID, addr)
+	err := db.InTx(ctx, h.DB, func(tx *sqlx.Tx) error {
+		if err := members.Remove(ctx, tx, l.ID, addr); err != nil {
+			return err
+		}
+		n := notice.Membership(l, addr, "left", "by the one-click link in a list message")
+		if n == nil {
+			return nil
+		}
+		owners, err := members.Owners(ctx, tx, l.ID)
+		if err != nil || len(owners) == 0 {
+			return err
+		}
+		return notice.Queue(ctx, tx, l, owners, n.Render(h.Hostname, time.Now()))
+	})
 	switch {
 	case errors.Is(err, members.ErrNotFound):
 		// Already gone (a second click, say): the page says the same.
