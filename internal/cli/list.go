@@ -29,7 +29,7 @@ func listCmd(e *env) *cobra.Command {
 // listFlags are the settings flags shared by `list create` and `list set`.
 type listFlags struct {
 	name, description, policy, archive, prefix, nonmember, bySubject, dmarc, verp, modPassword, subscribe, roster, notify string
-	maxSize                                                                                                       int64
+	maxSize                                                                                                               int64
 }
 
 func (f *listFlags) register(fs *pflag.FlagSet) {

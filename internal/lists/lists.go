@@ -108,12 +108,12 @@ type List struct {
 	Roster        string     `db:"roster" json:"roster"` // who may see the members: owners, members or public
 	// NotifyMembership tells the owners of every join and leave a member
 	// makes on their own.
-	NotifyMembership bool `db:"notify_membership" json:"notify_membership"`
-	UIDValidity   int64      `db:"uidvalidity" json:"uidvalidity"`
-	NextArticle   int64      `db:"next_article" json:"next_article"`
-	Members       int64      `db:"members" json:"members"`
-	CreatedAt     time.Time  `db:"created_at" json:"created_at"`
-	UpdatedAt     time.Time  `db:"updated_at" json:"updated_at"`
+	NotifyMembership bool      `db:"notify_membership" json:"notify_membership"`
+	UIDValidity      int64     `db:"uidvalidity" json:"uidvalidity"`
+	NextArticle      int64     `db:"next_article" json:"next_article"`
+	Members          int64     `db:"members" json:"members"`
+	CreatedAt        time.Time `db:"created_at" json:"created_at"`
+	UpdatedAt        time.Time `db:"updated_at" json:"updated_at"`
 }
 
 // Settings are the changeable parts of a list. A nil field is left as it is
