@@ -58,3 +58,22 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFirstText: reading the command text of any message never panics,
+// runs away on nesting, or returns more than its bound or invalid text
+// for the command parser.
+func FuzzFirstText(f *testing.F) {
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: multipart/alternative; boundary=i\r\n\r\n--i\r\nContent-Type: text/plain\r\n\r\nhelp\r\n--i--\r\n--o--\r\n"))
+	f.Add([]byte("Content-Type: text/plain; charset=koi8-r\r\nContent-Transfer-Encoding: base64\r\n\r\n58TF\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		s := firstText(raw)
+		if len(s) > 64<<10 {
+			t.Fatalf("firstText returned %d bytes", len(s))
+		}
+		for _, c := range Parse("", s) {
+			if c.Name == "" {
+				t.Fatalf("empty command from %q", s)
+			}
+		}
+	})
+}
