@@ -48,6 +48,26 @@ type Post struct {
 	// BySubject lets a "Re:" without references join the latest thread
 	// with the same base subject (the list's subject_threading setting).
 	BySubject bool
+	// Derived is what InsertBatch derives from Raw, when the caller has it
+	// already (computed where the work runs in parallel, not in the one
+	// writer of a group commit); nil: InsertBatch computes it.
+	Derived *Derived
+}
+
+// Derived is the data archived beside a post that is computed from its
+// bytes: the stored IMAP meta and the search text.
+type Derived struct {
+	IMAP       []byte
+	SearchText string
+}
+
+// Derive computes a post's derived data.
+func Derive(raw []byte) (*Derived, error) {
+	meta, err := imapmeta.Encode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("archive: imap meta: %w", err)
+	}
+	return &Derived{IMAP: meta, SearchText: mailmsg.SearchText(raw)}, nil
 }
 
 // Stored is what Insert did.
@@ -125,13 +145,16 @@ func InsertBatch(ctx context.Context, q db.Querier, posts []Post) ([]Stored, err
 		recs[i] = storedPost{ListID: p.ListID, MessageID: s.MessageID, Synth: s.Synthesised, HeaderLen: s.HeaderLen,
 			Received: p.ReceivedAt, Sent: s.Date, From: s.From, FromName: s.FromName, Subject: s.Subject,
 			SubjectKey: key, InReplyTo: strPtr(s.InReplyTo), Refs: nonNilStrings(s.Refs), Parent: strPtr(s.Parent()),
-			Source: p.Source, Lookup: lookup, Queue: p.Queue, SearchText: mailmsg.SearchText(p.Raw), Envelope: p.EnvelopeFrom}
+			Source: p.Source, Lookup: lookup, Queue: p.Queue, Envelope: p.EnvelopeFrom}
 		raws[i], keys[i] = p.Raw, s.ContentKey
-		meta, err := imapmeta.Encode(p.Raw)
-		if err != nil {
-			return nil, fmt.Errorf("archive: imap meta: %w", err)
+		d := p.Derived
+		if d == nil {
+			var err error
+			if d, err = Derive(p.Raw); err != nil {
+				return nil, err
+			}
 		}
-		recs[i].IMAP = meta
+		recs[i].IMAP, recs[i].SearchText = d.IMAP, d.SearchText
 	}
 	js, err := json.Marshal(recs)
 	if err != nil {

@@ -183,7 +183,7 @@ func (s *Service) write(ctx context.Context, tx *sqlx.Tx, env Envelope, p *prepa
 // post is an accepted post to archive, with its delivery to the members.
 func (s *Service) post(l lists.List, p *prepared, source string) archive.Post {
 	return archive.Post{ListID: l.ID, Raw: p.raw, Summary: p.sum, Source: source, ReceivedAt: s.o.Now(),
-		Queue: true, BySubject: l.SubjectThread, EnvelopeFrom: p.mailFrom}
+		Queue: true, BySubject: l.SubjectThread, EnvelopeFrom: p.mailFrom, Derived: p.derived}
 }
 
 // archive stores an accepted post and queues its delivery to the members.

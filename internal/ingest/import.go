@@ -3,8 +3,10 @@ package ingest
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/parley-list/parley/internal/archive"
@@ -45,19 +47,9 @@ func (s *Service) Imported(ctx context.Context) error {
 // dropped silently; a database failure aborts the whole batch.
 func (s *Service) Import(ctx context.Context, l lists.List, items []ImportItem) ([]ImportResult, error) {
 	res := make([]ImportResult, len(items))
-	preps := make([]*prepared, len(items))
-	for i, it := range items {
-		res[i].Where = it.Where
-		p, err := s.prepare(Envelope{Data: it.Data, Rcpts: []Recipient{{List: l}}})
-		var rej *Rejection
-		if errors.As(err, &rej) {
-			res[i].Problem = rej.Msg
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		preps[i] = p
+	preps, err := s.prepareAll(l, items, res)
+	if err != nil {
+		return nil, err
 	}
 	var posts []archive.Post
 	var index []int
@@ -73,10 +65,9 @@ func (s *Service) Import(ctx context.Context, l lists.List, items []ImportItem) 
 			when = s.o.Now()
 		}
 		posts = append(posts, archive.Post{ListID: l.ID, Raw: p.raw, Summary: p.sum, Source: "import", ReceivedAt: when,
-			BySubject: l.SubjectThread, EnvelopeFrom: envelopeSender(items[i].Sender)})
+			BySubject: l.SubjectThread, EnvelopeFrom: envelopeSender(items[i].Sender), Derived: p.derived})
 		index = append(index, i)
 	}
-	var err error
 	if len(posts) > 0 {
 		// One statement for the whole batch: one transaction, one round trip.
 		var sts []archive.Stored
@@ -98,4 +89,37 @@ func envelopeSender(s string) string {
 		return ""
 	}
 	return s
+}
+
+// prepareAll prepares the items (parsing, and the derived data, the bulk
+// of an import's work) on every core, keeping their order; an item that
+// cannot be archived gets its Problem in res.
+func (s *Service) prepareAll(l lists.List, items []ImportItem, res []ImportResult) ([]*prepared, error) {
+	preps := make([]*prepared, len(items))
+	errs := make([]error, len(items))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := range next {
+				preps[i], errs[i] = s.prepare(Envelope{Data: items[i].Data, Rcpts: []Recipient{{List: l}}})
+			}
+		})
+	}
+	for i := range items {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i, err := range errs {
+		res[i].Where = items[i].Where
+		var rej *Rejection
+		switch {
+		case errors.As(err, &rej):
+			res[i].Problem = rej.Msg
+		case err != nil:
+			return nil, err
+		}
+	}
+	return preps, nil
 }

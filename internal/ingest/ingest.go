@@ -38,6 +38,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parley-list/parley/internal/archive"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/mailmsg"
@@ -242,7 +243,8 @@ type Envelope struct {
 type prepared struct {
 	raw      []byte
 	sum      *mailmsg.Summary
-	mailFrom string // the envelope sender
+	mailFrom string           // the envelope sender
+	derived  *archive.Derived // computed here, in the session's goroutine, not in the group commit's writer
 }
 
 // prepare canonicalises line endings, parses the message and records in
@@ -288,7 +290,11 @@ func (s *Service) prepare(env Envelope) (*prepared, error) {
 		raw = append(top, raw...)
 		sum.HeaderLen += len(top)
 	}
-	return &prepared{raw: raw, sum: sum, mailFrom: env.From}, nil
+	derived, err := archive.Derive(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &prepared{raw: raw, sum: sum, mailFrom: env.From, derived: derived}, nil
 }
 
 // trace returns the fields parley adds on top of a message it accepts:
