@@ -16,6 +16,7 @@ import (
 	"github.com/parley-list/parley/internal/commands"
 	"github.com/parley-list/parley/internal/config"
 	"github.com/parley-list/parley/internal/deliver"
+	"github.com/parley-list/parley/internal/digest"
 	"github.com/parley-list/parley/internal/notify"
 	"github.com/parley-list/parley/internal/outqueue"
 )
@@ -97,10 +98,10 @@ func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, r
 	return nil
 }
 
-// startProcessors runs the processors of stored service-address mail:
-// command mail and bounces. They run in every process, whether or not it
-// delivers: what they queue wakes the delivery workers of any process
-// through NOTIFY outbound. It returns the bounce processor, which also
+// startProcessors runs the processors of stored service-address mail
+// (command mail and bounces) and the digest scheduler. They run in every
+// process, whether or not it delivers: what they queue wakes the delivery
+// workers of any process through NOTIFY outbound. It returns the bounce processor, which also
 // scores the refusals delivery meets.
 func startProcessors(g *group, cfg config.Config, d *Database, log *slog.Logger, reg prometheus.Registerer) *bounce.Processor {
 	wake := func() { d.Notify.Poke(notify.Outbound, "") }
@@ -111,6 +112,13 @@ func startProcessors(g *group, cfg config.Config, d *Database, log *slog.Logger,
 	bctx, bcancel := context.WithCancel(context.Background())
 	g.add("bounces", func() error { return bounces.Run(bctx, 5*time.Second) }, func(context.Context) error {
 		bcancel()
+		return nil
+	})
+	digests := &digest.Scheduler{DB: d.DB, Log: log, MaxMessage: cfg.SMTP.MaxMessageBytes,
+		Every: cfg.Digest.CheckEvery.D(), Queued: wake}
+	dctx, dcancel := context.WithCancel(context.Background())
+	g.add("digests", func() error { return digests.Run(dctx) }, func(context.Context) error {
+		dcancel()
 		return nil
 	})
 	cmds := &commands.Processor{DB: d.DB, Log: log, Hostname: cfg.Hostname, Poke: wake,

@@ -103,3 +103,9 @@ func isLoopback(a net.Addr) bool {
 	t, ok := a.(*net.TCPAddr)
 	return ok && t.IP.IsLoopback()
 }
+
+// ArchiveURL is the archive's URL as the configuration gives it, for
+// commands that run beside the server (links in a digest shown by the
+// CLI): what a running server would use when its IMAP listener has the
+// configured address.
+func ArchiveURL(cfg config.Config) string { return archiveURL(cfg, string(cfg.IMAP.Listen)) }

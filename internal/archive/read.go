@@ -238,3 +238,47 @@ func FillSearchText(ctx context.Context, q db.Querier, batch int) (int, error) {
 		FROM unnest($1::bigint[], $2::text[]) AS u(id, t) WHERE m.id = u.id`, pq.Int64Array(ids), pq.StringArray(texts))
 	return len(rows), err
 }
+
+// Distributed returns up to limit of the list's posts from article
+// first on that went to its members (imported history did not), in
+// article order, without their bytes: what a digest issue may hold.
+func Distributed(ctx context.Context, q db.Querier, listID, first int64, limit int) ([]Entry, error) {
+	var es []Entry
+	err := q.SelectContext(ctx, &es, `
+		SELECT id, article, message_id, thread_id, refs, subject, from_addr, from_name, sent_at, received_at, size
+		  FROM messages WHERE list_id = $1 AND article >= $2 AND source <> 'import' ORDER BY article LIMIT $3`,
+		listID, first, limit)
+	if err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	return es, nil
+}
+
+// Pending sums the posts Distributed would return from article first,
+// without a limit.
+func Pending(ctx context.Context, q db.Querier, listID, first int64) (posts, bytes int64, err error) {
+	err = q.QueryRowxContext(ctx, `SELECT count(*), coalesce(sum(size), 0) FROM messages
+		WHERE list_id = $1 AND article >= $2 AND source <> 'import'`, listID, first).Scan(&posts, &bytes)
+	return posts, bytes, err
+}
+
+// Article is an archived post with its bytes.
+type Article struct {
+	Entry
+	Raw []byte `db:"raw"`
+}
+
+// Articles returns the distributed posts between articles first and last
+// (inclusive), with the bytes of those not in without.
+func Articles(ctx context.Context, q db.Querier, listID, first, last int64, without []int64) ([]Article, error) {
+	var as []Article
+	err := q.SelectContext(ctx, &as, `
+		SELECT id, article, message_id, thread_id, refs, subject, from_addr, from_name, sent_at, received_at, size,
+		       CASE WHEN article = ANY ($4::bigint[]) THEN ''::bytea ELSE raw END AS raw
+		  FROM messages WHERE list_id = $1 AND article BETWEEN $2 AND $3 AND source <> 'import' ORDER BY article`,
+		listID, first, last, pq.Int64Array(without))
+	if err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	return as, nil
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,9 +32,12 @@ func listCmd(e *env) *cobra.Command {
 type listFlags struct {
 	name, description, policy, archive, prefix, nonmember, bySubject, dmarc, verp, modPassword, subscribe, roster, notify string
 	maxSize                                                                                                               int64
+	digestSize, digestSchedule, digestTZ, digestVolume, digestFormats, footer, footerFile, replyTo                        string
+	stdin                                                                                                                 io.Reader // for --footer-file -
 }
 
-func (f *listFlags) register(fs *pflag.FlagSet) {
+func (f *listFlags) register(fs *pflag.FlagSet, stdin io.Reader) {
+	f.stdin = stdin
 	fs.StringVar(&f.name, "name", "", "display name")
 	fs.StringVar(&f.description, "description", "", "one-paragraph description")
 	fs.StringVar(&f.policy, "post-policy", "", "who may post: open, members, moderated or announce (default members)")
@@ -47,6 +52,14 @@ func (f *listFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.verp, "verp", "", "on (default): a return path per copy, so each bounce names its member; off: copies to one domain share SMTP transactions")
 	fs.StringVar(&f.dmarc, "dmarc", "", "rewrite From: to the list's address: policy (when the author's domain asks for it, the default), always or never")
 	fs.StringVar(&f.bySubject, "subject-threading", "", "on: a \"Re:\" without References joins the latest thread with the same subject (default off)")
+	fs.StringVar(&f.digestSize, "digest-size", "", "cut a digest issue when the posts waiting for it reach this size, e.g. 30KB (default); 0: only by schedule")
+	fs.StringVar(&f.digestSchedule, "digest-schedule", "", `when digest issues are cut by the clock: "daily HH:MM" (default "daily 06:00"), "weekly DAY HH:MM" or "none"`)
+	fs.StringVar(&f.digestTZ, "digest-tz", "", "time zone of the digest schedule, e.g. Europe/Berlin (default UTC)")
+	fs.StringVar(&f.digestVolume, "digest-volume", "", "start a new digest volume yearly (default), monthly or never")
+	fs.StringVar(&f.digestFormats, "digest-formats", "", "digest formats members may choose, of mime,plain,summary (default all three)")
+	fs.StringVar(&f.footer, "footer", "", "text added to every copy and digest ('' none); may hold "+strings.Join(lists.FooterFields, " "))
+	fs.StringVar(&f.footerFile, "footer-file", "", "read the footer from this file ('-': stdin)")
+	fs.StringVar(&f.replyTo, "reply-to", "", "where replies go: author (default: Reply-To as the author set it), list, or an address")
 }
 
 // settings converts the flags that were given into lists.Settings.
@@ -115,7 +128,80 @@ func (f *listFlags) settings(fs *pflag.FlagSet) (lists.Settings, error) {
 		}
 		s.Archive = &a
 	}
-	return s, nil
+	return s, f.deliverySettings(fs, &s)
+}
+
+// deliverySettings converts the digest, footer and Reply-To flags.
+func (f *listFlags) deliverySettings(fs *pflag.FlagSet, s *lists.Settings) error {
+	if fs.Changed("digest-size") {
+		n, err := parseSize(f.digestSize)
+		if err != nil {
+			return err
+		}
+		s.DigestThreshold = &n
+	}
+	if fs.Changed("digest-schedule") {
+		sc, err := lists.ParseSchedule(f.digestSchedule)
+		if err != nil {
+			return err
+		}
+		s.DigestSchedule = &sc
+	}
+	if fs.Changed("digest-tz") {
+		s.DigestTZ = &f.digestTZ
+	}
+	if fs.Changed("digest-volume") {
+		s.DigestVolume = &f.digestVolume
+	}
+	if fs.Changed("digest-formats") {
+		formats := lists.ParseFormats(f.digestFormats)
+		s.DigestFormats = &formats
+	}
+	if fs.Changed("footer") && fs.Changed("footer-file") {
+		return usagef("give --footer or --footer-file, not both")
+	}
+	if fs.Changed("footer") {
+		s.Footer = &f.footer
+	}
+	if fs.Changed("footer-file") {
+		var b []byte
+		var err error
+		if f.footerFile == "-" {
+			b, err = io.ReadAll(io.LimitReader(f.stdin, 64<<10))
+		} else {
+			b, err = os.ReadFile(f.footerFile)
+		}
+		if err != nil {
+			return usagef("--footer-file: %v", err)
+		}
+		text := strings.TrimRight(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n")
+		s.Footer = &text
+	}
+	if fs.Changed("reply-to") {
+		s.ReplyTo = &f.replyTo
+	}
+	return nil
+}
+
+// parseSize reads a byte count with an optional unit: 30000, 30KB, 2MB
+// (KB and MB are 1024 and 1024²).
+func parseSize(v string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(v))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KB", 1 << 10}, {"K", 1 << 10}, {"MB", 1 << 20}, {"M", 1 << 20}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<40)/mult {
+		return 0, usagef("size %q: want a number of bytes, e.g. 30KB or 2MB", v)
+	}
+	return n * mult, nil
 }
 
 func listCreateCmd(e *env) *cobra.Command {
@@ -162,7 +248,7 @@ func listCreateCmd(e *env) *cobra.Command {
 			})
 		},
 	}
-	f.register(c.Flags())
+	f.register(c.Flags(), e.io.Stdin)
 	c.Flags().StringArrayVar(&owners, "owner", nil, "owner address (repeatable); owners are also members")
 	return c
 }
@@ -235,6 +321,12 @@ func writeList(w io.Writer, l lists.List) error {
 		{"subscriptions", l.SubscribeBy},
 		{"roster", l.Roster},
 		{"notify owners", onOff(l.NotifyMembership)},
+		{"reply-to", l.ReplyTo},
+		{"footer", strings.ReplaceAll(l.Footer, "\n", `\n`)},
+		{"digest size", digestSize(l.Digest.Threshold)},
+		{"digest schedule", l.Digest.Schedule.String() + " " + l.Digest.TZ},
+		{"digest volume", l.Digest.Volume},
+		{"digest formats", strings.Join(l.Digest.Formats, ",")},
 		{"members", fmt.Sprint(l.Members)},
 		{"posts", fmt.Sprint(l.NextArticle - 1)},
 		{"uidvalidity", fmt.Sprint(l.UIDValidity)},
@@ -284,7 +376,7 @@ func listSetCmd(e *env) *cobra.Command {
 			})
 		},
 	}
-	f.register(c.Flags())
+	f.register(c.Flags(), e.io.Stdin)
 	return c
 }
 
@@ -348,6 +440,13 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+func digestSize(n int64) string {
+	if n == 0 {
+		return "off (by schedule only)"
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func sizeOr(n int64) string {

@@ -131,7 +131,7 @@ address's result is printed.`,
 	}
 	c.Flags().StringVar(&file, "file", "", "read addresses from FILE, one per line ('-' for stdin)")
 	c.Flags().StringVar(&role, "role", "member", "role: member, moderator or owner")
-	c.Flags().StringVar(&mode, "delivery", "regular", "delivery: regular, digest or nomail")
+	c.Flags().StringVar(&mode, "delivery", "regular", "delivery: "+members.DeliveryModes)
 	c.Flags().BoolVar(&skipExisting, "skip-existing", false, "skip addresses that are already members instead of refusing")
 	return c
 }
@@ -343,7 +343,7 @@ func memberSetCmd(e *env) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&role, "role", "", "member, moderator or owner")
-	c.Flags().StringVar(&mode, "delivery", "", "regular, digest or nomail")
+	c.Flags().StringVar(&mode, "delivery", "", members.DeliveryModes)
 	c.Flags().StringVar(&status, "status", "", "active or disabled")
 	c.Flags().StringVar(&moderated, "moderated", "", "on: hold this member's posts for moderation; off: don't")
 	return c

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/parley-list/parley/internal/errs"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/members"
@@ -33,7 +34,7 @@ func (p *Processor) sender(ctx context.Context, tx *sqlx.Tx, l lists.List, m mai
 // lock them out of the archive.
 func (p *Processor) set(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, c Command) (string, bool, error) {
 	if c.Name != "password" {
-		if _, err := parseSetting(c); err != nil {
+		if _, err := parseSetting(c, l); err != nil {
 			return err.Error(), false, nil
 		}
 	}
@@ -55,18 +56,21 @@ func (p *Processor) set(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, 
 	return "A confirmation was sent to " + mem.Address + ".", true, nil
 }
 
-// parseSetting reads "set delivery regular|digest|nomail" and
+// parseSetting reads "set delivery MODE" (a mode the list offers) and
 // "set self-copy on|off".
-func parseSetting(c Command) (members.Settings, error) {
+func parseSetting(c Command, l lists.List) (members.Settings, error) {
 	var s members.Settings
 	if len(c.Args) != 2 {
-		return s, errors.New(`use "set delivery regular|digest|nomail" or "set self-copy on|off"`)
+		return s, errors.New(`use "set delivery regular|digest|digest-plain|summary|nomail" or "set self-copy on|off"`)
 	}
 	switch strings.ToLower(c.Args[0]) {
 	case "delivery":
 		d, err := members.ParseDelivery(c.Args[1])
 		if err != nil {
-			return s, errors.New("delivery is regular, digest or nomail")
+			return s, errors.New("delivery is " + members.DeliveryModes)
+		}
+		if f := d.DigestFormat(); f != "" && !l.Digest.Offers(f) {
+			return s, fmt.Errorf("%s does not offer %s delivery", l.Address, d)
 		}
 		s.Delivery = &d
 	case "self-copy", "selfcopy", "myposts":
@@ -87,11 +91,13 @@ func (p *Processor) applySetting(ctx context.Context, tx *sqlx.Tx, l lists.List,
 	if c.Name == "password" {
 		return p.newPassword(ctx, tx, l, m, t.AddressNorm)
 	}
-	s, err := parseSetting(c)
+	s, err := parseSetting(c, l)
 	if err != nil {
 		return err.Error(), false, nil
 	}
-	if _, err := members.Update(ctx, tx, l.ID, t.AddressNorm, s); err != nil {
+	if _, err := members.Update(ctx, tx, l.ID, t.AddressNorm, s); errs.IsInvalid(err) {
+		return err.Error(), false, nil
+	} else if err != nil {
 		return "", false, err
 	}
 	return "Done: " + t.Payload + ".", false, nil

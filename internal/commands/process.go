@@ -293,11 +293,14 @@ func (p *Processor) request(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 	given, mode := m.sender, "regular"
 	for _, a := range c.Args {
 		switch strings.ToLower(a) {
-		case "regular", "digest", "nomail":
+		case "regular", "digest", "digest-plain", "summary", "nomail":
 			mode = strings.ToLower(a)
 		default:
 			given = strings.TrimPrefix(a, "address=")
 		}
+	}
+	if f := members.Delivery(mode).DigestFormat(); f != "" && !l.Digest.Offers(f) {
+		return fmt.Sprintf("%s does not offer %s delivery.", l.Address, mode), false, nil
 	}
 	addr, err := mailaddr.Parse(given)
 	if err != nil {
@@ -373,7 +376,9 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 		if err != nil {
 			return "", false, err
 		}
-		if _, err := members.Add(ctx, tx, l.ID, []members.New{nm}); err != nil {
+		if _, err := members.Add(ctx, tx, l.ID, []members.New{nm}); errs.IsInvalid(err) {
+			return err.Error(), false, nil // say, the list stopped offering the digest asked for
+		} else if err != nil {
 			return "", false, err
 		}
 		m.info("subscribed by confirmation", "subscribed", "rcpt", t.AddressNorm)

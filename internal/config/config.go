@@ -45,6 +45,7 @@ type Config struct {
 	IMAPS    IMAPS    `toml:"imaps"`
 	HTTP     HTTP     `toml:"http"`
 	Delivery Delivery `toml:"delivery"`
+	Digest   Digest   `toml:"digest"`
 	DNS      DNS      `toml:"dns"`
 	Log      Log      `toml:"log"`
 }
@@ -64,6 +65,12 @@ type Delivery struct {
 	Lease      Duration `toml:"lease" doc:"How long a worker owns the copies it claimed without renewing; copies of a worker that died are sent again after this."`
 	MXPort     int      `toml:"mx_port" doc:"Port of the mail exchangers for relay = mx (25; another only for tests)."`
 	Timeout    Duration `toml:"timeout" doc:"Longest wait for any one reply of a relay or mail exchanger (RFC 5321 suggests minutes); a copy whose relay stays silent longer is retried later."`
+}
+
+// Digest configures the digest scheduler (each list's schedule and size
+// threshold are list settings).
+type Digest struct {
+	CheckEvery Duration `toml:"check_every" doc:"How often each process looks for digest issues that are due (by size or by schedule); 0 looks every minute."`
 }
 
 // Database says how parley reaches PostgreSQL.
@@ -149,7 +156,8 @@ func Default() Config {
 		Delivery: Delivery{Workers: 32, PerDomain: 4, RetryFirst: Duration(5 * time.Minute),
 			RetryMax: Duration(4 * time.Hour), GiveUp: Duration(48 * time.Hour), Lease: Duration(15 * time.Minute), MXPort: 25,
 			Timeout: Duration(5 * time.Minute)},
-		Log: Log{Format: "text", Level: "info"},
+		Digest: Digest{CheckEvery: Duration(time.Minute)},
+		Log:    Log{Format: "text", Level: "info"},
 	}
 }
 

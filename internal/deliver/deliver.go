@@ -12,10 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/parley-list/parley/internal/archive"
 	"github.com/parley-list/parley/internal/db"
-	"github.com/parley-list/parley/internal/dkimkeys"
-	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/notify"
 	"github.com/parley-list/parley/internal/outqueue"
@@ -185,10 +182,10 @@ func (s *Service) round(ctx context.Context) (int, error) {
 	leased := make(chan struct{})
 	defer close(leased)
 	go s.keepLeases(context.WithoutCancel(ctx), ds, leased)
-	jobs := map[int64]*job{}
+	jobs := map[jobKey]*job{}
 	for _, d := range ds {
-		if _, ok := jobs[d.Job]; !ok {
-			jobs[d.Job] = s.job(context.WithoutCancel(ctx), d.Job)
+		if k := (jobKey{d.Job, d.Variant}); jobs[k] == nil {
+			jobs[k] = s.job(context.WithoutCancel(ctx), d)
 		}
 	}
 	var wg sync.WaitGroup
@@ -207,7 +204,7 @@ func (s *Service) round(ctx context.Context) (int, error) {
 		domains.acquire(group[0].Domain)
 		wg.Go(func() {
 			defer func() { domains.release(group[0].Domain); <-slots }()
-			j := jobs[group[0].Job]
+			j := jobs[jobKey{group[0].Job, group[0].Variant}]
 			if len(group) == 1 {
 				s.deliver(context.WithoutCancel(ctx), group[0], j, rec)
 				return
@@ -226,18 +223,18 @@ const maxBatchRcpts = 100
 // batches groups the claimed copies into units of work: one copy each,
 // except that copies of a post to a list without VERP that go to the same
 // domain share transactions (when the relay can do that).
-func (s *Service) batches(ds []outqueue.Delivery, jobs map[int64]*job) [][]outqueue.Delivery {
+func (s *Service) batches(ds []outqueue.Delivery, jobs map[jobKey]*job) [][]outqueue.Delivery {
 	_, canBatch := s.o.Relay.(BatchRelay)
 	var out [][]outqueue.Delivery
-	groups := map[[2]string][]outqueue.Delivery{}
-	var order [][2]string
+	groups := map[[3]string][]outqueue.Delivery{}
+	var order [][3]string
 	for _, d := range ds {
-		j := jobs[d.Job]
+		j := jobs[jobKey{d.Job, d.Variant}]
 		if !canBatch || j.err != nil || j.from != "" || j.unsigned != nil || j.list.VERP {
 			out = append(out, []outqueue.Delivery{d})
 			continue
 		}
-		k := [2]string{fmt.Sprint(d.Job), d.Domain}
+		k := [3]string{fmt.Sprint(d.Job), d.Variant, d.Domain}
 		if len(groups[k]) == 0 {
 			order = append(order, k)
 		}
@@ -267,78 +264,6 @@ func (s *Service) deliverBatch(ctx context.Context, group []outqueue.Delivery, j
 	for i, d := range group {
 		s.record(ctx, d, j, errs[i], rec)
 	}
-}
-
-// job is what one outbound job sends: the same bytes to every recipient,
-// or, with one-click unsubscribe links, the same bytes but for one header.
-type job struct {
-	list     lists.List
-	msg      []byte // signed, the same for every copy
-	unsigned []byte // set when each copy is personalised and signed on its own
-	keys     []dkimkeys.Key
-	from     string // fixed return path (notices); "" means VERP per copy
-	msgID    string // the post's Message-ID, for the log ("" for notices)
-	err      error
-}
-
-// job returns the rendered job, from the cache when an earlier round
-// rendered it.
-func (s *Service) job(ctx context.Context, id int64) *job {
-	now := time.Now()
-	if j, ok := s.jobs.get(id, now); ok {
-		return j
-	}
-	j, err := s.loadJob(ctx, id)
-	if err != nil {
-		s.o.Logger.Error("cannot render job", "event", "render_failed", "job_id", id, "err", err)
-		return &job{err: err} // not kept: the next round tries again
-	}
-	s.jobs.put(id, j, now)
-	return j
-}
-
-func (s *Service) loadJob(ctx context.Context, id int64) (*job, error) {
-	oj, err := outqueue.GetJob(ctx, s.o.DB, id)
-	if err != nil {
-		return nil, err
-	}
-	l, err := lists.GetByID(ctx, s.o.DB, oj.ListID)
-	if err != nil {
-		return nil, err
-	}
-	j := &job{list: l, msg: oj.Body, from: oj.MailFrom}
-	post := oj.Kind == "post"
-	if post {
-		if oj.Message == nil {
-			return nil, errors.New("post job without an archived message")
-		}
-		m, err := archive.Get(ctx, s.o.DB, *oj.Message)
-		if err != nil {
-			return nil, err
-		}
-		j.msgID, j.from = m.MessageID, ""
-		if j.msg, err = RenderPost(m.Raw, l, s.o.Site, m.Article, s.rewriteFrom(ctx, l, m.From)); err != nil {
-			return nil, err
-		}
-	}
-	keys, err := dkimkeys.ForDomain(ctx, s.o.DB, l.Domain)
-	if err != nil {
-		return nil, err
-	}
-	if post && s.o.Site.BaseURL != "" && s.o.Unsub != nil {
-		// Each copy gets its own unsubscribe link, so each is signed on
-		// its own (in deliver).
-		j.unsigned, j.keys = j.msg, keys
-		return j, nil
-	}
-	// Every copy of the job is the same message, so it is signed once
-	// here, not once per recipient.
-	if len(keys) > 0 {
-		if j.msg, err = dkimkeys.Sign(j.msg, keys); err != nil {
-			return nil, err
-		}
-	}
-	return j, nil
 }
 
 // deliver sends one copy and records the result.
@@ -403,35 +328,6 @@ func (s *Service) record(ctx context.Context, d outqueue.Delivery, j *job, err e
 	}
 	// One line per copy, as an MTA's log has: the record of who got what.
 	log.Info("copy sent", "event", "sent")
-}
-
-// rewriteFrom decides the list's DMARC mitigation for one post.
-func (s *Service) rewriteFrom(ctx context.Context, l lists.List, author string) bool {
-	switch l.DMARC {
-	case "always":
-		return true
-	case "never":
-		return false
-	}
-	if s.o.DMARC == nil {
-		return false
-	}
-	at := strings.LastIndexByte(author, '@')
-	return at >= 0 && s.o.DMARC.Strict(ctx, author[at+1:])
-}
-
-// personal renders and signs one member's copy.
-func (s *Service) personal(j *job, d outqueue.Delivery) ([]byte, error) {
-	norm := d.Rcpt
-	if a, err := mailaddr.Parse(d.Rcpt); err == nil {
-		norm = a.String()
-	}
-	url := strings.TrimRight(s.o.Site.BaseURL, "/") + "/unsubscribe/" + s.o.Unsub.Token(j.list.ID, norm)
-	msg := personalize(j.unsigned, j.list, url, len(j.keys) > 0)
-	if len(j.keys) == 0 {
-		return msg, nil
-	}
-	return dkimkeys.Sign(msg, j.keys)
 }
 
 // recorder writes results as they come, in group commits: while one
@@ -533,76 +429,6 @@ func (r *recorder) wait() {
 	defer r.mu.Unlock()
 	for r.running {
 		r.idle.Wait()
-	}
-}
-
-// jobCache keeps rendered jobs across claim rounds. A round claims at
-// most Options.Batch copies, so a post to 10,000 members is sent over
-// dozens of rounds; loading, rendering and signing it again for each was
-// most of the work of a large fan-out. An entry lives jobTTL, so a changed
-// list setting or DKIM key reaches copies claimed after that, and the
-// cache holds at most maxCachedJobs entries and maxCachedBytes of messages.
-type jobCache struct {
-	mu    sync.Mutex
-	m     map[int64]cachedJob
-	bytes int
-}
-
-type cachedJob struct {
-	j       *job
-	expires time.Time
-}
-
-const (
-	jobTTL         = time.Minute
-	maxCachedJobs  = 64
-	maxCachedBytes = 64 << 20
-)
-
-func (j *job) size() int { return len(j.msg) + len(j.unsigned) }
-
-func (c *jobCache) get(id int64, now time.Time) (*job, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[id]
-	if !ok || now.After(e.expires) {
-		return nil, false
-	}
-	return e.j, true
-}
-
-// put keeps j, first dropping expired entries and then, while the cache
-// is over its bounds, the entry that would expire soonest.
-func (c *jobCache) put(id int64, j *job, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[int64]cachedJob{}
-	}
-	c.drop(id)
-	for k, e := range c.m {
-		if now.After(e.expires) {
-			c.drop(k)
-		}
-	}
-	for len(c.m) > 0 && (len(c.m) >= maxCachedJobs || c.bytes+j.size() > maxCachedBytes) {
-		var first int64
-		var at time.Time
-		for k, e := range c.m {
-			if at.IsZero() || e.expires.Before(at) {
-				first, at = k, e.expires
-			}
-		}
-		c.drop(first)
-	}
-	c.m[id] = cachedJob{j: j, expires: now.Add(jobTTL)}
-	c.bytes += j.size()
-}
-
-func (c *jobCache) drop(id int64) {
-	if e, ok := c.m[id]; ok {
-		c.bytes -= e.j.size()
-		delete(c.m, id)
 	}
 }
 

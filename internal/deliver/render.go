@@ -8,7 +8,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/emersion/go-message"
@@ -47,7 +46,7 @@ func personalize(msg []byte, l lists.List, url string, oneClick bool) []byte {
 }
 
 // listHeaders returns the RFC 2369/2919/5064 fields for one post, in the
-// order they are written.
+// order they are written; article 0 (a digest) has no Archived-At.
 func listHeaders(l lists.List, site Site, article int64) [][2]string {
 	name := l.DisplayName
 	if name == "" {
@@ -57,21 +56,19 @@ func listHeaders(l lists.List, site Site, article int64) [][2]string {
 	if l.PostPolicy == lists.PostAnnounce {
 		post = "NO"
 	}
-	// The mailbox is the list address; PathEscape keeps '@' and escapes
-	// ';' and '/', which would end the mailbox part of the URL.
-	archive := strings.TrimSuffix(site.ArchiveURL, "/") + "/" + url.PathEscape(l.Address)
-	return [][2]string{
+	fields := [][2]string{
 		{"List-Id", fmt.Sprintf("%s <%s>", quotePhrase(mailmsg.Clean(name, 100)), mailaddr.ListID(l.Address))},
 		{"List-Post", post},
 		{"List-Help", "<mailto:" + mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, "") + "?subject=help>"},
 		{"List-Subscribe", "<mailto:" + mailaddr.ServiceAddr(l.Address, mailaddr.KindJoin, "") + ">"},
 		{"List-Unsubscribe", "<mailto:" + mailaddr.ServiceAddr(l.Address, mailaddr.KindLeave, "") + ">"},
-		{"List-Archive", "<" + archive + ">"},
+		{"List-Archive", "<" + lists.ArchiveURL(site.ArchiveURL, l) + ">"},
 		{"List-Owner", "<mailto:" + mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, "") + ">"},
-		{"Archived-At", fmt.Sprintf("<%s;UIDVALIDITY=%d/;UID=%d>", archive, l.UIDValidity, article)},
-		{"Precedence", "list"},
-		{"X-Loop", l.Address},
 	}
+	if article > 0 {
+		fields = append(fields, [2]string{"Archived-At", "<" + lists.ArticleURL(site.ArchiveURL, l, article) + ">"})
+	}
+	return append(fields, [2]string{"Precedence", "list"}, [2]string{"X-Loop", l.Address})
 }
 
 // quotePhrase quotes a display name when it needs it.
@@ -84,13 +81,35 @@ func quotePhrase(s string) string {
 
 // RenderPost returns the copy of an archived post that members receive:
 // the list's headers replace any the post carried, the subject prefix is
-// added once, and the body is byte for byte the archived one. raw must be
+// added once, Reply-To follows the list's setting, and the body is byte
+// for byte the archived one (until a footer is added). raw must be
 // canonical (CRLF), as the archive stores it.
 //
 // With rewriteFrom (DMARC mitigation), From: becomes "Author via List"
-// <list address>, and the author is kept in Reply-To: (unless the post
-// set one) and X-Original-From:, so replies still reach them.
+// <list address>, and the author stays reachable: in Reply-To: when the
+// list leaves replies to the author (and the post set no Reply-To of its
+// own), in Cc: when replies go to the list or elsewhere, and always in
+// X-Original-From:.
 func RenderPost(raw []byte, l lists.List, site Site, article int64, rewriteFrom bool) ([]byte, error) {
+	return render(raw, l, site, article, func(h *textproto.Header) {
+		author := h.Get("From")
+		if rewriteFrom {
+			rewriteAuthor(h, l)
+		}
+		replyTo(h, l, author, rewriteFrom)
+		if l.SubjectPrefix != "" {
+			h.Set("Subject", prefixSubject(h.Get("Subject"), l.SubjectPrefix))
+		}
+	})
+}
+
+// renderDigest gives a rendered digest issue the list's headers.
+func renderDigest(raw []byte, l lists.List, site Site) ([]byte, error) {
+	return render(raw, l, site, 0, func(*textproto.Header) {})
+}
+
+// render replaces the list's header fields of a message, after edit.
+func render(raw []byte, l lists.List, site Site, article int64, edit func(h *textproto.Header)) ([]byte, error) {
 	br := bufio.NewReader(bytes.NewReader(raw))
 	h, err := textproto.ReadHeader(br)
 	if err != nil {
@@ -99,12 +118,7 @@ func RenderPost(raw []byte, l lists.List, site Site, article int64, rewriteFrom 
 	for _, k := range listHeaderNames {
 		h.Del(k)
 	}
-	if rewriteFrom {
-		rewriteAuthor(&h, l)
-	}
-	if l.SubjectPrefix != "" {
-		h.Set("Subject", prefixSubject(h.Get("Subject"), l.SubjectPrefix))
-	}
+	edit(&h)
 	fields := listHeaders(l, site, article)
 	for i := len(fields) - 1; i >= 0; i-- { // Add inserts at the top
 		h.Add(fields[i][0], fields[i][1])
@@ -140,11 +154,54 @@ func rewriteAuthor(h *textproto.Header, l lists.List) {
 	}
 	h.Set("From", (&mail.Address{Name: mailmsg.Clean(display+" via "+listName, 200), Address: l.Address}).String())
 	if orig != "" {
-		if !h.Has("Reply-To") {
-			h.Set("Reply-To", orig)
-		}
 		h.Set("X-Original-From", orig)
 	}
+}
+
+// replyTo applies the list's Reply-To setting. The author's own Reply-To
+// is never dropped: with "author" it stays as it is; with "list" or an
+// address, that address comes first and the author's follows it. When
+// From: was rewritten, author (the original From:) is where replies to
+// the author go: Reply-To with "author" (if the post set none), Cc
+// otherwise, as Mailman does.
+func replyTo(h *textproto.Header, l lists.List, author string, rewritten bool) {
+	own := strings.TrimSpace(h.Get("Reply-To"))
+	if l.ReplyTo == lists.ReplyToAuthor || l.ReplyTo == "" {
+		if rewritten && own == "" && author != "" {
+			h.Set("Reply-To", author)
+		}
+		return
+	}
+	target := l.ReplyTo
+	if target == lists.ReplyToList {
+		target = l.Address
+	}
+	if !strings.Contains(strings.ToLower(own), strings.ToLower(target)) {
+		h.Set("Reply-To", joinAddrs(target, own))
+	}
+	if rewritten && author != "" && !strings.Contains(strings.ToLower(h.Get("Cc")), strings.ToLower(addrOf(author))) {
+		h.Set("Cc", joinAddrs(strings.TrimSpace(h.Get("Cc")), author))
+	}
+}
+
+// joinAddrs joins address-list values, leaving out empty ones.
+func joinAddrs(vs ...string) string {
+	var out []string
+	for _, v := range vs {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// addrOf is the address in a From: value, or the value when it does not
+// parse.
+func addrOf(v string) string {
+	if a, err := mail.ParseAddress(v); err == nil {
+		return a.Address
+	}
+	return v
 }
 
 // prefixSubject puts the list's prefix in front of a subject exactly

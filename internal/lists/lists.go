@@ -108,12 +108,19 @@ type List struct {
 	Roster        string     `db:"roster" json:"roster"` // who may see the members: owners, members or public
 	// NotifyMembership tells the owners of every join and leave a member
 	// makes on their own.
-	NotifyMembership bool      `db:"notify_membership" json:"notify_membership"`
-	UIDValidity      int64     `db:"uidvalidity" json:"uidvalidity"`
-	NextArticle      int64     `db:"next_article" json:"next_article"`
-	Members          int64     `db:"members" json:"members"`
-	CreatedAt        time.Time `db:"created_at" json:"created_at"`
-	UpdatedAt        time.Time `db:"updated_at" json:"updated_at"`
+	NotifyMembership bool   `db:"notify_membership" json:"notify_membership"`
+	Digest           Digest `db:"digest" json:"digest"`
+	// Footer is added to every copy and digest ('' none; see
+	// internal/deliver's footer.go).
+	Footer string `db:"footer" json:"footer"`
+	// ReplyTo is where replies go: ReplyToAuthor, ReplyToList or an
+	// address.
+	ReplyTo     string    `db:"reply_to" json:"reply_to"`
+	UIDValidity int64     `db:"uidvalidity" json:"uidvalidity"`
+	NextArticle int64     `db:"next_article" json:"next_article"`
+	Members     int64     `db:"members" json:"members"`
+	CreatedAt   time.Time `db:"created_at" json:"created_at"`
+	UpdatedAt   time.Time `db:"updated_at" json:"updated_at"`
 }
 
 // Settings are the changeable parts of a list. A nil field is left as it is
@@ -133,6 +140,56 @@ type Settings struct {
 	Roster        *string // owners, members or public
 	// NotifyMembership: tell the owners of joins and leaves.
 	NotifyMembership *bool
+	DigestThreshold  *int64    // bytes; 0: no size trigger
+	DigestSchedule   *Schedule // see ParseSchedule
+	DigestTZ         *string   // an IANA time zone name
+	DigestVolume     *string   // yearly, monthly or never
+	DigestFormats    *[]string // of mime, plain, summary
+	Footer           *string   // a template (FooterFields)
+	ReplyTo          *string   // author, list or an address
+}
+
+// columns are the settings that are set, by column, for Create and
+// Update: a new setting is a field, a line here and a column.
+func (s Settings) columns() []column {
+	var cs []column
+	col(&cs, "display_name", s.DisplayName)
+	col(&cs, "description", s.Description)
+	col(&cs, "post_policy", s.PostPolicy)
+	col(&cs, "archive", s.Archive)
+	col(&cs, "subject_prefix", s.SubjectPrefix)
+	col(&cs, "nonmember_action", s.NonMember)
+	col(&cs, "max_message_bytes", s.MaxMessage)
+	col(&cs, "subject_threading", s.SubjectThread)
+	col(&cs, "dmarc_mitigation", s.DMARC)
+	col(&cs, "verp", s.VERP)
+	col(&cs, "subscribe_policy", s.SubscribeBy)
+	col(&cs, "roster", s.Roster)
+	col(&cs, "notify_membership", s.NotifyMembership)
+	col(&cs, "digest_threshold", s.DigestThreshold)
+	if s.DigestSchedule != nil {
+		cs = append(cs, column{"digest_schedule", s.DigestSchedule.String()})
+	}
+	col(&cs, "digest_tz", s.DigestTZ)
+	col(&cs, "digest_volume", s.DigestVolume)
+	if s.DigestFormats != nil {
+		cs = append(cs, column{"digest_formats", pq.StringArray(*s.DigestFormats)})
+	}
+	col(&cs, "footer", s.Footer)
+	col(&cs, "reply_to", s.ReplyTo)
+	return cs
+}
+
+// column is one setting's column and new value.
+type column struct {
+	name  string
+	value any
+}
+
+func col[T any](cs *[]column, name string, v *T) {
+	if v != nil {
+		*cs = append(*cs, column{name, *v})
+	}
 }
 
 // validate checks free-text settings: they end up in mail headers, so no
@@ -168,6 +225,8 @@ func (s Settings) validate() error {
 		check("display name", s.DisplayName, 200, false),
 		check("description", s.Description, 4000, true),
 		check("subject prefix", s.SubjectPrefix, 64, false),
+		check("footer", s.Footer, 2000, true),
+		s.validateDelivery(),
 	)
 }
 
@@ -175,8 +234,10 @@ func (s Settings) validate() error {
 // it is shown (it costs a count over the list's members).
 const listCols = `l.id, l.address, l.local_part, d.name AS domain, l.display_name, l.description,
        l.post_policy, l.archive, l.subject_prefix, l.nonmember_action, l.max_message_bytes,
-       l.subject_threading, l.dmarc_mitigation, l.verp, l.subscribe_policy, l.roster, l.notify_membership, l.uidvalidity, l.next_article,
-       l.created_at, l.updated_at`
+       l.subject_threading, l.dmarc_mitigation, l.verp, l.subscribe_policy, l.roster, l.notify_membership,
+       l.digest_threshold AS "digest.threshold", l.digest_schedule AS "digest.schedule",
+       l.digest_tz AS "digest.tz", l.digest_volume AS "digest.volume", l.digest_formats AS "digest.formats",
+       l.footer, l.reply_to, l.uidvalidity, l.next_article, l.created_at, l.updated_at`
 
 const (
 	selectList       = `SELECT ` + listCols + `, 0 AS members FROM lists l JOIN domains d ON d.id = l.domain_id`
@@ -204,17 +265,12 @@ func Create(ctx context.Context, q db.Querier, addr mailaddr.Address, s Settings
 	if err != nil {
 		return List{}, fmt.Errorf("create list: %w", err)
 	}
-	_, err = q.ExecContext(ctx, `
-		INSERT INTO lists (domain_id, local_part, address, display_name, description, post_policy,
-		                   archive, subject_prefix, nonmember_action, max_message_bytes, subject_threading,
-		                   dmarc_mitigation, verp, subscribe_policy, roster, notify_membership, uidvalidity, created_at, updated_at)
-		VALUES ($1, $2, $3, coalesce($4, ''), coalesce($5, ''), coalesce($6, 'members'),
-		        coalesce($7, 'public'), coalesce($8, ''), coalesce($9, 'hold'), coalesce($10, 0),
-		        coalesce($11, false), coalesce($12, 'policy'), coalesce($13, true), coalesce($14, 'confirm'),
-		        coalesce($15, 'owners'), coalesce($16, true), $17, $18, $18)`,
-		domainID, addr.Local, addr.String(), s.DisplayName, s.Description, s.PostPolicy,
-		s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage, s.SubjectThread, s.DMARC, s.VERP,
-		s.SubscribeBy, s.Roster, s.NotifyMembership, uidValidity(now), now)
+	names := []string{"domain_id", "local_part", "address", "uidvalidity", "created_at", "updated_at"}
+	args := []any{domainID, addr.Local, addr.String(), uidValidity(now), now, now}
+	for _, c := range s.columns() {
+		names, args = append(names, c.name), append(args, c.value)
+	}
+	_, err = q.ExecContext(ctx, `INSERT INTO lists (`+strings.Join(names, ", ")+`) VALUES (`+placeholders(1, len(args))+`)`, args...)
 	if _, dup := db.IsUniqueViolation(err); dup {
 		return List{}, errs.Kindf(ErrExists, "list %s already exists", addr)
 	}
@@ -222,6 +278,15 @@ func Create(ctx context.Context, q db.Querier, addr mailaddr.Address, s Settings
 		return List{}, fmt.Errorf("create list: %w", err)
 	}
 	return Show(ctx, q, addr.String())
+}
+
+// placeholders returns "$from, …, $(from+n-1)".
+func placeholders(from, n int) string {
+	ps := make([]string, n)
+	for i := range ps {
+		ps[i] = fmt.Sprintf("$%d", from+i)
+	}
+	return strings.Join(ps, ", ")
 }
 
 // uidValidity derives a list's IMAP UIDVALIDITY from its creation time, as
@@ -305,18 +370,13 @@ func Update(ctx context.Context, q db.Querier, address string, s Settings) (List
 		approve := "approve"
 		s.SubscribeBy = &approve
 	}
-	_, err = q.ExecContext(ctx, `
-		UPDATE lists SET display_name = coalesce($2, display_name), description = coalesce($3, description),
-		       post_policy = coalesce($4, post_policy), archive = coalesce($5, archive),
-		       subject_prefix = coalesce($6, subject_prefix), nonmember_action = coalesce($7, nonmember_action),
-		       max_message_bytes = coalesce($8, max_message_bytes),
-		       subject_threading = coalesce($9, subject_threading),
-		       dmarc_mitigation = coalesce($10, dmarc_mitigation), verp = coalesce($11, verp),
-		       subscribe_policy = coalesce($12, subscribe_policy), roster = coalesce($13, roster),
-		       notify_membership = coalesce($14, notify_membership), updated_at = now()
-		 WHERE id = $1`,
-		l.ID, s.DisplayName, s.Description, s.PostPolicy, s.Archive, s.SubjectPrefix, s.NonMember, s.MaxMessage,
-		s.SubjectThread, s.DMARC, s.VERP, s.SubscribeBy, s.Roster, s.NotifyMembership)
+	sets := []string{"updated_at = now()"}
+	args := []any{l.ID}
+	for _, c := range s.columns() {
+		args = append(args, c.value)
+		sets = append(sets, fmt.Sprintf("%s = $%d", c.name, len(args)))
+	}
+	_, err = q.ExecContext(ctx, `UPDATE lists SET `+strings.Join(sets, ", ")+` WHERE id = $1`, args...)
 	if err != nil {
 		return List{}, fmt.Errorf("update list: %w", err)
 	}

@@ -2,15 +2,19 @@
 // with which delivery mode and status.
 //
 // An address is stored twice: as the person gave it (for display and for
-// mail we send them) and normalised (local part as given, domain lower
-// case) for every comparison, so Alice@Example.ORG and Alice@example.org are
-// one member while alice@example.org is another, as RFC 5321 says.
+// mail we send them) and normalised (mailaddr.Address.String: lower case,
+// local part too) for every comparison, so Alice@Example.ORG and
+// alice@example.org are one member.
 //
-// It owns the members table. Two statements elsewhere read it, read-only,
+// It owns the members table, and digest_spans: which articles each member
+// takes in digests, kept by the SQL function member_delivery whenever a
+// delivery mode changes. Three statements elsewhere read them, read-only,
 // because they must not ferry every member through Go: outqueue's Expand
-// writes one copy per active member in a single INSERT … SELECT (a
-// fan-out to 10,000 members is one statement), and lists counts a list's
-// members where a list is shown.
+// writes one copy per member of a post or a digest issue in a single
+// INSERT … SELECT (a fan-out to 10,000 members is one statement), and
+// lists counts a list's members where a list is shown. internal/digest
+// reads digest_spans to know where an issue starts, and drops the spans
+// no issue needs any more (ForgetSpans).
 package members
 
 import (
@@ -19,9 +23,11 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/lib/pq"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/parley-list/parley/internal/db"
@@ -63,18 +69,64 @@ type Delivery string
 
 // Delivery modes.
 const (
-	DeliveryRegular Delivery = "regular" // every post as it arrives
-	DeliveryDigest  Delivery = "digest"  // periodic digests
-	DeliveryNoMail  Delivery = "nomail"  // nothing (reads the archive)
+	DeliveryRegular     Delivery = "regular"      // every post as it arrives
+	DeliveryDigest      Delivery = "digest"       // MIME digests (RFC 2046 multipart/digest)
+	DeliveryDigestPlain Delivery = "digest-plain" // plain-text digests (RFC 1153)
+	DeliverySummary     Delivery = "summary"      // one line per thread, with links
+	DeliveryNoMail      Delivery = "nomail"       // nothing (reads the archive)
 )
+
+// DeliveryModes names every mode, for messages that list them.
+const DeliveryModes = "regular, digest, digest-plain, summary or nomail"
 
 // ParseDelivery validates a delivery mode.
 func ParseDelivery(s string) (Delivery, error) {
 	switch d := Delivery(strings.ToLower(strings.TrimSpace(s))); d {
-	case DeliveryRegular, DeliveryDigest, DeliveryNoMail:
+	case DeliveryRegular, DeliveryDigest, DeliveryDigestPlain, DeliverySummary, DeliveryNoMail:
 		return d, nil
 	}
-	return "", errs.Invalidf("unknown delivery mode %q (want regular, digest or nomail)", s)
+	return "", errs.Invalidf("unknown delivery mode %q (want %s)", s, DeliveryModes)
+}
+
+// DigestFormat is the digest format of a mode (the name lists and
+// digests use: mime, plain or summary), "" for a mode that is not a
+// digest.
+func (d Delivery) DigestFormat() string {
+	switch d {
+	case DeliveryDigest:
+		return "mime"
+	case DeliveryDigestPlain:
+		return "plain"
+	case DeliverySummary:
+		return "summary"
+	}
+	return ""
+}
+
+// checkDigest refuses a digest format the list does not offer.
+func checkDigest(ctx context.Context, q db.Querier, listID int64, d Delivery) error {
+	f := d.DigestFormat()
+	if f == "" {
+		return nil
+	}
+	var offered pq.StringArray
+	if err := q.GetContext(ctx, &offered, `SELECT digest_formats FROM lists WHERE id = $1`, listID); err != nil {
+		return fmt.Errorf("digest formats: %w", err)
+	}
+	if !slices.Contains(offered, f) {
+		return errs.Invalidf("this list does not offer %s delivery (it offers %s)", d, offeredModes(offered))
+	}
+	return nil
+}
+
+// offeredModes names the digest modes of a list's formats.
+func offeredModes(formats []string) string {
+	names := map[string]string{"mime": "digest", "plain": "digest-plain", "summary": "summary"}
+	var out []string
+	for _, f := range formats {
+		out = append(out, names[f])
+	}
+	return "regular, " + strings.Join(out, ", ") + " and nomail"
 }
 
 // Status says whether mail is sent to the member at all.
@@ -165,16 +217,58 @@ func Add(ctx context.Context, q db.Querier, listID int64, ms []New) ([]string, e
 		given[i], norm[i] = m.Given, m.Address.String()
 		roles[i], modes[i] = string(orDefault(m.Role, RoleMember)), string(orDefault(m.Delivery, DeliveryRegular))
 	}
-	var added []string
+	digests := map[Delivery]bool{}
+	for _, m := range ms {
+		if m.Delivery.DigestFormat() != "" && !digests[m.Delivery] {
+			if err := checkDigest(ctx, q, listID, m.Delivery); err != nil {
+				return nil, err
+			}
+			digests[m.Delivery] = true
+		}
+	}
+	// New members start as regular members; those who chose a digest are
+	// then moved to it by member_delivery, which opens their digest spans.
+	var added []struct {
+		ID   int64  `db:"id"`
+		Norm string `db:"address_norm"`
+	}
 	err = q.SelectContext(ctx, &added, `
 		INSERT INTO members (list_id, address, address_norm, role, delivery)
-		SELECT $1, g, n, r, d FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u(g, n, r, d)
+		SELECT $1, g, n, r, CASE WHEN d IN ('digest', 'digest-plain', 'summary') THEN 'regular' ELSE d END
+		  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u(g, n, r, d)
 		ON CONFLICT (list_id, address_norm) DO NOTHING
-		RETURNING address_norm`, listID, given, norm, roles, modes)
+		RETURNING id, address_norm`,
+		listID, given, norm, roles, modes)
 	if err != nil {
 		return nil, fmt.Errorf("add members: %w", err)
 	}
-	return added, nil
+	modeOf := make(map[string]string, len(ms))
+	for i := range ms {
+		modeOf[norm[i]] = modes[i]
+	}
+	out := make([]string, len(added))
+	byMode := map[string][]int64{}
+	for i, a := range added {
+		out[i] = a.Norm
+		if mode := modeOf[a.Norm]; Delivery(mode).DigestFormat() != "" {
+			byMode[mode] = append(byMode[mode], a.ID)
+		}
+	}
+	for mode, ids := range byMode {
+		if err := setDelivery(ctx, q, ids, Delivery(mode)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// setDelivery changes members' delivery mode and their digest spans
+// together (migrations/functions/member_delivery.sql).
+func setDelivery(ctx context.Context, q db.Querier, ids []int64, d Delivery) error {
+	if _, err := q.ExecContext(ctx, `SELECT member_delivery($1, $2)`, pq.Int64Array(ids), string(d)); err != nil {
+		return fmt.Errorf("delivery: %w", err)
+	}
+	return nil
 }
 
 func orDefault[T ~string](v, def T) T {
@@ -251,11 +345,19 @@ func Update(ctx context.Context, q db.Querier, listID int64, address string, s S
 	if err != nil {
 		return Member{}, err
 	}
+	if s.Delivery != nil && *s.Delivery != m.Delivery {
+		if err := checkDigest(ctx, q, listID, *s.Delivery); err != nil {
+			return Member{}, err
+		}
+		if err := setDelivery(ctx, q, []int64{m.ID}, *s.Delivery); err != nil {
+			return Member{}, err
+		}
+	}
 	_, err = q.ExecContext(ctx, `
-		UPDATE members SET role = coalesce($2, role), delivery = coalesce($3, delivery),
-		       status = coalesce($4, status), moderated = coalesce($5, moderated),
-		       self_copy = coalesce($6, self_copy), updated_at = now()
-		 WHERE id = $1`, m.ID, s.Role, s.Delivery, s.Status, s.Moderated, s.SelfCopy)
+		UPDATE members SET role = coalesce($2, role),
+		       status = coalesce($3, status), moderated = coalesce($4, moderated),
+		       self_copy = coalesce($5, self_copy), updated_at = now()
+		 WHERE id = $1`, m.ID, s.Role, s.Status, s.Moderated, s.SelfCopy)
 	if err != nil {
 		return Member{}, fmt.Errorf("update member: %w", err)
 	}
@@ -279,4 +381,12 @@ func NewArchivePassword(ctx context.Context, q db.Querier, memberID int64) (stri
 		return "", fmt.Errorf("archive password: %w", err)
 	}
 	return pw, nil
+}
+
+// ForgetSpans drops the list's digest spans that end at or before
+// article before: the digest issues that needed them have been cut and
+// expanded (internal/digest decides when).
+func ForgetSpans(ctx context.Context, q db.Querier, listID, before int64) error {
+	_, err := q.ExecContext(ctx, `DELETE FROM digest_spans WHERE list_id = $1 AND until_article <= $2`, listID, before)
+	return err
 }

@@ -4,7 +4,8 @@
 // one delivery row per recipient, and claiming, completing, rescheduling
 // and failing those rows.
 //
-// It is the queue's only writer: notices are queued with Notice, and a
+// It is the queue's only writer: notices are queued with Notice, digest
+// issues with Digest (in the transaction that cuts the issue), and a
 // post's job with the SQL function outbound_post
 // (migrations/functions/outbound_post.sql), which archive_store calls so
 // that a post and its delivery commit together in one statement.
@@ -39,12 +40,22 @@ func Notice(ctx context.Context, q db.Querier, listID int64, rcpts []string, mai
 	return nil
 }
 
+// Digest queues a digest issue (digest_issues.id) to the list's members
+// who take digests, in the caller's transaction.
+func Digest(ctx context.Context, q db.Querier, listID, issue int64) error {
+	if _, err := q.ExecContext(ctx, `INSERT INTO outbound (kind, list_id, digest) VALUES ('digest', $1, $2)`, listID, issue); err != nil {
+		return fmt.Errorf("queue digest: %w", err)
+	}
+	return nil
+}
+
 // Job is what an outbound job says to send.
 type Job struct {
 	ID       int64  `db:"id"`
-	Kind     string `db:"kind"` // post or notice
+	Kind     string `db:"kind"` // post, notice or digest
 	ListID   int64  `db:"list_id"`
 	Message  *int64 `db:"message"` // the archived post (messages.id) of a post job
+	Digest   *int64 `db:"digest"`  // the issue (digest_issues.id) of a digest job
 	MailFrom string `db:"mail_from"`
 	Body     []byte `db:"body"` // the notice's complete message
 }
@@ -52,14 +63,56 @@ type Job struct {
 // GetJob returns one job.
 func GetJob(ctx context.Context, q db.Querier, id int64) (Job, error) {
 	var j Job
-	err := q.GetContext(ctx, &j, `SELECT id, kind, list_id, message, mail_from, body FROM outbound WHERE id = $1`, id)
+	err := q.GetContext(ctx, &j, `SELECT id, kind, list_id, message, digest, mail_from, body FROM outbound WHERE id = $1`, id)
 	return j, err
 }
 
+// The expansion of each kind of job into copies.
+const (
+	// A post goes to every active member who takes mail, except a poster
+	// who chose not to get their own posts back, and except members
+	// taking this article in a digest: a digest span of theirs holds it.
+	expandPost = `INSERT INTO deliveries (job, list_id, rcpt, domain)
+		SELECT $1, $2, m.address, split_part(m.address_norm, '@', 2)
+		  FROM members m, outbound o JOIN messages msg ON msg.id = o.message
+		 WHERE o.id = $1 AND m.list_id = $2 AND m.status = 'active' AND m.delivery <> 'nomail'
+		   AND (m.self_copy OR m.address_norm <> lower(msg.from_addr))
+		   AND NOT EXISTS (SELECT 1 FROM digest_spans s WHERE s.member_id = m.id AND s.from_article <= msg.article
+		                      AND (s.until_article IS NULL OR s.until_article > msg.article))
+		ON CONFLICT (job, rcpt) DO NOTHING`
+	// A notice goes to the recipients it names.
+	expandNotice = `INSERT INTO deliveries (job, list_id, rcpt, domain)
+		SELECT $1, $2, r, lower(split_part(r, '@', 2)) FROM outbound, unnest(rcpts) AS r WHERE outbound.id = $1
+		ON CONFLICT (job, rcpt) DO NOTHING`
+	// A digest issue goes to every active member who takes mail and
+	// whose digest spans meet the issue's range, with the part of the
+	// range they hold, in the format of their latest span: the variant
+	// internal/digest renders ("FORMAT {[from,until),…}"). A member whose
+	// part holds only imported articles gets nothing.
+	expandDigest = `INSERT INTO deliveries (job, list_id, rcpt, domain, variant)
+		SELECT $1, $2, m.address, split_part(m.address_norm, '@', 2), x.format || ' ' || x.parts::text
+		  FROM outbound o JOIN digest_issues i ON i.id = o.digest
+		  JOIN members m ON m.list_id = $2 AND m.status = 'active' AND m.delivery <> 'nomail'
+		  CROSS JOIN LATERAL (
+		        SELECT (array_agg(s.format ORDER BY s.from_article DESC))[1] AS format,
+		               range_agg(int8range(greatest(s.from_article, i.first_article),
+		                                   least(coalesce(s.until_article, i.last_article + 1), i.last_article + 1))) AS parts
+		          FROM digest_spans s
+		         WHERE s.member_id = m.id AND s.from_article <= i.last_article
+		           AND (s.until_article IS NULL OR s.until_article > i.first_article)) x
+		 WHERE o.id = $1 AND x.parts IS NOT NULL
+		   AND (x.parts = int8multirange(int8range(i.first_article, i.last_article + 1))
+		        OR EXISTS (SELECT 1 FROM messages p WHERE p.list_id = $2
+		                     AND p.article BETWEEN i.first_article AND i.last_article
+		                     AND p.article <@ x.parts AND p.source <> 'import'))
+		ON CONFLICT (job, rcpt) DO NOTHING`
+)
+
 // Expand turns up to limit pending outbound jobs into delivery rows, each
 // job in its own transaction, and returns how many it expanded. A post's
-// recipients are the list's members who are active and take regular
-// delivery, as they are at expansion time.
+// or a digest's recipients are the list's members as they are at
+// expansion time, and the digest spans decide between the two exactly,
+// whenever the expansion runs (expandPost, expandDigest).
 func Expand(ctx context.Context, d *sqlx.DB, limit int) (int, error) {
 	n := 0
 	for n < limit {
@@ -89,19 +142,7 @@ func expandOne(ctx context.Context, d *sqlx.DB) (bool, error) {
 			return err
 		}
 		found = true
-		// Everyone active with regular delivery, except a poster who
-		// chose not to get their own posts back.
-		q := `INSERT INTO deliveries (job, list_id, rcpt, domain)
-			SELECT $1, $2, m.address, split_part(m.address_norm, '@', 2)
-			  FROM members m, outbound o JOIN messages msg ON msg.id = o.message
-			 WHERE o.id = $1 AND m.list_id = $2 AND m.status = 'active' AND m.delivery = 'regular'
-			   AND (m.self_copy OR m.address_norm <> lower(msg.from_addr))
-			ON CONFLICT (job, rcpt) DO NOTHING`
-		if job.Kind == "notice" {
-			q = `INSERT INTO deliveries (job, list_id, rcpt, domain)
-				SELECT $1, $2, r, lower(split_part(r, '@', 2)) FROM outbound, unnest(rcpts) AS r WHERE outbound.id = $1
-				ON CONFLICT (job, rcpt) DO NOTHING`
-		}
+		q := map[string]string{"post": expandPost, "notice": expandNotice, "digest": expandDigest}[job.Kind]
 		if _, err := tx.ExecContext(ctx, q, job.ID, job.ListID); err != nil {
 			return fmt.Errorf("expand job %d: %w", job.ID, err)
 		}
@@ -118,6 +159,7 @@ type Delivery struct {
 	ListID    int64     `db:"list_id"`
 	Rcpt      string    `db:"rcpt"`
 	Domain    string    `db:"domain"`
+	Variant   string    `db:"variant"` // a digest copy's share of the issue (internal/digest.Variant)
 	Attempts  int       `db:"attempts"`
 	CreatedAt time.Time `db:"created_at"`
 }
@@ -131,7 +173,7 @@ func Claim(ctx context.Context, q db.Querier, limit int, lease time.Duration) ([
 		UPDATE deliveries SET state = 'sending', lease_until = now() + $2 * interval '1 millisecond', attempts = attempts + 1
 		 WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= now()
 		               ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
-		RETURNING id, job, list_id, rcpt, domain, attempts, created_at`, limit, lease.Milliseconds())
+		RETURNING id, job, list_id, rcpt, domain, variant, attempts, created_at`, limit, lease.Milliseconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
