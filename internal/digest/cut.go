@@ -147,7 +147,7 @@ func cutTx(ctx context.Context, tx *sqlx.Tx, listID int64, o CutOptions) (Cuttin
 	err = tx.GetContext(ctx, &is, `
 		INSERT INTO digest_issues (list_id, volume, number, first_article, last_article, posts, bytes, listed, cause, cut_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING `+issueCols,
-		listID, vol, num, st.Article, in[len(in)-1].Article, len(in), bytes, pq.Int64Array(listed), o.Cause, o.Now)
+		listID, vol, num, st.Article, in[len(in)-1].Article, len(in), bytes, pq.Int64Array(append([]int64{}, listed...)), o.Cause, o.Now)
 	if err != nil {
 		return Cutting{}, fmt.Errorf("cut issue: %w", err)
 	}

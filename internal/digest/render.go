@@ -183,10 +183,9 @@ func (r *renderer) mimeDigest(out *bytes.Buffer) {
 			out.WriteString("Content-Transfer-Encoding: 8bit\r\n")
 		}
 		out.WriteString("\r\n")
-		out.Write(p.Raw)
-		// The line break before a boundary belongs to the boundary, so
+		// The line break before a delimiter belongs to the delimiter, so
 		// the part's body is the archived bytes exactly.
-		out.WriteString("\r\n")
+		out.Write(p.Raw)
 	}
 	out.WriteString("\r\n--" + inner + "--\r\n")
 	out.WriteString("\r\n--" + outer + "--\r\n")
