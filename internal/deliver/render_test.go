@@ -1,12 +1,14 @@
 package deliver
 
 import (
+	"bufio"
 	"bytes"
 	"flag"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/emersion/go-message/textproto"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailmsg"
 )
@@ -76,4 +78,57 @@ func TestRenderPost(t *testing.T) {
 			t.Errorf("DMARC-rewritten copy lacks %q:\n%s", want, rewritten)
 		}
 	}
+}
+
+// TestReplyTo: each Reply-To setting, with and without the author's own
+// Reply-To and DMARC From-rewriting. The author's Reply-To is never
+// dropped, and a rewritten author stays reachable.
+func TestReplyTo(t *testing.T) {
+	t.Parallel()
+	const author = "Alice <alice@example.org>"
+	tests := []struct {
+		setting, own string
+		rewrite      bool
+		wantReplyTo  string
+		wantCc       string
+	}{
+		{"author", "", false, "", ""},
+		{"author", "alice@home.example", false, "alice@home.example", ""},
+		{"author", "", true, author, ""},
+		{"author", "alice@home.example", true, "alice@home.example", ""},
+		{"list", "", false, "dev@lists.example.org", ""},
+		{"list", "alice@home.example", false, "dev@lists.example.org, alice@home.example", ""},
+		{"list", "dev@lists.example.org", false, "dev@lists.example.org", ""},
+		{"list", "", true, "dev@lists.example.org", author},
+		{"talk@lists.example.org", "", false, "talk@lists.example.org", ""},
+		{"talk@lists.example.org", "alice@home.example", true, "talk@lists.example.org, alice@home.example", author},
+	}
+	for _, tc := range tests {
+		msg := "From: " + author + "\nSubject: s\nMessage-ID: <r@example.org>\n"
+		if tc.own != "" {
+			msg += "Reply-To: " + tc.own + "\n"
+		}
+		raw := mailmsg.Canonicalize([]byte(msg + "\nbody\n"))
+		l := lists.List{Address: "dev@lists.example.org", ReplyTo: tc.setting, UIDValidity: 1}
+		got, err := RenderPost(raw, l, Site{ArchiveURL: "imap://h"}, 1, tc.rewrite)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := header(t, got)
+		if g := h.Get("Reply-To"); g != tc.wantReplyTo {
+			t.Errorf("%s, own %q, rewrite %v: Reply-To %q, want %q", tc.setting, tc.own, tc.rewrite, g, tc.wantReplyTo)
+		}
+		if g := h.Get("Cc"); g != tc.wantCc {
+			t.Errorf("%s, own %q, rewrite %v: Cc %q, want %q", tc.setting, tc.own, tc.rewrite, g, tc.wantCc)
+		}
+	}
+}
+
+func header(t *testing.T, msg []byte) textproto.Header {
+	t.Helper()
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(msg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
