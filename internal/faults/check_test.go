@@ -39,7 +39,8 @@ type final struct {
 	other    map[string]int              // Message-ID → moderation rows in any other state
 	tokens   map[string]int              // address → confirmation tokens (cmd list)
 	bounces  map[string]int              // address → bounce events (bounce list)
-	members  map[string]map[string]bool  // list → active, mail-receiving member addresses
+	members  map[string]map[string]bool  // list → active members who take each post
+	digests  []issue                     // the digest list's issues, in order
 	failed   int                         // jobs, copies and stored mail given up on
 }
 
@@ -81,13 +82,15 @@ func load(t *testing.T, db *sqlx.DB) final {
 	}
 	pairs = nil
 	must(t, db.Select(&pairs, `SELECT l.address AS list, m.address_norm AS addr FROM members m JOIN lists l ON l.id = m.list_id
-		WHERE m.status = 'active' AND m.delivery <> 'nomail'`))
+		WHERE m.status = 'active' AND m.delivery = 'regular'`))
 	for _, p := range pairs {
 		if f.members[p.List] == nil {
 			f.members[p.List] = map[string]bool{}
 		}
 		f.members[p.List][p.Addr] = true
 	}
+	must(t, db.Select(&f.digests, `SELECT i.volume, i.number, i.first_article, i.last_article FROM digest_issues i
+		JOIN lists l ON l.id = i.list_id WHERE l.address = $1 ORDER BY i.first_article`, digestList))
 	must(t, db.Get(&f.failed, `SELECT (SELECT count(*) FROM outbound WHERE state = 'failed')
 		+ (SELECT count(*) FROM deliveries WHERE state = 'failed') + (SELECT count(*) FROM inbound WHERE state = 'failed')`))
 	return f
@@ -108,7 +111,7 @@ func check(t *testing.T, w *workload, db *sqlx.DB, dupBound int) []*row {
 		checkAcked(mails, f), checkNoTrace(w, mails, f), checkGapless(f), checkUnchanged(w, f),
 		checkFanout(w, f), checkDuplicates(w, dupBound), checkHeld(mails, f), checkJoins(w, mails, f),
 		checkBounces(mails, f), {name: "nothing given up on (jobs, copies, stored mail)", checked: 1},
-		checkIMAP(t, w, f),
+		checkIMAP(t, w, f), checkIssues(f), checkDigestCopies(w, f),
 	}
 	if f.failed > 0 {
 		rows[9].fail("%d rows in state failed", f.failed)
@@ -223,10 +226,12 @@ func checkDuplicates(w *workload, bound int) *row {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	dups := 0
-	for _, rcpts := range w.copies {
-		for _, n := range rcpts {
-			r.checked += n
-			dups += n - 1
+	for _, copies := range []map[string]map[string]int{w.copies, w.digests} {
+		for _, rcpts := range copies {
+			for _, n := range rcpts {
+				r.checked += n
+				dups += n - 1
+			}
 		}
 	}
 	if dups > bound {
@@ -403,4 +408,71 @@ func mustRun(t *testing.T, env []string, stdin string, args ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("parley %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+}
+
+// runOut runs the parley CLI, requires success and returns its output.
+func runOut(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("parley %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// issue is one digest issue's range.
+type issue struct {
+	Volume int   `db:"volume"`
+	Number int   `db:"number"`
+	First  int64 `db:"first_article"`
+	Last   int64 `db:"last_article"`
+}
+
+// checkIssues: the digest list's issues cover its articles from the
+// first on, each in exactly one issue: no gap, no overlap, numbered in
+// order.
+func checkIssues(f final) *row {
+	r := &row{name: "every post in exactly one digest issue"}
+	next := int64(1)
+	for i, is := range f.digests {
+		if is.First != next || is.Volume != 1 || is.Number != i+1 {
+			r.fail("issue %d.%d covers %d-%d, want it to start at %d as 1.%d", is.Volume, is.Number, is.First, is.Last, next, i+1)
+		}
+		next = is.Last + 1
+	}
+	for a := range f.articles[digestList] {
+		r.checked++
+		if a >= next {
+			r.fail("article %d is in no issue (issues end at %d)", a, next-1)
+		}
+	}
+	return r
+}
+
+// checkDigestCopies: each digest member got every issue, and no post of
+// the list as a copy of its own.
+func checkDigestCopies(w *workload, f final) *row {
+	r := &row{name: "digest members got every issue, no post copy"}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range digestModes {
+		m := digestMember(i)
+		for _, is := range f.digests {
+			r.checked++
+			if w.digests[fmt.Sprintf("%d.%d", is.Volume, is.Number)][m] == 0 {
+				r.fail("%s never got issue %d.%d", m, is.Volume, is.Number)
+			}
+		}
+		for id := range f.archived[digestList] {
+			r.checked++
+			if w.copies[id][m] > 0 {
+				r.fail("%s, a digest member, got <%s> as a copy", m, id)
+			}
+		}
+	}
+	return r
 }

@@ -38,8 +38,10 @@ func TestFaults(t *testing.T) {
 	sink := smtpsink.Start(t)
 	env := parleybin.Env("PARLEY_DATABASE_URL="+db.dsn(), "PARLEY_RELAY=smtp://"+sink.Addr, "PARLEY_DEMO_LIST=",
 		"PARLEY_DELIVERY_LEASE=5s", "PARLEY_DELIVERY_RETRY_FIRST=1s", "PARLEY_DELIVERY_RETRY_MAX=4s",
-		"PARLEY_DELIVERY_TIMEOUT=8s", "PARLEY_DELIVERY_WORKERS=16", "PARLEY_DATABASE_QUERY_TIMEOUT=10s")
-	setUp(t, append(env, "PARLEY_DATA_DIR="+filepath.Join(dir, "cli")))
+		"PARLEY_DELIVERY_TIMEOUT=8s", "PARLEY_DELIVERY_WORKERS=16", "PARLEY_DATABASE_QUERY_TIMEOUT=10s",
+		"PARLEY_DIGEST_CHECK_EVERY=1s")
+	cli := append(env, "PARLEY_DATA_DIR="+filepath.Join(dir, "cli"))
+	setUp(t, cli)
 	procs := []*parley{newParley(t, "parley-a", dir, env), newParley(t, "parley-b", dir, env)}
 	for _, p := range procs {
 		if err := p.start(t.Context()); err != nil {
@@ -54,14 +56,14 @@ func TestFaults(t *testing.T) {
 	defer admin.Close()
 
 	w := newWorkload(procs, sink)
-	in := &injector{w: w, db: db, admin: admin, counts: map[string]int{}}
+	in := &injector{w: w, db: db, admin: admin, counts: map[string]int{}, cli: cli}
 	start := time.Now()
 	if err := runWorkload(t, w, in, admin, s); err != nil {
 		t.Fatalf("%v (after %s)", err, time.Since(start).Round(time.Second))
 	}
 	faultTime := time.Since(start)
 	drainStart := time.Now()
-	drain(t, w, admin)
+	drain(t, w, admin, cli)
 	drainTime := time.Since(drainStart)
 
 	rows := check(t, w, admin, in.dupBound())
@@ -94,7 +96,18 @@ func setUp(t *testing.T, env []string) {
 		}
 		mustRun(t, env, b.String(), "member", "add", list, "--file", "-")
 	}
+	// The digest list's issues are cut every few posts, so that both
+	// processes cut and send many of them while they are being killed.
+	mustRun(t, env, "", "list", "set", digestList, "--digest-size", "2KB")
+	for i, mode := range digestModes {
+		mustRun(t, env, "", "member", "add", digestList, digestMember(i), "--delivery", mode)
+	}
 }
+
+// digestModes are the delivery modes of the digest list's digest members.
+var digestModes = []string{"digest", "digest", "digest-plain", "digest-plain", "summary", "summary"}
+
+func digestMember(i int) string { return fmt.Sprintf("g%d@digest.example", i) }
 
 // memberAddr is the i-th member of list.
 func memberAddr(list string, i int) string {
@@ -135,8 +148,9 @@ func runWorkload(t *testing.T, w *workload, in *injector, admin *sqlx.DB, s int6
 }
 
 // drain waits until nothing is left to do, confirms the joins whose
-// confirmation arrived, and waits again.
-func drain(t *testing.T, w *workload, admin *sqlx.DB) {
+// confirmation arrived, sends the digest issue still filling, and waits
+// again.
+func drain(t *testing.T, w *workload, admin *sqlx.DB, cli []string) {
 	t.Helper()
 	waitIdle(t, admin)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -152,6 +166,12 @@ func drain(t *testing.T, w *workload, admin *sqlx.DB) {
 		deliver(w.smtpAddrs(), reply, m.from, addr, message(reply, addr, "", rng), false, rng)
 		if reply.outcome != accepted {
 			t.Errorf("confirming %s: %s", m.from, reply.outcome)
+		}
+	}
+	waitIdle(t, admin)
+	for range 100 {
+		if out := runOut(t, cli, "digest", "send", digestList); strings.Contains(out, "nothing to send") {
+			break
 		}
 	}
 	waitIdle(t, admin)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os/exec"
 	"sort"
 	"sync"
 	"time"
@@ -22,7 +23,8 @@ type injector struct {
 	mu     sync.Mutex
 	counts map[string]int
 	relay  sync.WaitGroup
-	busy   bool // a relay fault is on
+	busy   bool     // a relay fault is on
+	cli    []string // the environment of a parley command
 }
 
 func (in *injector) count(name string) {
@@ -53,6 +55,8 @@ func (in *injector) run(ctx context.Context, rng *rand.Rand) error {
 func (in *injector) one(rng *rand.Rand) error {
 	pause := func(lo, hi int) { time.Sleep(time.Duration(lo+rng.IntN(hi-lo)) * time.Millisecond) }
 	switch r := rng.IntN(100); {
+	case r < 5:
+		in.killCut(rng)
 	case r < 25:
 		p := in.w.procs[rng.IntN(len(in.w.procs))]
 		p.kill()
@@ -96,6 +100,20 @@ func (in *injector) one(rng *rand.Rand) error {
 		in.relayFault(rng)
 	}
 	return nil
+}
+
+// killCut runs `parley digest send` on the digest list and kills it at
+// a random moment, often in the middle of cutting the issue.
+func (in *injector) killCut(rng *rand.Rand) {
+	cmd := exec.Command(binary, "digest", "send", digestList)
+	cmd.Env = in.cli
+	if err := cmd.Start(); err != nil {
+		return
+	}
+	time.Sleep(time.Duration(50+rng.IntN(400)) * time.Millisecond)
+	cmd.Process.Kill()
+	cmd.Wait()
+	in.count("kill -9 parley digest send")
 }
 
 // relayFault makes the sink misbehave for 2–10 s in the background.

@@ -24,6 +24,7 @@ const (
 	cmdList    = "cmd@lists.example.org"   // joined by email with confirmation
 	bounceList = "bnc@lists.example.org"   // its members' bounces are counted
 	smallSize  = 50
+	digestList = smallList // also has members who take digests (digestMembers)
 	bounceSize = 400
 	msgDomain  = "faults.test" // Message-IDs of the workload end in it
 )
@@ -40,6 +41,7 @@ type workload struct {
 	mu         sync.Mutex
 	last       map[string]string            // list → a recently accepted Message-ID, to reply to
 	copies     map[string]map[string]int    // Message-ID → recipient → copies at the sink
+	digests    map[string]map[string]int    // digest issue "volume.number" → recipient → copies at the sink
 	seen       map[string]map[uint32]string // list → IMAP UID → Message-ID
 	articles   map[string]map[int64]string  // list → article → Message-ID, from snapshots
 	violations []string
@@ -49,11 +51,16 @@ type workload struct {
 
 func newWorkload(procs []*parley, sink *smtpsink.Sink) *workload {
 	w := &workload{procs: procs, sink: sink, last: map[string]string{}, copies: map[string]map[string]int{},
-		seen: map[string]map[uint32]string{}, articles: map[string]map[int64]string{}}
+		digests: map[string]map[string]int{},
+		seen:    map[string]map[uint32]string{}, articles: map[string]map[int64]string{}}
 	// Copies of the workload's posts are counted, not kept; notices
 	// (confirmations, welcomes, moderator mail) are kept for reading.
 	sink.Keep(func(m smtpsink.Message) bool {
 		id := messageID(m.Data)
+		if issue, ok := digestIssue(id); ok {
+			w.countDigest(issue, m.To)
+			return false
+		}
 		if !strings.HasSuffix(id, "@"+msgDomain) {
 			return true
 		}
@@ -68,6 +75,27 @@ func newWorkload(procs []*parley, sink *smtpsink.Sink) *workload {
 		return false
 	})
 	return w
+}
+
+// digestIssue reads the issue ("volume.number") from the Message-ID of
+// a copy of the digest list's digest: digest.V.N.FORMAT.small@….
+func digestIssue(id string) (string, bool) {
+	f := strings.Split(id, ".")
+	if len(f) < 5 || f[0] != "digest" || !strings.HasSuffix(id, "."+digestList) {
+		return "", false
+	}
+	return f[1] + "." + f[2], true
+}
+
+func (w *workload) countDigest(issue string, rcpts []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.digests[issue] == nil {
+		w.digests[issue] = map[string]int{}
+	}
+	for _, r := range rcpts {
+		w.digests[issue][r]++
+	}
 }
 
 // messageID returns the Message-ID of raw, without <>.
