@@ -68,6 +68,7 @@ func Run(ctx context.Context, o Options) error {
 		{"latency", b.ackLatency, false},
 		{"import", b.importRate, false},
 		{"fanout", b.fanout, false},
+		{"digest", b.digest, false},
 		{"imap", b.imapArchive, false},
 		{"load", b.load, true},
 	}

@@ -62,6 +62,13 @@ func (s *sink) wait(timeout time.Duration) (time.Time, int, error) {
 	return s.last, s.rcpts, nil
 }
 
+// count is the recipients accepted since expect.
+func (s *sink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rcpts
+}
+
 type sinkSession struct {
 	s  *sink
 	to int

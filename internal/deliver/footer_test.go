@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"strings"
@@ -125,4 +126,27 @@ func lastPart(t *testing.T, m *message.Entity) (*message.Entity, []byte) {
 		t.Fatal("no parts")
 	}
 	return last, first
+}
+
+// FuzzApplyFooter: whatever the message (it is a post from anyone), the
+// footer is added or the message is wrapped, the result parses, and
+// nothing panics; a message whose header does not parse is refused.
+func FuzzApplyFooter(f *testing.F) {
+	f.Add([]byte("Content-Type: text/plain; charset=koi8-r\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=F0=D2\r\n"), "日本")
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n"), "bye")
+	f.Add([]byte("Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!\r\n"), "bye")
+	f.Add([]byte("Content-Type: multipart/signed; boundary=\"\"\r\n\r\n"), "-- \n{list}")
+	f.Fuzz(func(t *testing.T, raw []byte, footer string) {
+		msg := mailmsg.Canonicalize(raw)
+		if _, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(msg))); err != nil {
+			return
+		}
+		got, err := applyFooter(msg, footer)
+		if err != nil {
+			t.Fatalf("applyFooter: %v", err)
+		}
+		if _, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(got))); err != nil {
+			t.Fatalf("the result's header does not parse: %v\n%q", err, got)
+		}
+	})
 }

@@ -115,3 +115,23 @@ func FuzzSearchText(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadable: any message gives valid UTF-8 text within the bound and
+// a bounded list of attachments, without panicking or running away on
+// nesting.
+func FuzzReadable(f *testing.F) {
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--c--\r\n--b\r\nContent-Type: application/pdf; name==?utf-8?q?r=C3=A9sum=C3=A9.pdf?=\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n"))
+	f.Add([]byte("Content-Type: text/plain; charset=iso-8859-1\r\nContent-Disposition: attachment; filename=a.txt\r\n\r\ncaf\xe9\r\n"))
+	f.Add([]byte("Content-Type: multipart/signed; boundary=s\r\n\r\n--s\r\n\r\nsigned\r\n--s\r\nContent-Type: application/pgp-signature\r\n\r\nsig\r\n--s--\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		r := Readable(raw)
+		if !utf8.ValidString(r.Text) || len(r.Text) > MaxReadable+1 || len(r.Attachments) > maxTextWalk {
+			t.Fatalf("Readable(%q) = %d bytes of text (valid %v), %d attachments", raw, len(r.Text), utf8.ValidString(r.Text), len(r.Attachments))
+		}
+		for _, a := range r.Attachments {
+			if !utf8.ValidString(a.Name) || strings.ContainsAny(a.Name, "\r\n") || a.Size < 0 {
+				t.Fatalf("attachment %+v", a)
+			}
+		}
+	})
+}

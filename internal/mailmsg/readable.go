@@ -93,6 +93,7 @@ func (r *reading) close(f *readFrame) {
 }
 
 func (r *reading) add(s string) {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if r.text.Len() > 0 {
 		r.text.WriteString("\n")
 	}
@@ -129,7 +130,7 @@ func (r *reading) part(th textproto.Header, body io.Reader, stack *[]readFrame, 
 			alt.done = true
 			r.add(s)
 		} else if alt.html == "" {
-			alt.html = strings.TrimSpace(htmlText(s))
+			alt.html = strings.ToValidUTF8(strings.TrimSpace(htmlText(s)), "\uFFFD")
 		}
 	case (t == "text/plain" || t == "") && !attachment:
 		if r.text.Len() >= MaxReadable {
