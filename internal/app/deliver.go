@@ -103,7 +103,7 @@ func startDelivery(g *group, cfg config.Config, d *Database, log *slog.Logger, r
 // process, whether or not it delivers: what they queue wakes the delivery
 // workers of any process through NOTIFY outbound. It returns the bounce processor, which also
 // scores the refusals delivery meets.
-func startProcessors(g *group, cfg config.Config, d *Database, log *slog.Logger, reg prometheus.Registerer) *bounce.Processor {
+func startProcessors(g *group, cfg config.Config, d *Database, log *slog.Logger, reg prometheus.Registerer, archiveURL string) *bounce.Processor {
 	wake := func() { d.Notify.Poke(notify.Outbound, "") }
 	bounceCounts, commandCounts := bounce.NewCounts(), commands.NewCounts()
 	reg.MustRegister(bounceCounts, commandCounts)
@@ -122,7 +122,7 @@ func startProcessors(g *group, cfg config.Config, d *Database, log *slog.Logger,
 		return nil
 	})
 	cmds := &commands.Processor{DB: d.DB, Log: log, Hostname: cfg.Hostname, Poke: wake,
-		Moderator: NewModeration(cfg, d, log), Counts: commandCounts}
+		Moderator: NewModeration(cfg, d, log), Counts: commandCounts, Archive: commands.Access{IMAPURL: archiveURL}}
 	cctx, ccancel := context.WithCancel(context.Background())
 	g.add("commands", func() error { return cmds.Run(cctx, time.Second) }, func(context.Context) error {
 		ccancel()

@@ -68,8 +68,9 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		return err
 	}
 	startBackfill(&g, d, log)
-	bounces := startProcessors(&g, cfg, d, log, reg)
-	if err := startDelivery(&g, cfg, d, log, reg, signer, archiveURL(cfg, ready["imap"]), bounces); err != nil {
+	archive := archiveURL(cfg, ready["imap"])
+	bounces := startProcessors(&g, cfg, d, log, reg, archive)
+	if err := startDelivery(&g, cfg, d, log, reg, signer, archive, bounces); err != nil {
 		return err
 	}
 	if err := startSMTP(&g, cfg, d, log, reg, ready); err != nil {

@@ -43,9 +43,16 @@ func (p *Processor) set(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, 
 		return "You are not subscribed to " + l.Address + ".", false, err
 	}
 	addr, _ := mailaddr.Parse(mem.Address)
+	text := "Someone (perhaps you) asked to change your subscription to " + l.Address + ":\n\n  " + c.Line + "\n\n" +
+		"To confirm, just reply to this message.\nIf you did not ask for this, ignore this message: nothing changes.\n"
+	if c.Name == "password" {
+		text = "Someone (perhaps you) asked for a new password for reading the archive of " + l.Address + ".\n\n" +
+			"To get it, just reply to this message: the password is mailed to you, and any old one stops working.\n" +
+			"If you did not ask for this, ignore this message: your password stays as it is.\n"
+	}
 	st, err := p.challenge(ctx, tx, l, m, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
 		Action: tokens.Settings, Payload: c.Line, TTL: p.ttl()}, []string{mem.Address}, "", func(string) string {
-		return "Reply to this message to change your subscription to " + l.Address + ":\n\n  " + c.Line + "\n"
+		return text + "The request expires in " + human(p.ttl()) + ".\n"
 	})
 	if err != nil || st != sent {
 		return st.refusal(mem.Address), false, err
@@ -141,10 +148,11 @@ func (p *Processor) newPassword(ctx context.Context, tx *sqlx.Tx, l lists.List, 
 		return "", false, err
 	}
 	request := mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, "")
+	v := view(l, p.Archive)
+	v.User, v.Password = mem.Address, pw
 	m.post(notice.Message{From: request, To: mem.Address, Loop: request,
 		Subject: "Your archive password for " + l.Address,
-		Text: "Your password for reading the archive of " + l.Address + " over IMAP:\n\n  user:     " + mem.Address +
-			"\n  password: " + pw + "\n\nAsking again makes a new one and the old one stops working.\n"}, []string{mem.Address})
+		Text:    renderView(ctx, tx, "password", l, v)}, []string{mem.Address})
 	if norm(mem.Address) == norm(m.sender) {
 		return "", true, nil // the password mail tells them
 	}

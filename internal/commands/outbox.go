@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,11 +89,33 @@ func (p *Processor) flush(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail
 	return len(m.outbox) > 0, nil
 }
 
-// replySubject is "Re: " and the subject, without a second "Re:".
+// replySubject is "Re: " and the subject, without a second "Re:" (nor
+// one before a reply marker of another language, "AW:", "SV:").
 func replySubject(subject string) string {
 	subject = strings.TrimSpace(subject)
-	if len(subject) >= 3 && strings.EqualFold(subject[:3], "re:") {
+	if subject == "" {
+		return "Re: your message"
+	}
+	marker, _, ok := strings.Cut(subject, ":")
+	if m := strings.ToLower(strings.TrimSpace(marker)); ok && isReplyMarker(m) && m != "fwd" && m != "fw" && m != "wg" && m != "tr" {
 		return subject
 	}
 	return "Re: " + subject
+}
+
+// human says a duration as people do: "3 days", "1 hour", "45 minutes".
+func human(d time.Duration) string {
+	unit := func(n int64, what string) string {
+		if n == 1 {
+			return "1 " + what
+		}
+		return strconv.FormatInt(n, 10) + " " + what + "s"
+	}
+	switch {
+	case d >= 48*time.Hour || d >= 24*time.Hour && d%(24*time.Hour) == 0:
+		return unit(int64((d+12*time.Hour)/(24*time.Hour)), "day")
+	case d >= 2*time.Hour || d >= time.Hour && d%time.Hour == 0:
+		return unit(int64((d+30*time.Minute)/time.Hour), "hour")
+	}
+	return unit(max(1, int64((d+30*time.Second)/time.Minute)), "minute")
 }

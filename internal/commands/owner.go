@@ -66,6 +66,11 @@ func (p *Processor) ownerRequest(ctx context.Context, tx *sqlx.Tx, l lists.List,
 	if ok {
 		return p.runOwner(ctx, tx, l, m, "password:"+m.sender, cmds)
 	}
+	if m.approved != "" {
+		// Said as it is, and nothing more: not whether the sender is an
+		// owner, nor whether the list has a password at all.
+		return refuseOwner(m), false, nil
+	}
 	addr, err := mailaddr.Parse(m.sender)
 	if err != nil {
 		return refuseOwner(m), false, nil
@@ -98,11 +103,11 @@ func (p *Processor) ownerRequest(ctx context.Context, tx *sqlx.Tx, l lists.List,
 // refuseOwner logs why owner commands were refused (never the password
 // that came with them) and returns the answer.
 func refuseOwner(m mail) string {
-	reason := "not an owner"
 	if m.approved != "" {
-		reason = "wrong password"
+		m.info("owner commands refused", "owner_refused", "from", m.sender, "reason", "wrong password")
+		return "The moderator password in your message is wrong; nothing was done."
 	}
-	m.info("owner commands refused", "owner_refused", "from", m.sender, "reason", reason)
+	m.info("owner commands refused", "owner_refused", "from", m.sender, "reason", "not an owner")
 	return "Only the list's owners and moderators may use these commands."
 }
 
@@ -144,7 +149,8 @@ func (p *Processor) ownerCommand(ctx context.Context, tx *sqlx.Tx, l lists.List,
 		if err != nil {
 			return c.Name + " needs the number of a held post", false, nil
 		}
-		return p.decideHeld(ctx, l, m, c.Name, id, strings.Join(c.Args[1:], " "), by)
+		_, reason := cutWord(c.Rest) // the whole line after the number
+		return p.decideHeld(ctx, l, m, c.Name, id, reason, by)
 	case "held":
 		hs, err := moderation.HeldPosts(ctx, tx, l.ID)
 		if err != nil {

@@ -36,6 +36,7 @@ type Processor struct {
 	DailyReplies int           // automatic replies per address per day (default 10)
 	Poke         func()        // wakes the delivery workers after replies are queued
 	Moderator    Moderator     // decides on held posts; nil: not by email
+	Archive      Access        // where members read the archive, for the welcome, info and password mails
 	// Counts, when set, counts service-address mail by kind and result
 	// (NewCounts).
 	Counts *prometheus.CounterVec
@@ -104,6 +105,7 @@ type trail struct {
 	log     *slog.Logger    // with the list, kind, inbound_id and msg_id
 	n       int             // decision lines so far
 	limited map[string]bool // addresses found over the daily limit, refused and logged once per mail
+	done    map[string]bool // requests made ("subscribe ADDR"), each made once per mail
 	outbox  []pending       // what the mail causes, sent by flush (outbox.go)
 }
 
@@ -112,7 +114,7 @@ func (p *Processor) newTrail(l lists.List, in inbound.Message, sum *mailmsg.Summ
 	if sum != nil {
 		log = log.With("msg_id", sum.MessageID)
 	}
-	return &trail{log: log, limited: map[string]bool{}}
+	return &trail{log: log, limited: map[string]bool{}, done: map[string]bool{}}
 }
 
 func (t *trail) info(msg, event string, args ...any) {
@@ -192,7 +194,7 @@ func (p *Processor) handle(ctx context.Context, tx *sqlx.Tx, l lists.List, in in
 	if err != nil {
 		return false, err
 	}
-	return p.flush(ctx, tx, l, m, replySubject(m.subject), text)
+	return p.flush(ctx, tx, l, m, replySubject(mailmsg.Clean(m.subject, 200)), text)
 }
 
 // ownAddress reports whether parley answers for addr itself (a list or
@@ -206,11 +208,17 @@ func (p *Processor) ownAddress(ctx context.Context, tx *sqlx.Tx, addr string) (b
 }
 
 // runAll runs a message's commands, the owner commands together, and
-// returns the text of the reply and whether anything was queued.
-func (p *Processor) runAll(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, cmds []Command) (string, bool, error) {
+// returns the text of the reply and whether anything was queued. The help
+// text comes once, and only when the message held no command.
+func (p *Processor) runAll(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, parsed Parsed) (string, bool, error) {
+	cmds := parsed.Commands
 	if len(cmds) == 0 {
 		m.info("no command found", "command", "from", m.sender, "result", "no command")
-		return "No command was found in your message.\n\n" + render(ctx, tx, "help", l), false, nil
+		text := "No command was found in your message"
+		if len(parsed.Ignored) > 0 {
+			text += fmt.Sprintf(" (the first line read was %q, which is not one)", parsed.Ignored[0])
+		}
+		return text + ".\n\n" + p.render(ctx, tx, "help", l), false, nil
 	}
 	var out strings.Builder
 	queued := false
@@ -241,19 +249,26 @@ func (p *Processor) runAll(ctx context.Context, tx *sqlx.Tx, l lists.List, m mai
 		queued = queued || q
 		fmt.Fprintf(&out, "%s\n\n", res)
 	}
+	if n := len(parsed.Ignored); n > 0 && out.Len() > 0 {
+		if n == 1 {
+			out.WriteString("One line that is not a command was ignored.\n")
+		} else {
+			fmt.Fprintf(&out, "%d lines that are not commands were ignored.\n", n)
+		}
+	}
 	return out.String(), queued, nil
 }
 
 // commandsIn returns the commands a message stands for: the -join,
-// -leave and -confirm addresses imply theirs.
-func commandsIn(in inbound.Message, m mail) []Command {
+// -leave and -confirm addresses imply theirs, whatever the message says.
+func commandsIn(in inbound.Message, m mail) Parsed {
 	switch in.Kind {
 	case "join":
-		return []Command{{Name: "subscribe", Line: "subscribe"}}
+		return Parsed{Commands: []Command{{Name: "subscribe", Line: "subscribe"}}}
 	case "leave":
-		return []Command{{Name: "unsubscribe", Line: "unsubscribe"}}
+		return Parsed{Commands: []Command{{Name: "unsubscribe", Line: "unsubscribe"}}}
 	case "confirm":
-		return []Command{{Name: "confirm", Args: []string{in.Detail}, Line: "confirm"}}
+		return Parsed{Commands: []Command{{Name: "confirm", Args: []string{in.Detail}, Line: "confirm"}}}
 	}
 	return Parse(m.subject, m.body)
 }
@@ -262,9 +277,9 @@ func commandsIn(in inbound.Message, m mail) []Command {
 func (p *Processor) run(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, c Command) (string, bool, error) {
 	switch c.Name {
 	case "help":
-		return render(ctx, tx, "help", l), false, nil
+		return p.render(ctx, tx, "help", l), false, nil
 	case "info":
-		return render(ctx, tx, "info", l), false, nil
+		return p.render(ctx, tx, "info", l), false, nil
 	case "subscribe", "join":
 		return p.request(ctx, tx, l, m, c, "subscribe")
 	case "unsubscribe", "leave", "signoff":
@@ -283,22 +298,19 @@ func (p *Processor) run(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, 
 	case "password":
 		return p.set(ctx, tx, l, m, c)
 	}
-	return fmt.Sprintf("Unknown command %q.\n\n%s", c.Name, render(ctx, tx, "help", l)), false, nil
+	return fmt.Sprintf("Unknown command %q; send \"help\" for the commands.", c.Name), false, nil
 }
 
 // request starts a subscription or unsubscription: a confirmation goes to
 // the address concerned, and nothing changes until it is confirmed. An
 // argument names another address; only that address is written to.
 func (p *Processor) request(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, c Command, action string) (string, bool, error) {
-	given, mode := m.sender, "regular"
-	for _, a := range c.Args {
-		switch strings.ToLower(a) {
-		case "regular", "digest", "digest-plain", "summary", "nomail":
-			mode = strings.ToLower(a)
-		default:
-			given = strings.TrimPrefix(a, "address=")
-		}
+	given, mode := requestArgs(c, m.sender)
+	key := action + " " + norm(given)
+	if m.done[key] {
+		return "", false, nil // "subscribe" in the Subject and again in the body
 	}
+	m.done[key] = true
 	if f := members.Delivery(mode).DigestFormat(); f != "" && !l.Digest.Offers(f) {
 		return fmt.Sprintf("%s does not offer %s delivery.", l.Address, mode), false, nil
 	}
@@ -329,7 +341,7 @@ func (p *Processor) request(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 			return fmt.Sprintf("Someone (perhaps you) asked to %s %s %s %s.\n\n"+
 				"To confirm, just reply to this message, or send a message to\n  %s\n\n"+
 				"If you did not ask for this, ignore this message: nothing changes.\nThe request expires in %s.\n",
-				action, given, map[string]string{"subscribe": "to", "unsubscribe": "from"}[action], l.Address, confirm, ttl.Round(time.Hour))
+				action, given, map[string]string{"subscribe": "to", "unsubscribe": "from"}[action], l.Address, confirm, human(ttl))
 		})
 	if err != nil || st != sent {
 		return st.refusal(given), false, err
@@ -338,6 +350,25 @@ func (p *Processor) request(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 		return "", true, nil // the confirmation itself tells the sender
 	}
 	return "A confirmation was sent to " + given + ". Nothing changes until it is answered.", true, nil
+}
+
+// requestArgs reads "subscribe [ADDRESS] [MODE]": an argument with an @
+// (or address=ADDRESS) names the address, a delivery mode the mode; other
+// words ("subscribe me please") are not addresses.
+func requestArgs(c Command, sender string) (given, mode string) {
+	given, mode = sender, "regular"
+	for _, a := range c.Args {
+		la := strings.ToLower(a)
+		switch {
+		case la == "regular" || la == "digest" || la == "digest-plain" || la == "summary" || la == "nomail":
+			mode = la
+		case strings.HasPrefix(la, "address="):
+			given = a[len("address="):]
+		case strings.Contains(a, "@"):
+			given = strings.Trim(a, "<>,;()\"'")
+		}
+	}
+	return given, mode
 }
 
 // confirm completes a pending request.
@@ -364,8 +395,8 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 	case tokens.Held:
 		id, _ := strconv.ParseInt(t.Payload, 10, 64)
 		verb, reason := "approve", ""
-		if cs := Parse("", m.body); len(cs) > 0 && (cs[0].Name == "reject" || cs[0].Name == "discard") {
-			verb, reason = cs[0].Name, strings.Join(cs[0].Args, " ")
+		if cs := Parse("", m.body).Commands; len(cs) > 0 && (cs[0].Name == "reject" || cs[0].Name == "discard") {
+			verb, reason = cs[0].Name, cs[0].Rest // the whole line is the reason
 		}
 		return p.decideHeld(ctx, l, m, verb, id, reason, "reply:"+m.sender)
 	case "subscribe":
@@ -387,11 +418,10 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 		}
 		request := mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, "")
 		m.post(notice.Message{From: request, To: t.Address, Loop: request,
-			Subject: "Welcome to " + l.Address, Text: render(ctx, tx, "welcome", l)}, []string{t.Address})
-		if norm(t.Address) == norm(m.sender) {
-			return "", true, nil // the welcome tells them
-		}
-		return t.Address + " is now subscribed to " + l.Address + ".", true, nil
+			Subject: "Welcome to " + l.Address, Text: p.render(ctx, tx, "welcome", l)}, []string{t.Address})
+		// The welcome says it all: only someone who received the
+		// confirmation could answer it, whatever their From: says.
+		return "", true, nil
 	default:
 		if err := members.Remove(ctx, tx, l.ID, t.AddressNorm); err != nil && !errors.Is(err, members.ErrNotFound) {
 			return "", false, err
@@ -579,8 +609,10 @@ func approvedHeader(raw []byte) string {
 
 // firstText returns the first text/plain part of a message, at any
 // depth (mail clients send multipart/mixed around multipart/alternative
-// around the text), bounded: the walk keeps an explicit stack, at most
-// maxTextDepth multiparts deep and maxTextParts parts in all.
+// around the text), or, when there is none, its first text/html part as
+// lines of text: an HTML-only command mail is read, not ignored. The
+// walk keeps an explicit stack, at most maxTextDepth multiparts deep and
+// maxTextParts parts in all.
 func firstText(raw []byte) string {
 	br := bufio.NewReader(bytes.NewReader(mailmsg.Canonicalize(raw)))
 	th, err := textproto.ReadHeader(br)
@@ -589,12 +621,16 @@ func firstText(raw []byte) string {
 	}
 	h := message.Header{Header: th}
 	t, params, _ := h.ContentType()
-	if !strings.HasPrefix(t, "multipart/") {
+	switch {
+	case t == "text/html":
+		return mailmsg.HTMLLines(decoded(h, br))
+	case !strings.HasPrefix(t, "multipart/"):
 		if t != "text/plain" && t != "" {
 			return ""
 		}
 		return decoded(h, br)
 	}
+	html := ""
 	stack := []*textproto.MultipartReader{textproto.NewMultipartReader(br, params["boundary"])}
 	for seen := 0; len(stack) > 0 && seen < maxTextParts; seen++ {
 		part, err := stack[len(stack)-1].NextPart()
@@ -607,11 +643,13 @@ func firstText(raw []byte) string {
 		switch {
 		case pt == "text/plain":
 			return decoded(ph, part)
+		case pt == "text/html" && html == "":
+			html = mailmsg.HTMLLines(decoded(ph, part))
 		case strings.HasPrefix(pt, "multipart/") && pp["boundary"] != "" && len(stack) < maxTextDepth:
 			stack = append(stack, textproto.NewMultipartReader(part, pp["boundary"]))
 		}
 	}
-	return ""
+	return html
 }
 
 // Bounds of firstText's walk.

@@ -192,3 +192,49 @@ func Undeclared8bit(s string) string {
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
+
+// HTMLLines is the text an HTML part shows, line by line, for reading
+// commands in an HTML-only mail: tags dropped, entities decoded, script
+// and style left out, a line break at each block (paragraph, div, br,
+// list item, row, heading), and the lines inside a blockquote quoted
+// ("> "), as a plain-text reply quotes them. The tokenizer keeps no
+// stack of its own; the only state is two counters.
+func HTMLLines(s string) string {
+	z := html.NewTokenizer(strings.NewReader(s))
+	var b strings.Builder
+	skip, quote := 0, 0
+	newline := func() {
+		b.WriteByte('\n')
+		if quote > 0 {
+			b.WriteString("> ")
+		}
+	}
+	for {
+		switch tt := z.Next(); tt {
+		case html.ErrorToken:
+			return b.String()
+		case html.TextToken:
+			if skip == 0 {
+				b.WriteString(strings.ReplaceAll(string(z.Text()), "\n", " "))
+			}
+		case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
+			name, _ := z.TagName()
+			end := tt == html.EndTagToken
+			switch n := string(name); {
+			case n == "script" || n == "style":
+				skip = max(0, skip+map[bool]int{false: 1, true: -1}[end])
+			case n == "blockquote":
+				quote = max(0, quote+map[bool]int{false: 1, true: -1}[end])
+				newline()
+			case htmlBlocks[n]:
+				newline()
+			default:
+				b.WriteByte(' ')
+			}
+		}
+	}
+}
+
+// htmlBlocks are the elements that start a line.
+var htmlBlocks = map[string]bool{"p": true, "div": true, "br": true, "li": true, "tr": true, "ul": true, "ol": true,
+	"h1": true, "h2": true, "h3": true, "h4": true, "h5": true, "h6": true, "pre": true, "table": true, "hr": true}

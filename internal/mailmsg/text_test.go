@@ -67,3 +67,18 @@ func TestSearchTextBounded(t *testing.T) {
 		t.Errorf("search text of %d bytes, want at most %d", len(got), MaxSearchText)
 	}
 }
+
+func TestHTMLLines(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"<p>subscribe</p><p>set delivery digest</p>", "\nsubscribe\n\nset delivery digest\n"},
+		{"<div>help<br>info</div>", "\nhelp\ninfo\n"},
+		{"<p>approve</p><blockquote><p>unsubscribe</p></blockquote>", "\napprove\n\n> \n> unsubscribe\n> \n"},
+		{"<style>p{}</style><script>x</script>who", "who"},
+		{"a &amp; b\nc", "a & b c"},
+	} {
+		if got := HTMLLines(tc.in); got != tc.want {
+			t.Errorf("HTMLLines(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

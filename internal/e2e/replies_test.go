@@ -1,0 +1,277 @@
+package e2e
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq"
+
+	"github.com/parley-list/parley/internal/testutil/pgtest"
+	"github.com/parley-list/parley/internal/testutil/smtpsink"
+)
+
+// person is a test's view of the server from a person's side: what they
+// send, and every mail that comes back, counted once everything their
+// mail caused has been handled.
+type person struct {
+	t    *testing.T
+	smtp string
+	sink *smtpsink.Sink
+	db   *sqlx.DB
+	seen int // sink messages already returned by settle
+}
+
+func newPerson(t *testing.T, s *server, sink *smtpsink.Sink, dsn string) *person {
+	d, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return &person{t: t, smtp: s.ready["smtp"], sink: sink, db: d}
+}
+
+// send hands one message to the server over SMTP: raw is the whole
+// message (CRLF line ends are added where LF is alone).
+func (p *person) send(from, to, raw string) {
+	p.t.Helper()
+	raw = strings.ReplaceAll(strings.ReplaceAll(raw, "\r\n", "\n"), "\n", "\r\n")
+	c, err := smtp.Dial(p.smtp)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SendMail(from, []string{to}, strings.NewReader(raw)); err != nil {
+		p.t.Fatalf("sending to %s: %v", to, err)
+	}
+	c.Quit()
+}
+
+// mail sends a message with the given subject and text body.
+func (p *person) mail(from, to, subject, body string) {
+	p.t.Helper()
+	p.send(from, to, "From: "+from+"\nTo: "+to+"\nSubject: "+subject+"\nMessage-ID: <"+
+		strings.ReplaceAll(time.Now().Format("150405.000000000"), ".", "")+"."+from+">\nDate: "+
+		time.Now().Format(time.RFC1123Z)+"\nContent-Type: text/plain; charset=utf-8\n\n"+body)
+}
+
+// settle waits until the server has handled all the mail it was given
+// and sent everything that caused, and returns the mails sent since the
+// last settle.
+func (p *person) settle() []smtpsink.Message {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.t.Context(), time.Minute)
+	defer cancel()
+	for {
+		var busy int
+		err := p.db.GetContext(ctx, &busy, `SELECT (SELECT count(*) FROM inbound WHERE state = 'new')
+			+ (SELECT count(*) FROM outbound WHERE state IN ('pending', 'sending'))
+			+ (SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending'))`)
+		if err != nil {
+			p.t.Fatalf("waiting for the server: %v", err)
+		}
+		if busy == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	all := p.sink.Messages()
+	got := all[p.seen:]
+	p.seen = len(all)
+	return got
+}
+
+// only returns the single mail in ms, failing when there is not exactly
+// one, or when it is not to rcpt.
+func only(t *testing.T, ms []smtpsink.Message, rcpt string) string {
+	t.Helper()
+	if len(ms) != 1 {
+		var subjects []string
+		for _, m := range ms {
+			subjects = append(subjects, m.To[0]+": "+header(string(m.Data), "Subject"))
+		}
+		t.Fatalf("got %d mails, want 1: %q", len(ms), subjects)
+	}
+	if ms[0].To[0] != rcpt {
+		t.Fatalf("the mail went to %s, want %s", ms[0].To[0], rcpt)
+	}
+	return string(ms[0].Data)
+}
+
+// sentTo returns the mails in ms to rcpt.
+func sentTo(ms []smtpsink.Message, rcpt string) []smtpsink.Message {
+	var out []smtpsink.Message
+	for _, m := range ms {
+		if m.To[0] == rcpt {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// header returns the first value of a header field in a raw message.
+func header(raw, name string) string {
+	m := regexp.MustCompile(`(?mi)^` + name + `: (.*)\r?$`).FindStringSubmatch(raw)
+	if m == nil {
+		return ""
+	}
+	return strings.TrimSpace(m[1])
+}
+
+var replyAddr = regexp.MustCompile(`Reply-To: (dev-confirm\+[a-z2-7]+@lists\.example\.org)`)
+
+// TestCommandMailReplies: what a person gets back for the mail they
+// write to a list's addresses: one mail per action, the help text once and
+// only when nothing ran, a subject without "Re: Re:", wording and
+// durations a person understands, where the archive is, nothing raw
+// echoed back.
+func TestCommandMailReplies(t *testing.T) {
+	t.Parallel()
+	sink := smtpsink.Start(t)
+	dsn := pgtest.NewDSN(t)
+	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+dsn, "PARLEY_RELAY=smtp://"+sink.Addr)
+	s := startServer(t, env)
+	mustRun(t, env, "list", "create", "dev@lists.example.org", "--archive", "private", "--subscribe", "confirm")
+	p := newPerson(t, s, sink, dsn)
+	const req = "dev-request@lists.example.org"
+
+	t.Run("a letter instead of commands", func(t *testing.T) {
+		p.t = t
+		p.mail("ivan@example.org", req, "Joining", "Hi,\n\nplease add me to the list. I run the library\nat the Northside school.\n\nThanks,\nIvan\n")
+		got := only(t, p.settle(), "ivan@example.org")
+		if n := strings.Count(got, "Commands for dev@lists.example.org"); n != 1 {
+			t.Errorf("the help text came %d times, want once:\n%s", n, got)
+		}
+		for _, bad := range []string{"Unknown command", `"hi,"`, `"thanks,"`, `"ivan"`} {
+			if strings.Contains(got, bad) {
+				t.Errorf("the reply says %s:\n%s", bad, got)
+			}
+		}
+		if s := header(got, "Subject"); s != "Re: Joining" {
+			t.Errorf("Subject: %q, want %q", s, "Re: Joining")
+		}
+	})
+
+	t.Run("joining is one mail, confirming another", func(t *testing.T) {
+		p.t = t
+		p.mail("ann@example.org", "dev-join@lists.example.org", "join", "Hello, I would like to join.\n")
+		conf := only(t, p.settle(), "ann@example.org")
+		if !strings.Contains(conf, "expires in 3 days") {
+			t.Errorf("the confirmation does not say when it expires in words:\n%s", conf)
+		}
+		to := replyAddr.FindStringSubmatch(conf)
+		if to == nil {
+			t.Fatalf("confirmation without a reply address:\n%s", conf)
+		}
+		p.mail("ann@example.org", to[1], "Re: "+header(conf, "Subject"), "> Someone (perhaps you) asked\n")
+		welcome := only(t, p.settle(), "ann@example.org")
+		for _, want := range []string{"Welcome to dev@lists.example.org", "server:   localhost", "mailbox:  dev@lists.example.org",
+			"user:     your address", `mail dev-request@lists.example.org the word "password"`} {
+			if !strings.Contains(welcome, want) {
+				t.Errorf("the welcome does not say %q:\n%s", want, welcome)
+			}
+		}
+	})
+
+	t.Run("a command in both Subject and body runs once", func(t *testing.T) {
+		p.t = t
+		p.mail("bea@example.org", req, "subscribe", "subscribe me please\n")
+		conf := only(t, p.settle(), "bea@example.org")
+		if strings.Contains(conf, "already") || strings.Contains(conf, "one request at a time") {
+			t.Errorf("the confirmation complains of the repeat:\n%s", conf)
+		}
+	})
+
+	t.Run("Re: is not doubled", func(t *testing.T) {
+		p.t = t
+		p.mail("ivan@example.org", req, "Re: info", "info\n")
+		got := only(t, p.settle(), "ivan@example.org")
+		if s := header(got, "Subject"); s != "Re: info" {
+			t.Errorf("Subject: %q, want %q", s, "Re: info")
+		}
+		if !strings.Contains(got, "Read the archive in any mail client") {
+			t.Errorf("info does not say how to read the archive:\n%s", got)
+		}
+	})
+
+	t.Run("the password confirmation talks about a password", func(t *testing.T) {
+		p.t = t
+		p.mail("ann@example.org", req, "password", "")
+		conf := only(t, p.settle(), "ann@example.org")
+		if !strings.Contains(conf, "new password for reading the archive") || strings.Contains(conf, "change your subscription") {
+			t.Errorf("password confirmation:\n%s", conf)
+		}
+		p.mail("ann@example.org", replyAddr.FindStringSubmatch(conf)[1], "Re: confirm", "")
+		pw := only(t, p.settle(), "ann@example.org")
+		for _, want := range []string{"user:     ann@example.org", "password: ", "server:   localhost"} {
+			if !strings.Contains(pw, want) {
+				t.Errorf("the password mail does not say %q:\n%s", want, pw)
+			}
+		}
+	})
+
+	t.Run("control bytes and invalid UTF-8 are not echoed", func(t *testing.T) {
+		p.t = t
+		p.send("ivan@example.org", req, "From: ivan@example.org\nSubject: who\nContent-Type: text/plain; charset=utf-8\n\n"+
+			"who \x1b]0;owned\x07 \xff\xfe\n")
+		got := only(t, p.settle(), "ivan@example.org")
+		if strings.ContainsAny(got, "\x1b\x07") || strings.Contains(got, "\xff") {
+			t.Errorf("the reply echoes raw bytes: %q", got)
+		}
+	})
+
+	t.Run("an HTML-only command mail is read", func(t *testing.T) {
+		p.t = t
+		p.send("ivan@example.org", req, "From: ivan@example.org\nSubject: commands\nMIME-Version: 1.0\n"+
+			"Content-Type: text/html; charset=utf-8\n\n<html><body><p>info</p><div>-- <br>Ivan</div></body></html>\n")
+		got := only(t, p.settle(), "ivan@example.org")
+		if !strings.Contains(got, "Members may post. The archive is for members only.") {
+			t.Errorf("the HTML mail's info was not answered:\n%s", got)
+		}
+	})
+	s.stop()
+}
+
+// TestModeratorReplies: a wrong moderator password is said to be wrong,
+// and a rejection's reason reaches the author whole.
+func TestModeratorReplies(t *testing.T) {
+	t.Parallel()
+	sink := smtpsink.Start(t)
+	dsn := pgtest.NewDSN(t)
+	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+dsn, "PARLEY_RELAY=smtp://"+sink.Addr)
+	s := startServer(t, env)
+	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "moderated", "--owner", "owner@example.org")
+	if r := run(t, env, "sekrit-password\n", "list", "set", "dev@lists.example.org", "--moderator-password", "-"); r.code != 0 {
+		t.Fatalf("set password: %s", r.stderr)
+	}
+	mustRun(t, env, "member", "add", "dev@lists.example.org", "carol@example.org")
+	p := newPerson(t, s, sink, dsn)
+	p.settle()
+
+	p.send("owner@example.org", "dev-request@lists.example.org", "From: owner@example.org\nSubject: owner commands\nApproved: not-the-password\n\nadd dan@example.org\n")
+	got := only(t, p.settle(), "owner@example.org")
+	if !strings.Contains(got, "The moderator password in your message is wrong; nothing was done.") {
+		t.Errorf("a wrong password is not said to be wrong:\n%s", got)
+	}
+
+	p.mail("carol@example.org", "dev@lists.example.org", "A question", "Is this on topic?\n")
+	held := only(t, p.settle(), "owner@example.org")
+	reason := "Off topic for this list: please see the charter at https://example.org/charter and ask on the general list"
+	p.mail("owner@example.org", replyAddr.FindStringSubmatch(held)[1], "Re: held", "reject "+reason+"\n\n> A post to dev@lists.example.org is waiting\n")
+	ms := p.settle()
+	if len(ms) != 2 {
+		t.Fatalf("%d mails after the rejection, want 2 (the author's notice, the moderator's answer)", len(ms))
+	}
+	notice := only(t, sentTo(ms, "carol@example.org"), "carol@example.org")
+	if got := only(t, sentTo(ms, "owner@example.org"), "owner@example.org"); !strings.Contains(got, "rejected") {
+		t.Errorf("the moderator's answer:\n%s", got)
+	}
+	if !strings.Contains(strings.Join(strings.Fields(notice), " "), reason) {
+		t.Errorf("the author's notice does not carry the whole reason %q:\n%s", reason, notice)
+	}
+	s.stop()
+}
