@@ -70,6 +70,7 @@ func startSMTP(g *group, cfg config.Config, d *Database, log *slog.Logger, reg p
 func NewIngest(cfg config.Config, d *Database, log *slog.Logger) *ingest.Service {
 	return ingest.New(ingest.Options{
 		DB: d.DB, Logger: log, Hostname: cfg.Hostname, Notify: d.Notify, Moderation: NewModeration(cfg, d, log),
+		Authors:         &ingest.AuthorCheck{LookupTXT: resolver(cfg).LookupTXT, TrustedAuthServ: splitList(cfg.SMTP.TrustedAuthServIDs)},
 		MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
 		QueryTimeout:    cfg.Database.QueryTimeout.D(),
 		Limits: mailmsg.Limits{
@@ -110,4 +111,15 @@ func modernTLS12Suites() []uint16 {
 // moderators' decisions, as intake, command mail and the CLI use it.
 func NewModeration(cfg config.Config, d *Database, log *slog.Logger) *moderation.Service {
 	return moderation.NewService(moderation.Options{DB: d.DB, Logger: log, Hostname: cfg.Hostname, Notify: d.Notify})
+}
+
+// splitList reads a comma-separated setting.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -540,17 +540,11 @@ func (p *Processor) allow(ctx context.Context, tx *sqlx.Tx, m mail, addr string)
 	if err != nil || m.limited[a.String()] {
 		return false, nil
 	}
-	limit := p.DailyReplies
-	if limit == 0 {
-		limit = 10
-	}
-	var n int
-	err = tx.GetContext(ctx, &n, `INSERT INTO reply_counts (address_norm, day, count) VALUES ($1, current_date, 1)
-		ON CONFLICT (address_norm, day) DO UPDATE SET count = reply_counts.count + 1 RETURNING count`, a.String())
+	ok, err := notice.Allow(ctx, tx, a.String(), p.DailyReplies)
 	if err != nil {
 		return false, err
 	}
-	if n > limit {
+	if !ok {
 		// Info, not Warn: any stranger can run an address up to the
 		// limit; this is the throttle doing its job.
 		m.limited[a.String()] = true

@@ -96,6 +96,7 @@ type SMTP struct {
 	MaxConnectionsPerIP int      `toml:"max_connections_per_ip" doc:"Most simultaneous SMTP connections from one client address."`
 	CommandTimeout      Duration `toml:"command_timeout" doc:"How long to wait for the client's next command."`
 	DataTimeout         Duration `toml:"data_timeout" doc:"How long the whole DATA transfer may take; a slower sender gets 451 and retries."`
+	TrustedAuthServIDs  string   `toml:"trusted_authserv_ids" doc:"Comma-separated authserv-ids of front MTAs whose Authentication-Results fields are believed (dkim=pass or dmarc=pass aligned with From: authenticates a held post's author, who is then told it awaits approval). The MTA must remove such fields that arrive from outside. Empty: parley verifies DKIM itself."`
 }
 
 // LMTP configures the optional LMTP listener for a front MTA.

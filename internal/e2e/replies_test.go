@@ -1,16 +1,22 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq"
 
+	"github.com/parley-list/parley/internal/testutil/dnstest"
 	"github.com/parley-list/parley/internal/testutil/pgtest"
 	"github.com/parley-list/parley/internal/testutil/smtpsink"
 )
@@ -272,6 +278,53 @@ func TestModeratorReplies(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(strings.Fields(notice), " "), reason) {
 		t.Errorf("the author's notice does not carry the whole reason %q:\n%s", reason, notice)
+	}
+	s.stop()
+}
+
+// TestHeldAuthorNotice: a held post's author hears once that it awaits
+// approval when they are a member or their From: is authenticated (an
+// aligned DKIM signature here); a stranger's unauthenticated post tells
+// only the moderators, so a forged From: brings its victim nothing.
+func TestHeldAuthorNotice(t *testing.T) {
+	t.Parallel()
+	dns := dnstest.Start(t)
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns.TXT("s1._domainkey.signed.example", "v=DKIM1; k=ed25519; p="+base64.StdEncoding.EncodeToString(pub))
+	sink := smtpsink.Start(t)
+	dsn := pgtest.NewDSN(t)
+	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+dsn, "PARLEY_RELAY=smtp://"+sink.Addr, "PARLEY_DNS_RESOLVER="+dns.Addr)
+	s := startServer(t, env)
+	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "moderated", "--owner", "owner@example.org")
+	mustRun(t, env, "member", "add", "dev@lists.example.org", "carol@example.org")
+	p := newPerson(t, s, sink, dsn)
+	p.settle()
+
+	p.mail("carol@example.org", "dev@lists.example.org", "member's post", "Hello.\n")
+	ms := p.settle()
+	notice := only(t, sentTo(ms, "carol@example.org"), "carol@example.org")
+	if !strings.Contains(notice, "is waiting for a moderator's approval") {
+		t.Errorf("the member's notice:\n%s", notice)
+	}
+	if len(sentTo(ms, "owner@example.org")) != 1 || len(ms) != 2 {
+		t.Errorf("%d mails, want the member's notice and the moderators'", len(ms))
+	}
+
+	p.mail("victim@forged.example", "dev@lists.example.org", "forged post", "Buy now.\n")
+	only(t, p.settle(), "owner@example.org")
+
+	var signedMsg bytes.Buffer
+	msg := "From: ann@signed.example\r\nTo: dev@lists.example.org\r\nSubject: signed post\r\nMessage-ID: <signed@signed.example>\r\n\r\nHello.\r\n"
+	if err := dkim.Sign(&signedMsg, strings.NewReader(msg), &dkim.SignOptions{Domain: "signed.example", Selector: "s1", Signer: priv}); err != nil {
+		t.Fatal(err)
+	}
+	p.send("ann@signed.example", "dev@lists.example.org", signedMsg.String())
+	ms = p.settle()
+	if n := len(sentTo(ms, "ann@signed.example")); n != 1 || len(ms) != 2 {
+		t.Errorf("signed stranger: %d notices to the author, %d mails in all; want 1 and 2", n, len(ms))
 	}
 	s.stop()
 }

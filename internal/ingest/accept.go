@@ -25,6 +25,9 @@ type outcome struct {
 	decision policy.Decision
 	article  int64
 	dup      bool
+	// tellAuthor: a held post's author may be told it awaits approval
+	// (a member, or an authenticated From:).
+	tellAuthor bool
 }
 
 // Accept judges, archives or records the message for every recipient and
@@ -152,7 +155,14 @@ func (s *Service) decide(ctx context.Context, env Envelope, p *prepared, r Recip
 	if err != nil {
 		return outcome{}, err
 	}
-	return outcome{rcpt: r, decision: policy.Decide(f)}, nil
+	o := outcome{rcpt: r, decision: policy.Decide(f)}
+	if o.decision.Action == policy.Hold && !f.NullSender && !f.MailerDemon {
+		// Only a held post needs it, and it may ask DNS: here, before the
+		// transaction, not inside it.
+		from, _ := mailaddr.Parse(p.sum.From)
+		o.tellAuthor = f.Role != "" || s.o.Authors.Authenticated(ctx, p.raw, from.Domain)
+	}
+	return o, nil
 }
 
 // write records one recipient's outcome in the transaction.
@@ -168,7 +178,9 @@ func (s *Service) write(ctx context.Context, tx *sqlx.Tx, env Envelope, p *prepa
 		return err
 	case policy.Hold:
 		var err error
-		o.dup, err = s.o.Moderation.Hold(ctx, tx, r.List, moderated(env, p, r, d, moderation.Held))
+		n := moderated(env, p, r, d, moderation.Held)
+		n.TellAuthor = o.tellAuthor
+		o.dup, err = s.o.Moderation.Hold(ctx, tx, r.List, n)
 		return err
 	default:
 		// Discarded, or rejected while another recipient accepted the

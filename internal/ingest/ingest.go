@@ -80,6 +80,9 @@ type Options struct {
 	// Moderation holds posts the policy holds; nil: one made from these
 	// options.
 	Moderation *moderation.Service
+	// Authors authenticates a held post's author, who is then told the
+	// post awaits approval; nil: only members are told.
+	Authors *AuthorCheck
 }
 
 // Service resolves recipients and accepts messages.

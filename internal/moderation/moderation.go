@@ -90,6 +90,10 @@ type New struct {
 	MailFrom string // envelope sender, "" for <>
 	Raw      []byte
 	Summary  *mailmsg.Summary
+	// TellAuthor: tell the author a held post awaits approval. Intake sets
+	// it only for a member or an authenticated From:, never for a
+	// stranger whose address may be forged (backscatter).
+	TellAuthor bool
 }
 
 // Record stores a moderation record in the caller's transaction and
@@ -155,7 +159,36 @@ func (s *Service) Hold(ctx context.Context, tx *sqlx.Tx, l lists.List, n New) (d
 	if err != nil || id == 0 {
 		return err == nil, err
 	}
-	return false, s.notifyModerators(ctx, tx, l, id, n)
+	if err := s.notifyModerators(ctx, tx, l, id, n); err != nil {
+		return false, err
+	}
+	if n.TellAuthor {
+		return false, s.tellAuthor(ctx, tx, l, n)
+	}
+	return false, nil
+}
+
+// tellAuthor queues the one "awaiting approval" notice to a held post's
+// author, within the daily limit of automatic mail to an address.
+func (s *Service) tellAuthor(ctx context.Context, tx *sqlx.Tx, l lists.List, n New) error {
+	author, err := mailaddr.Parse(n.Summary.From)
+	if err != nil || mailaddr.IsMailerDaemon(n.Summary.From) {
+		return nil
+	}
+	if own, err := lists.Answers(ctx, tx, author); err != nil || own {
+		return err
+	}
+	ok, err := notice.Allow(ctx, tx, author.String(), 0)
+	if err != nil || !ok {
+		return err
+	}
+	owner := mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, "")
+	m := notice.Message{From: owner, To: n.Summary.From, Loop: owner, AutoReplied: true,
+		Subject: prefixOr(l) + " your post awaits moderator approval: " + mailmsg.Clean(n.Summary.Subject, 200),
+		Text: fmt.Sprintf("Your post to %s is waiting for a moderator's approval.\n\n  Subject: %s\n  Reason:  %s\n\n"+
+			"You need not do anything: you will hear from us again only if it is not accepted.\n"+
+			"Questions go to the list's owners at %s.\n", l.Address, mailmsg.Clean(n.Summary.Subject, 200), n.Reason, owner)}
+	return notice.Queue(ctx, tx, l, []string{n.Summary.From}, m.Render(s.o.Hostname, s.o.Now()))
 }
 
 // notifyModerators queues a notice of a held post to the list's

@@ -102,3 +102,23 @@ func Membership(l lists.List, address, event, how string) *Message {
 			"You get these notices because the list tells its owners of every join and leave;\n" +
 			"parley list set " + l.Address + " --notify-owners off stops them.\n"}
 }
+
+// DailyLimit is how many automatic mails (answers, confirmations,
+// notices to authors) one address gets from this server in a day unless
+// the caller says otherwise: enough for a person, too few to make the
+// server a weapon against a victim whose address is forged.
+const DailyLimit = 10
+
+// Allow counts one automatic mail to addr (normalised) today and reports
+// whether it is within limit (0: DailyLimit). The count is written in
+// the caller's transaction, so a message handled twice (a retry after a
+// crash) counts once.
+func Allow(ctx context.Context, q db.Querier, addr string, limit int) (bool, error) {
+	if limit == 0 {
+		limit = DailyLimit
+	}
+	var n int
+	err := q.GetContext(ctx, &n, `INSERT INTO reply_counts (address_norm, day, count) VALUES ($1, current_date, 1)
+		ON CONFLICT (address_norm, day) DO UPDATE SET count = reply_counts.count + 1 RETURNING count`, addr)
+	return err == nil && n <= limit, err
+}
