@@ -10,6 +10,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parley-list/parley/internal/commands"
 	"github.com/parley-list/parley/internal/config"
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/imapd"
@@ -109,3 +110,9 @@ func isLoopback(a net.Addr) bool {
 // CLI): what a running server would use when its IMAP listener has the
 // configured address.
 func ArchiveURL(cfg config.Config) string { return archiveURL(cfg, string(cfg.IMAP.Listen)) }
+
+// NewGreeter returns what sends the welcome, goodbye and request answers
+// from commands that run beside the server (the CLI).
+func NewGreeter(cfg config.Config) commands.Greeter {
+	return commands.Greeter{Hostname: cfg.Hostname, Archive: commands.Access{IMAPURL: ArchiveURL(cfg)}}
+}

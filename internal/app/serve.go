@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/parley-list/parley/internal/commands"
 	"github.com/parley-list/parley/internal/config"
 	"github.com/parley-list/parley/internal/httpd"
 	"github.com/parley-list/parley/internal/inbound"
@@ -81,7 +82,8 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		return fmt.Errorf("http listener: %w", err)
 	}
 	srv := httpd.NewServer(httpd.Handler(httpd.Options{DB: d, Registry: reg, Logger: log,
-		Unsubscribe: &unsub.Handler{DB: d.DB, Signer: signer, Log: log, Hostname: cfg.Hostname}}), log)
+		Unsubscribe: &unsub.Handler{DB: d.DB, Signer: signer, Log: log,
+			Greeter: commands.Greeter{Hostname: cfg.Hostname, Archive: commands.Access{IMAPURL: archive}}}}), log)
 	g.add("http", func() error {
 		if err := srv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
 			return err

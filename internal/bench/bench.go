@@ -182,6 +182,6 @@ func (s *server) listWithMembers(ctx context.Context, list string, n int) error 
 	for i := range n {
 		fmt.Fprintf(&sb, "member%d@example.net\n", i)
 	}
-	_, err := s.cli(ctx, strings.NewReader(sb.String()), "member", "add", list, "--file", "-")
+	_, err := s.cli(ctx, strings.NewReader(sb.String()), "member", "add", "--quiet", list, "--file", "-")
 	return err
 }

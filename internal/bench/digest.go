@@ -33,7 +33,7 @@ func (b *runner) digest(ctx context.Context) error {
 	for i := range 10000 {
 		fmt.Fprintf(&sb, "m%d@d%d.example\n", i, i%100)
 	}
-	if _, err := s.cli(ctx, strings.NewReader(sb.String()), "member", "add", list, "--delivery", "digest", "--file", "-"); err != nil {
+	if _, err := s.cli(ctx, strings.NewReader(sb.String()), "member", "add", "--quiet", list, "--delivery", "digest", "--file", "-"); err != nil {
 		return err
 	}
 	snd, err := dialSender(s.ready["smtp"])

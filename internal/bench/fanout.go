@@ -131,7 +131,7 @@ func (b *runner) fanout(ctx context.Context) error {
 		for i := range 10000 {
 			fmt.Fprintf(&sb, "m%d@d%d.example\n", i, i%spec.domains)
 		}
-		if _, err := s.cli(ctx, strings.NewReader(sb.String()), "member", "add", list, "--file", "-"); err != nil {
+		if _, err := s.cli(ctx, strings.NewReader(sb.String()), "member", "add", "--quiet", list, "--file", "-"); err != nil {
 			return err
 		}
 		sk.expect(10000)

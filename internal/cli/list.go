@@ -30,10 +30,10 @@ func listCmd(e *env) *cobra.Command {
 
 // listFlags are the settings flags shared by `list create` and `list set`.
 type listFlags struct {
-	name, description, policy, archive, prefix, nonmember, bySubject, dmarc, verp, modPassword, subscribe, roster, notify string
-	maxSize                                                                                                               int64
-	digestSize, digestSchedule, digestTZ, digestVolume, digestFormats, footer, footerFile, replyTo                        string
-	stdin                                                                                                                 io.Reader // for --footer-file -
+	name, description, policy, archive, prefix, nonmember, bySubject, dmarc, verp, modPassword, subscribe, roster, notify, goodbye string
+	maxSize                                                                                                                        int64
+	digestSize, digestSchedule, digestTZ, digestVolume, digestFormats, footer, footerFile, replyTo                                 string
+	stdin                                                                                                                          io.Reader // for --footer-file -
 }
 
 func (f *listFlags) register(fs *pflag.FlagSet, stdin io.Reader) {
@@ -47,6 +47,7 @@ func (f *listFlags) register(fs *pflag.FlagSet, stdin io.Reader) {
 	fs.Int64Var(&f.maxSize, "max-message-size", 0, "largest post in bytes for this list (0: the server's limit)")
 	fs.StringVar(&f.modPassword, "moderator-password", "", "password owners put in an Approved: header to run commands by email at once ('-' reads it from stdin; '' removes it)")
 	fs.StringVar(&f.notify, "notify-owners", "", "on (default): tell the owners whenever someone joins or leaves on their own; off: do not")
+	fs.StringVar(&f.goodbye, "goodbye", "", "on (default): tell members who are removed (by an owner, the CLI or the unsubscribe link); off: do not")
 	fs.StringVar(&f.roster, "roster", "", "who may see the member list with the \"who\" command: owners (default), members or public")
 	fs.StringVar(&f.subscribe, "subscribe", "", "confirm: a confirmed subscription takes effect (default); approve: an owner must approve it too")
 	fs.StringVar(&f.verp, "verp", "", "on (default): a return path per copy, so each bounce names its member; off: copies to one domain share SMTP transactions")
@@ -113,6 +114,13 @@ func (f *listFlags) settings(fs *pflag.FlagSet) (lists.Settings, error) {
 			return s, err
 		}
 		s.NotifyMembership = &b
+	}
+	if fs.Changed("goodbye") {
+		b, err := parseOnOff(f.goodbye)
+		if err != nil {
+			return s, err
+		}
+		s.Goodbye = &b
 	}
 	if fs.Changed("subject-threading") {
 		b, err := parseOnOff(f.bySubject)
@@ -321,6 +329,7 @@ func writeList(w io.Writer, l lists.List) error {
 		{"subscriptions", l.SubscribeBy},
 		{"roster", l.Roster},
 		{"notify owners", onOff(l.NotifyMembership)},
+		{"goodbye", onOff(l.Goodbye)},
 		{"reply-to", l.ReplyTo},
 		{"footer", strings.ReplaceAll(l.Footer, "\n", `\n`)},
 		{"digest size", digestSize(l.Digest.Threshold)},

@@ -17,6 +17,7 @@ import (
 	"github.com/parley-list/parley/internal/errs"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/members"
+	"github.com/parley-list/parley/internal/notify"
 )
 
 func memberCmd(e *env) *cobra.Command {
@@ -80,7 +81,7 @@ func (e *env) parseAll(in []addInput, role members.Role, mode members.Delivery) 
 
 func memberAddCmd(e *env) *cobra.Command {
 	var file, role, mode string
-	var skipExisting bool
+	var skipExisting, quiet bool
 	c := &cobra.Command{
 		Use:   "add LIST [ADDRESS...]",
 		Short: "Add members (from arguments, or one per line from --file, '-' for stdin)",
@@ -125,7 +126,7 @@ address's result is printed.`,
 				return err
 			}
 			return e.withDB(c.Context(), func(d *app.Database) error {
-				return e.addMembers(c, d, args[0], ms, skipExisting)
+				return e.addMembers(c, d, args[0], ms, addOptions{skipExisting: skipExisting, quiet: quiet})
 			})
 		},
 	}
@@ -133,13 +134,21 @@ address's result is printed.`,
 	c.Flags().StringVar(&role, "role", "member", "role: member, moderator or owner")
 	c.Flags().StringVar(&mode, "delivery", "regular", "delivery: "+members.DeliveryModes)
 	c.Flags().BoolVar(&skipExisting, "skip-existing", false, "skip addresses that are already members instead of refusing")
+	c.Flags().BoolVar(&quiet, "quiet", false, "send the new members no welcome")
 	return c
+}
+
+// addOptions are member add's choices.
+type addOptions struct {
+	skipExisting bool // skip members already there instead of refusing
+	quiet        bool // no welcome
 }
 
 // addMembers adds ms in one transaction after checking for existing
 // members, so a refusal changes nothing.
-func (e *env) addMembers(c *cobra.Command, d *app.Database, list string, ms []members.New, skipExisting bool) error {
+func (e *env) addMembers(c *cobra.Command, d *app.Database, list string, ms []members.New, o addOptions) error {
 	ctx := c.Context()
+	defer d.Notify.Poke(notify.Outbound, "") // the welcomes
 	return db.InTx(ctx, d.DB, func(tx *sqlx.Tx) error {
 		l, err := lists.Get(ctx, tx, list)
 		if err != nil {
@@ -153,7 +162,7 @@ func (e *env) addMembers(c *cobra.Command, d *app.Database, list string, ms []me
 		if err != nil {
 			return err
 		}
-		if len(existing) > 0 && !skipExisting {
+		if len(existing) > 0 && !o.skipExisting {
 			for _, x := range existing {
 				fmt.Fprintf(e.io.Stderr, "parley: %s is already a member of %s\n", x, l.Address)
 			}
@@ -168,8 +177,14 @@ func (e *env) addMembers(c *cobra.Command, d *app.Database, list string, ms []me
 			isAdded[a] = true
 		}
 		w := bufio.NewWriter(e.io.Stdout)
+		greeter := app.NewGreeter(e.cfg)
 		for _, m := range ms {
 			if isAdded[m.Address.String()] {
+				if !o.quiet {
+					if err := greeter.Welcome(ctx, tx, l, m.Given); err != nil {
+						return err
+					}
+				}
 				fmt.Fprintf(w, "added %s\n", m.Given)
 			} else {
 				fmt.Fprintf(w, "skipped %s (already a member)\n", m.Given)
@@ -183,14 +198,16 @@ func (e *env) addMembers(c *cobra.Command, d *app.Database, list string, ms []me
 }
 
 func memberRmCmd(e *env) *cobra.Command {
-	return &cobra.Command{
+	var quiet bool
+	c := &cobra.Command{
 		Use:     "rm LIST ADDRESS...",
-		Short:   "Remove members (all or nothing)",
+		Short:   "Remove members (all or nothing); each is told, when the list sends goodbyes, unless --quiet",
 		Example: `  parley member rm dev@lists.example.org bob@example.org`,
 		Args:    nArgs(2, -1, "LIST and at least one ADDRESS"),
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
 			return e.withDB(ctx, func(d *app.Database) error {
+				defer d.Notify.Poke(notify.Outbound, "") // the goodbyes, after commit
 				return db.InTx(ctx, d.DB, func(tx *sqlx.Tx) error {
 					l, err := lists.Get(ctx, tx, args[0])
 					if err != nil {
@@ -199,6 +216,11 @@ func memberRmCmd(e *env) *cobra.Command {
 					for _, a := range args[1:] {
 						if err := members.Remove(ctx, tx, l.ID, a); err != nil {
 							return fmt.Errorf("%w; nothing changed", err)
+						}
+						if !quiet {
+							if err := app.NewGreeter(e.cfg).Removed(ctx, tx, l, a, "by the list's owners", false); err != nil {
+								return err
+							}
 						}
 					}
 					for _, a := range args[1:] {
@@ -209,6 +231,8 @@ func memberRmCmd(e *env) *cobra.Command {
 			})
 		},
 	}
+	c.Flags().BoolVar(&quiet, "quiet", false, "tell neither the members nor the owners")
+	return c
 }
 
 func memberPasswordCmd(e *env) *cobra.Command {

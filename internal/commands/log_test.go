@@ -80,7 +80,7 @@ func TestEveryDecisionLoggedOnce(t *testing.T) {
 	expect("owner challenge", "event=challenge_sent", "rcpt=owner@example.org", "action=command")
 	before := len(r.mailTo("owner@example.org"))
 	send("confirm", token(t, r.mailTo("owner@example.org")), "owner@example.org", "", "")
-	expect("owner command", "event=owner_command", "command=add", "by=confirmed:owner@example.org", "result=added")
+	expect("owner command", "event=owner_command", "command=add", "by=confirmed:owner@example.org", `result="added; a welcome was sent"`)
 	if len(r.mailTo("owner@example.org")) == before {
 		t.Error("no reply to the owner's confirmation")
 	}

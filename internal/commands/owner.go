@@ -32,7 +32,7 @@ type Moderator interface {
 // moderator password (Approved:) or by confirming a challenge mailed to
 // their registered address. From: alone is never enough.
 var ownerCommands = map[string]bool{"approve": true, "reject": true, "discard": true, "held": true,
-	"add": true, "remove": true, "ban": true, "unban": true, "moderate": true, "members": true}
+	"add": true, "remove": true, "ban": true, "unban": true, "moderate": true, "members": true, "sub": true}
 
 // HashPassword returns what lists.moderator_password stores.
 func HashPassword(pw string) (string, error) {
@@ -163,25 +163,17 @@ func (p *Processor) ownerCommand(ctx context.Context, tx *sqlx.Tx, l lists.List,
 		}
 		return b.String(), false, nil
 	case "add":
-		mode := members.DeliveryRegular
-		if arg(c, 1) != "" {
-			d, err := members.ParseDelivery(arg(c, 1))
-			if err != nil {
-				return "", false, err
-			}
-			mode = d
-		}
-		m, err := members.ParseNew(arg(c, 0), members.RoleMember, mode)
-		if err != nil {
+		return p.add(ctx, tx, l, c)
+	case "remove":
+		if err := members.Remove(ctx, tx, l.ID, arg(c, 0)); err != nil {
 			return "", false, err
 		}
-		added, err := members.Add(ctx, tx, l.ID, []members.New{m})
-		if err != nil || len(added) == 0 {
-			return "already a member", false, err
+		if strings.EqualFold(arg(c, 1), "quiet") {
+			return "removed", false, nil
 		}
-		return "added", false, nil
-	case "remove":
-		return "removed", false, members.Remove(ctx, tx, l.ID, arg(c, 0))
+		return "removed", true, p.greeter().Removed(ctx, tx, l, arg(c, 0), "by the list's owners", false)
+	case "sub":
+		return p.subCommand(ctx, tx, l, by, c)
 	case "ban", "unban":
 		return p.ban(ctx, tx, l, c)
 	case "moderate":
@@ -204,6 +196,35 @@ func (p *Processor) ownerCommand(ctx context.Context, tx *sqlx.Tx, l lists.List,
 		return b.String(), false, nil
 	}
 	return "unknown owner command", false, nil
+}
+
+// add runs "add ADDRESS [MODE] [quiet]": the new member gets the
+// welcome unless "quiet".
+func (p *Processor) add(ctx context.Context, tx *sqlx.Tx, l lists.List, c Command) (string, bool, error) {
+	mode, quiet := members.DeliveryRegular, false
+	for _, a := range c.Args[min(1, len(c.Args)):] {
+		if strings.EqualFold(a, "quiet") {
+			quiet = true
+			continue
+		}
+		d, err := members.ParseDelivery(a)
+		if err != nil {
+			return "", false, err
+		}
+		mode = d
+	}
+	m, err := members.ParseNew(arg(c, 0), members.RoleMember, mode)
+	if err != nil {
+		return "", false, err
+	}
+	added, err := members.Add(ctx, tx, l.ID, []members.New{m})
+	if err != nil || len(added) == 0 {
+		return "already a member", false, err
+	}
+	if quiet {
+		return "added", false, nil
+	}
+	return "added; a welcome was sent", true, p.greeter().Welcome(ctx, tx, l, m.Given)
 }
 
 func onOff(s string) (bool, error) {

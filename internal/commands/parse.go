@@ -43,7 +43,7 @@ var known = map[string]bool{
 	"confirm": true, "set": true, "who": true, "password": true, "info": true, "lists": true, "help": true,
 	"approve": true, "reject": true, "discard": true, "held": true, "add": true, "remove": true,
 	"ban": true, "unban": true, "moderate": true, "members": true,
-	"sub": true,
+	"sub": true, "refuse": true,
 }
 
 // Words that open or close a letter. A greeting is skipped; a closing

@@ -374,6 +374,11 @@ func requestArgs(c Command, sender string) (given, mode string) {
 // confirm completes a pending request.
 func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, raw string) (string, bool, error) {
 	t, err := tokens.Take(ctx, tx, l.ID, raw)
+	if errors.Is(err, tokens.ErrTokenUsed) && t.Action == tokens.Command && strings.HasPrefix(t.Payload, "sub ") {
+		// A second owner answering a subscription request: the request
+		// itself says who decided it, and when.
+		err = nil
+	}
 	var inv *errs.Invalid
 	if errors.As(err, &inv) {
 		return inv.Msg + ".", false, nil
@@ -383,13 +388,25 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 	}
 	switch t.Action {
 	case tokens.Command:
+		payload := t.Payload
+		if id, ok := strings.CutPrefix(payload, "sub approve "); ok {
+			// "refuse REASON" in the reply refuses instead.
+			if cs := Parse("", m.body).Commands; len(cs) > 0 && (cs[0].Name == "refuse" || cs[0].Name == "reject") {
+				payload = "sub refuse " + id + " " + cs[0].Rest
+			}
+		}
 		var cmds []Command
-		for _, line := range strings.Split(t.Payload, "\n") {
+		for _, line := range strings.Split(payload, "\n") {
 			if c, ok := parseLine(line); ok {
 				cmds = append(cmds, c)
 			}
 		}
-		return p.runOwner(ctx, tx, l, m, "confirmed:"+t.AddressNorm, cmds)
+		by := "confirmed:" + t.AddressNorm
+		if strings.HasPrefix(payload, "sub ") {
+			// The notice went to every owner: the one who replied decided.
+			by = "reply:" + norm(m.sender)
+		}
+		return p.runOwner(ctx, tx, l, m, by, cmds)
 	case tokens.Settings:
 		return p.applySetting(ctx, tx, l, m, t)
 	case tokens.Held:
@@ -416,9 +433,7 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 		if err := p.tellOwners(ctx, tx, l, m, notice.Membership(l, t.Address, "joined", "confirmed by mail")); err != nil {
 			return "", false, err
 		}
-		request := mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, "")
-		m.post(notice.Message{From: request, To: t.Address, Loop: request,
-			Subject: "Welcome to " + l.Address, Text: p.render(ctx, tx, "welcome", l)}, []string{t.Address})
+		m.post(p.greeter().welcome(ctx, tx, l, t.Address), []string{t.Address})
 		// The welcome says it all: only someone who received the
 		// confirmation could answer it, whatever their From: says.
 		return "", true, nil
@@ -434,8 +449,10 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 	}
 }
 
-// askOwners passes a confirmed subscription to the owners: replying to
-// their notice runs "add ADDRESS MODE".
+// askOwners records a confirmed subscription as a request waiting for
+// the owners (parley sub ls), and mails them: replying to the notice
+// approves it, replying "refuse REASON" refuses it. The request stays in
+// the queue whether or not the notice could go (the daily limit).
 func (p *Processor) askOwners(ctx context.Context, tx *sqlx.Tx, l lists.List, m mail, t tokens.Token) (string, bool, error) {
 	owners, err := members.Owners(ctx, tx, l.ID)
 	if err != nil {
@@ -445,16 +462,31 @@ func (p *Processor) askOwners(ctx context.Context, tx *sqlx.Tx, l lists.List, m 
 		m.warn("subscription needs an owner's approval, but the list has no owner", "no_moderator", "rcpt", t.AddressNorm)
 		return "This list needs an owner's approval, but it has no owner; ask " + mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, "") + ".", false, nil
 	}
+	addr, err := mailaddr.Parse(t.AddressNorm)
+	if err != nil {
+		return "", false, err
+	}
+	r, fresh, err := members.AddRequest(ctx, tx, l.ID, addr, t.Address, members.Delivery(t.Mode))
+	if err != nil {
+		return "", false, err
+	}
+	if !fresh {
+		return "Your request to join " + l.Address + " is already waiting for the owners' approval.", false, nil
+	}
+	m.info("subscription request waits for the owners", "sub_requested", "rcpt", t.AddressNorm, "request", r.ID)
 	owner, _ := mailaddr.Parse(mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, ""))
 	_, err = p.challenge(ctx, tx, l, m, tokens.New{ListID: l.ID, Given: owner.String(), Address: owner,
-		Action: tokens.Command, Payload: "add " + t.Address + " " + t.Mode, TTL: 7 * 24 * time.Hour},
-		owners, l.Address+": subscription of "+t.Address+" awaits approval", func(string) string {
-			return t.Address + " confirmed a subscription to " + l.Address + ".\nReply to this message to approve it; ignore it to refuse.\n"
+		Action: tokens.Command, Payload: fmt.Sprintf("sub approve %d", r.ID), TTL: 7 * 24 * time.Hour},
+		owners, l.Address+": "+t.Address+" asks to join", func(string) string {
+			return fmt.Sprintf("%s asks to join %s (request %d; the address is confirmed).\n\n"+
+				"To approve, just reply to this message.\n"+
+				"To refuse, reply with \"refuse\" and a reason on the first line; the reason is sent to them.\n"+
+				"On the server: parley sub approve|refuse %s %d\n", t.Address, l.Address, r.ID, l.Address, r.ID)
 		})
 	if err != nil {
 		return "", false, err
 	}
-	return "Thank you; your subscription now awaits the approval of the list's owners.", true, nil
+	return "Thank you; your request to join " + l.Address + " now waits for the approval of the list's owners.\nYou will hear from us when they decide.", true, nil
 }
 
 // challengeStatus says whether a challenge went out, and if not, why.

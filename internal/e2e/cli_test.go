@@ -16,7 +16,7 @@ func TestCLIBadInput(t *testing.T) {
 	t.Parallel()
 	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+pgtest.NewDSN(t))
 	mustRun(t, env, "list", "create", "dev@lists.example.org", "--owner", "alice@example.org")
-	mustRun(t, env, "member", "add", "dev@lists.example.org", "bob@example.org")
+	mustRun(t, env, "member", "add", "--quiet", "dev@lists.example.org", "bob@example.org")
 	before := mustRun(t, env, "member", "ls", "dev@lists.example.org", "--json") + mustRun(t, env, "list", "ls", "--json")
 
 	tests := []struct {
@@ -30,9 +30,9 @@ func TestCLIBadInput(t *testing.T) {
 		{"unknown policy", []string{"list", "create", "new@lists.example.org", "--post-policy", "closed"}, "unknown post policy"},
 		{"unknown archive", []string{"list", "create", "new@lists.example.org", "--archive", "secret"}, "unknown archive"},
 		{"malformed owner", []string{"list", "create", "new@lists.example.org", "--owner", "alice"}, "--owner"},
-		{"unknown list", []string{"member", "add", "nope@lists.example.org", "carol@example.org"}, "no list nope@lists.example.org"},
-		{"malformed member", []string{"member", "add", "dev@lists.example.org", "carol@example.org", "carol at example"}, "malformed"},
-		{"duplicate member", []string{"member", "add", "dev@lists.example.org", "carol@example.org", "bob@EXAMPLE.ORG"}, "already"},
+		{"unknown list", []string{"member", "add", "--quiet", "nope@lists.example.org", "carol@example.org"}, "no list nope@lists.example.org"},
+		{"malformed member", []string{"member", "add", "--quiet", "dev@lists.example.org", "carol@example.org", "carol at example"}, "malformed"},
+		{"duplicate member", []string{"member", "add", "--quiet", "dev@lists.example.org", "carol@example.org", "bob@EXAMPLE.ORG"}, "already"},
 		{"remove non-member", []string{"member", "rm", "dev@lists.example.org", "bob@example.org", "zed@example.org"}, "not a member"},
 		{"unknown role", []string{"member", "set", "dev@lists.example.org", "bob@example.org", "--role", "king"}, "unknown role"},
 		{"nothing to set", []string{"member", "set", "dev@lists.example.org", "bob@example.org"}, "nothing to change"},
@@ -74,17 +74,17 @@ func TestBulkMemberFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := mustRun(t, env, "member", "add", "big@lists.example.org", "--file", path)
+	out := mustRun(t, env, "member", "add", "--quiet", "big@lists.example.org", "--file", path)
 	if !strings.Contains(out, "3000 added, 0 skipped") {
 		t.Errorf("member add --file: last lines %q", tail(out))
 	}
 	// Again from stdin, with one new address: refused without
 	// --skip-existing, accepted with it.
-	r := run(t, env, b.String()+"new@example.net\n", "member", "add", "big@lists.example.org", "--file", "-")
+	r := run(t, env, b.String()+"new@example.net\n", "member", "add", "--quiet", "big@lists.example.org", "--file", "-")
 	if r.code != 2 {
 		t.Errorf("re-adding existing members: exit %d, want 2", r.code)
 	}
-	r = run(t, env, b.String()+"new@example.net\n", "member", "add", "big@lists.example.org", "--file", "-", "--skip-existing")
+	r = run(t, env, b.String()+"new@example.net\n", "member", "add", "--quiet", "big@lists.example.org", "--file", "-", "--skip-existing")
 	if r.code != 0 || !strings.Contains(r.stdout, "1 added, 3000 skipped") {
 		t.Errorf("--skip-existing: exit %d, %q", r.code, tail(r.stdout))
 	}

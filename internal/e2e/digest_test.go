@@ -39,10 +39,10 @@ func TestDigests(t *testing.T) {
 	s := startServer(t, env)
 	const list = "dev@lists.example.org"
 	mustRun(t, env, "list", "create", list, "--post-policy", "open", "--footer", "Posted to {list}; you are {member}.")
-	mustRun(t, env, "member", "add", list, "reg@one.example")
+	mustRun(t, env, "member", "add", "--quiet", list, "reg@one.example")
 	for addr, mode := range map[string]string{"mime@two.example": "digest", "plain@three.example": "digest-plain",
 		"sum@four.example": "summary", "none@five.example": "nomail"} {
-		mustRun(t, env, "member", "add", list, addr, "--delivery", mode)
+		mustRun(t, env, "member", "add", "--quiet", list, addr, "--delivery", mode)
 	}
 	for i, subj := range []string{"Build fails on arm64", "Release notes draft", "Re: Build fails on arm64"} {
 		args := []string{"--to", list, "--from", fmt.Sprintf("author%d@example.org", i), "--header", "Subject: " + subj,

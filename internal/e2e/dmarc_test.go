@@ -31,7 +31,7 @@ func TestDMARCMitigation(t *testing.T) {
 		"PARLEY_DNS_RESOLVER="+dns.Addr)
 	s := startServer(t, env)
 	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open", "--name", "Dev")
-	mustRun(t, env, "member", "add", "dev@lists.example.org", "reader@one.example")
+	mustRun(t, env, "member", "add", "--quiet", "dev@lists.example.org", "reader@one.example")
 	txtName, txtValue := parseTXT(t, mustRun(t, env, "dkim", "keygen", "lists.example.org", "--selector", "s1"))
 	for _, p := range []struct{ from, subject string }{
 		{"Alice Strict <alice@reject.example>", "strict author"},

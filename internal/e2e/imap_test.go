@@ -127,7 +127,7 @@ func TestArchiveURLsResolve(t *testing.T) {
 	data := dataDir(t)
 	env := baseEnv(data)
 	s := startServer(t, env)
-	mustRun(t, env, "member", "add", "demo@localhost", "reader@example.org")
+	mustRun(t, env, "member", "add", "--quiet", "demo@localhost", "reader@example.org")
 	if out, code := swaks(t, s.ready["smtp"], "--to", "demo@localhost", "--from", "x@example.org"); code != 0 {
 		t.Fatalf("post refused:\n%s", out)
 	}
@@ -188,7 +188,7 @@ func TestPrivateArchiveMemberLogin(t *testing.T) {
 	env := baseEnv(data)
 	s := startServer(t, env)
 	mustRun(t, env, "list", "create", "secret@lists.example.org", "--archive", "private", "--post-policy", "open")
-	mustRun(t, env, "member", "add", "secret@lists.example.org", "carol@example.org")
+	mustRun(t, env, "member", "add", "--quiet", "secret@lists.example.org", "carol@example.org")
 	old := strings.TrimSpace(mustRun(t, env, "member", "password", "secret@lists.example.org", "carol@example.org"))
 	pw := strings.TrimSpace(mustRun(t, env, "member", "password", "secret@lists.example.org", "carol@example.org"))
 	if len(pw) < 20 || pw == old {

@@ -78,7 +78,7 @@ func TestPostWithSwaks(t *testing.T) {
 		t.Fatalf("readiness line has no smtp listener: %v", s.ready)
 	}
 	mustRun(t, env, "list", "create", "dev@lists.example.org", "--owner", "owner@example.org", "--post-policy", "members")
-	mustRun(t, env, "member", "add", "dev@lists.example.org", "bob@example.org", "carol@example.org")
+	mustRun(t, env, "member", "add", "--quiet", "dev@lists.example.org", "bob@example.org", "carol@example.org")
 
 	out, code := swaks(t, smtp, "--to", "dev@lists.example.org", "--from", "bob@example.org",
 		"--header", "Subject: How do I build parley?", "--header", "Message-Id: <q1@example.org>", "--body", "Is there a Makefile?")
@@ -249,7 +249,7 @@ func TestDelivery(t *testing.T) {
 	s := startServer(t, env)
 	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open", "--subject-prefix", "[dev]")
 	rcpts := []string{"a@one.example", "b@one.example", "c@two.example", "d@three.example"}
-	mustRun(t, env, append([]string{"member", "add", "dev@lists.example.org"}, rcpts...)...)
+	mustRun(t, env, append([]string{"member", "add", "--quiet", "dev@lists.example.org"}, rcpts...)...)
 	txtName, txtValue := parseTXT(t, mustRun(t, env, "dkim", "keygen", "lists.example.org", "--selector", "s1"))
 	if out, code := swaks(t, s.ready["smtp"], "--to", "dev@lists.example.org", "--from", "x@example.org",
 		"--header", "Subject: to everyone"); code != 0 {
@@ -289,7 +289,7 @@ func TestDelivery(t *testing.T) {
 	data := dataDir(t)
 	env = baseEnv(data)
 	s = startServer(t, env)
-	mustRun(t, env, "member", "add", "demo@localhost", "reader@example.org")
+	mustRun(t, env, "member", "add", "--quiet", "demo@localhost", "reader@example.org")
 	if out, code := swaks(t, s.ready["smtp"], "--to", "demo@localhost", "--from", "x@example.org"); code != 0 {
 		t.Fatalf("post to the demo list refused:\n%s", out)
 	}
@@ -335,7 +335,7 @@ func TestDeliveryRetries(t *testing.T) {
 		"PARLEY_DELIVERY_RETRY_FIRST=200ms", "PARLEY_DELIVERY_RETRY_MAX=1s")
 	s := startServer(t, env)
 	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open")
-	mustRun(t, env, "member", "add", "dev@lists.example.org", "ok@example.org", "slow@example.net", "gone@example.com")
+	mustRun(t, env, "member", "add", "--quiet", "dev@lists.example.org", "ok@example.org", "slow@example.net", "gone@example.com")
 	if out, code := swaks(t, s.ready["smtp"], "--to", "dev@lists.example.org", "--from", "x@example.org"); code != 0 {
 		t.Fatalf("post refused:\n%s", out)
 	}

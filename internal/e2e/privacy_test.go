@@ -22,7 +22,7 @@ func TestPrivateListInvisible(t *testing.T) {
 	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+pgtest.NewDSN(t), "PARLEY_RELAY=smtp://"+sink.Addr)
 	s := startServer(t, env)
 	mustRun(t, env, "list", "create", "hidden@lists.example.org", "--archive", "private")
-	mustRun(t, env, "member", "add", "hidden@lists.example.org", "carol@example.org")
+	mustRun(t, env, "member", "add", "--quiet", "hidden@lists.example.org", "carol@example.org")
 	mustRun(t, env, "list", "create", "open@lists.example.org")
 	if out, code := swaks(t, s.ready["smtp"], "--to", "hidden@lists.example.org", "--from", "carol@example.org",
 		"--header", "Subject: members only"); code != 0 {

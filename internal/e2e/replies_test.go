@@ -254,7 +254,7 @@ func TestModeratorReplies(t *testing.T) {
 	if r := run(t, env, "sekrit-password\n", "list", "set", "dev@lists.example.org", "--moderator-password", "-"); r.code != 0 {
 		t.Fatalf("set password: %s", r.stderr)
 	}
-	mustRun(t, env, "member", "add", "dev@lists.example.org", "carol@example.org")
+	mustRun(t, env, "member", "add", "--quiet", "dev@lists.example.org", "carol@example.org")
 	p := newPerson(t, s, sink, dsn)
 	p.settle()
 
@@ -299,7 +299,7 @@ func TestHeldAuthorNotice(t *testing.T) {
 	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+dsn, "PARLEY_RELAY=smtp://"+sink.Addr, "PARLEY_DNS_RESOLVER="+dns.Addr)
 	s := startServer(t, env)
 	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "moderated", "--owner", "owner@example.org")
-	mustRun(t, env, "member", "add", "dev@lists.example.org", "carol@example.org")
+	mustRun(t, env, "member", "add", "--quiet", "dev@lists.example.org", "carol@example.org")
 	p := newPerson(t, s, sink, dsn)
 	p.settle()
 
@@ -325,6 +325,82 @@ func TestHeldAuthorNotice(t *testing.T) {
 	ms = p.settle()
 	if n := len(sentTo(ms, "ann@signed.example")); n != 1 || len(ms) != 2 {
 		t.Errorf("signed stranger: %d notices to the author, %d mails in all; want 1 and 2", n, len(ms))
+	}
+	s.stop()
+}
+
+// TestSubscriptionApproval: on a list whose owners approve subscriptions,
+// a confirmed request waits in a queue (parley sub ls); an owner approves
+// or refuses it by replying to the notice or with the CLI; the person
+// hears once either way; a second owner answering the same notice is told
+// who decided and when. Members added or removed by the CLI are welcomed
+// and told goodbye.
+func TestSubscriptionApproval(t *testing.T) {
+	t.Parallel()
+	sink := smtpsink.Start(t)
+	dsn := pgtest.NewDSN(t)
+	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+dsn, "PARLEY_RELAY=smtp://"+sink.Addr)
+	s := startServer(t, env)
+	const list = "dev@lists.example.org"
+	mustRun(t, env, "list", "create", list, "--subscribe", "approve", "--owner", "ann@example.org")
+	mustRun(t, env, "member", "add", "--quiet", list, "bob@example.org", "--role", "owner")
+	p := newPerson(t, s, sink, dsn)
+	join := func(who string) string { // returns the owners' notice
+		t.Helper()
+		p.mail(who, "dev-join@lists.example.org", "join", "")
+		conf := only(t, p.settle(), who)
+		p.mail(who, replyAddr.FindStringSubmatch(conf)[1], "Re: confirm", "")
+		ms := p.settle()
+		if got := only(t, sentTo(ms, who), who); !strings.Contains(got, "now waits for the approval of the list's owners") {
+			t.Errorf("%s was told:\n%s", who, got)
+		}
+		if len(ms) != 3 || len(sentTo(ms, "ann@example.org")) != 1 || len(sentTo(ms, "bob@example.org")) != 1 {
+			t.Fatalf("%d mails after confirming, want 3: the requester's and one to each owner", len(ms))
+		}
+		return string(sentTo(ms, "ann@example.org")[0].Data)
+	}
+
+	notice := join("dan@example.org")
+	if ls := mustRun(t, env, "sub", "ls"); !strings.Contains(ls, "dan@example.org") || !strings.Contains(ls, list) {
+		t.Errorf("sub ls:\n%s", ls)
+	}
+	to := replyAddr.FindStringSubmatch(notice)[1]
+	p.mail("ann@example.org", to, "Re: request", "refuse Not a member of the librarians' network.\n")
+	ms := p.settle()
+	refusal := only(t, sentTo(ms, "dan@example.org"), "dan@example.org")
+	if !strings.Contains(refusal, "Reason: Not a member of the librarians' network.") {
+		t.Errorf("the refusal does not carry the reason:\n%s", refusal)
+	}
+	if got := only(t, sentTo(ms, "ann@example.org"), "ann@example.org"); !strings.Contains(got, "was refused and told so") {
+		t.Errorf("the deciding owner was told:\n%s", got)
+	}
+	p.mail("bob@example.org", to, "Re: request", "")
+	late := only(t, p.settle(), "bob@example.org")
+	if !strings.Contains(late, "was already refused by ann@example.org by mail on ") {
+		t.Errorf("the second owner was not told who decided:\n%s", late)
+	}
+	if strings.Contains(mustRun(t, env, "member", "ls", list), "dan@") {
+		t.Error("a refused request became a member")
+	}
+
+	join("eve@example.org")
+	if out := mustRun(t, env, "sub", "approve", list, "eve@example.org"); !strings.Contains(out, "approved eve@example.org") {
+		t.Errorf("sub approve: %s", out)
+	}
+	if got := only(t, p.settle(), "eve@example.org"); !strings.Contains(got, "Welcome to "+list) {
+		t.Errorf("eve was not welcomed:\n%s", got)
+	}
+	if ls := mustRun(t, env, "sub", "ls", list); strings.Contains(ls, "@") {
+		t.Errorf("sub ls after the decisions:\n%s", ls)
+	}
+
+	mustRun(t, env, "member", "add", list, "frank@example.org")
+	if got := only(t, p.settle(), "frank@example.org"); !strings.Contains(got, "Welcome to "+list) {
+		t.Errorf("a member added by the CLI was not welcomed:\n%s", got)
+	}
+	mustRun(t, env, "member", "rm", list, "frank@example.org")
+	if got := only(t, sentTo(p.settle(), "frank@example.org"), "frank@example.org"); !strings.Contains(got, "You are no longer subscribed") {
+		t.Errorf("a member removed by the CLI was not told:\n%s", got)
 	}
 	s.stop()
 }

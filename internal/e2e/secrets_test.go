@@ -37,7 +37,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	if r := run(t, env, modPw+"\n", "list", "set", "dev@lists.example.org", "--moderator-password", "-"); r.code != 0 {
 		t.Fatalf("set password: %s", r.stderr)
 	}
-	mustRun(t, env, "member", "add", "dev@lists.example.org", "bob@example.org")
+	mustRun(t, env, "member", "add", "--quiet", "dev@lists.example.org", "bob@example.org")
 	archivePw := strings.TrimSpace(mustRun(t, env, "member", "password", "dev@lists.example.org", "bob@example.org"))
 	secrets = append(secrets, archivePw)
 	said.WriteString(run(t, env, "", "config", "check").stdout)

@@ -56,7 +56,7 @@ func TestServeEmbedded(t *testing.T) {
 	}
 	mustRun(t, env, "list", "create", "dev@lists.example.org", "--owner", "alice@example.org",
 		"--post-policy", "members", "--archive", "public", "--subject-prefix", "[dev]")
-	mustRun(t, env, "member", "add", "dev@lists.example.org", "bob@example.org")
+	mustRun(t, env, "member", "add", "--quiet", "dev@lists.example.org", "bob@example.org")
 	s.stop()
 	noPostgresLeft(t, data, 5*time.Second)
 	if _, err := os.Stat(filepath.Join(data, "outbox")); err != nil {
@@ -117,7 +117,7 @@ func TestCommandsWithoutServe(t *testing.T) {
 	results := make([]result, 4)
 	for i := range results {
 		wg.Go(func() {
-			results[i] = run(t, env, "", "member", "add", "dev@lists.example.org", fmt.Sprintf("user%d@example.org", i))
+			results[i] = run(t, env, "", "member", "add", "--quiet", "dev@lists.example.org", fmt.Sprintf("user%d@example.org", i))
 		})
 	}
 	wg.Wait()

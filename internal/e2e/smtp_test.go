@@ -64,7 +64,7 @@ func TestPolicies(t *testing.T) {
 		{"news@lists.example.org", "announce", "hold"},
 	} {
 		mustRun(t, env, "list", "create", spec[0], "--post-policy", spec[1], "--nonmember", spec[2], "--owner", "owner@example.org")
-		mustRun(t, env, "member", "add", spec[0], "member@example.org")
+		mustRun(t, env, "member", "add", "--quiet", spec[0], "member@example.org")
 	}
 	msg := func(from, id string, extra ...string) string {
 		return fmt.Sprintf("From: %s\r\nSubject: %s\r\nMessage-ID: <%s>\r\n%s\r\nbody\r\n", from, id, id, strings.Join(extra, ""))

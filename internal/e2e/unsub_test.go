@@ -27,7 +27,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 		"PARLEY_HTTP_BASE_URL=https://lists.example.org/")
 	s := startServer(t, env)
 	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open", "--owner", "olga@example.org")
-	mustRun(t, env, "member", "add", "dev@lists.example.org", "bob@example.org", "carol@example.org")
+	mustRun(t, env, "member", "add", "--quiet", "dev@lists.example.org", "bob@example.org", "carol@example.org")
 	name, value := parseTXT(t, mustRun(t, env, "dkim", "keygen", "lists.example.org"))
 	if out, code := swaks(t, s.ready["smtp"], "--to", "dev@lists.example.org", "--from", "x@example.org"); code != 0 {
 		t.Fatalf("post refused:\n%s", out)

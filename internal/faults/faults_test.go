@@ -94,13 +94,13 @@ func setUp(t *testing.T, env []string) {
 		for i := range n {
 			b.WriteString(memberAddr(list, i) + "\n")
 		}
-		mustRun(t, env, b.String(), "member", "add", list, "--file", "-")
+		mustRun(t, env, b.String(), "member", "add", "--quiet", list, "--file", "-")
 	}
 	// The digest list's issues are cut every few posts, so that both
 	// processes cut and send many of them while they are being killed.
 	mustRun(t, env, "", "list", "set", digestList, "--digest-size", "2KB")
 	for i, mode := range digestModes {
-		mustRun(t, env, "", "member", "add", digestList, digestMember(i), "--delivery", mode)
+		mustRun(t, env, "", "member", "add", "--quiet", digestList, digestMember(i), "--delivery", mode)
 	}
 }
 

@@ -108,8 +108,11 @@ type List struct {
 	Roster        string     `db:"roster" json:"roster"` // who may see the members: owners, members or public
 	// NotifyMembership tells the owners of every join and leave a member
 	// makes on their own.
-	NotifyMembership bool   `db:"notify_membership" json:"notify_membership"`
-	Digest           Digest `db:"digest" json:"digest"`
+	NotifyMembership bool `db:"notify_membership" json:"notify_membership"`
+	// Goodbye tells a member who is removed (by an owner, the CLI or a
+	// one-click unsubscribe) that they are off the list.
+	Goodbye bool   `db:"goodbye" json:"goodbye"`
+	Digest  Digest `db:"digest" json:"digest"`
 	// Footer is added to every copy and digest ('' none; see
 	// internal/deliver's footer.go).
 	Footer string `db:"footer" json:"footer"`
@@ -140,6 +143,7 @@ type Settings struct {
 	Roster        *string // owners, members or public
 	// NotifyMembership: tell the owners of joins and leaves.
 	NotifyMembership *bool
+	Goodbye          *bool     // tell removed members
 	DigestThreshold  *int64    // bytes; 0: no size trigger
 	DigestSchedule   *Schedule // see ParseSchedule
 	DigestTZ         *string   // an IANA time zone name
@@ -166,6 +170,7 @@ func (s Settings) columns() []column {
 	col(&cs, "subscribe_policy", s.SubscribeBy)
 	col(&cs, "roster", s.Roster)
 	col(&cs, "notify_membership", s.NotifyMembership)
+	col(&cs, "goodbye", s.Goodbye)
 	col(&cs, "digest_threshold", s.DigestThreshold)
 	if s.DigestSchedule != nil {
 		cs = append(cs, column{"digest_schedule", s.DigestSchedule.String()})
@@ -234,7 +239,7 @@ func (s Settings) validate() error {
 // it is shown (it costs a count over the list's members).
 const listCols = `l.id, l.address, l.local_part, d.name AS domain, l.display_name, l.description,
        l.post_policy, l.archive, l.subject_prefix, l.nonmember_action, l.max_message_bytes,
-       l.subject_threading, l.dmarc_mitigation, l.verp, l.subscribe_policy, l.roster, l.notify_membership,
+       l.subject_threading, l.dmarc_mitigation, l.verp, l.subscribe_policy, l.roster, l.notify_membership, l.goodbye,
        l.digest_threshold AS "digest.threshold", l.digest_schedule AS "digest.schedule",
        l.digest_tz AS "digest.tz", l.digest_volume AS "digest.volume", l.digest_formats AS "digest.formats",
        l.footer, l.reply_to, l.uidvalidity, l.next_article, l.created_at, l.updated_at`

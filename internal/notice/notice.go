@@ -122,3 +122,32 @@ func Allow(ctx context.Context, q db.Querier, addr string, limit int) (bool, err
 		ON CONFLICT (address_norm, day) DO UPDATE SET count = reply_counts.count + 1 RETURNING count`, addr)
 	return err == nil && n <= limit, err
 }
+
+// Goodbye is the notice to a member who was removed (how: "by the list's
+// owners", "by the one-click link in a list message"), or nil when the
+// list does not send them (lists.List.Goodbye). The caller queues it to
+// the address.
+func Goodbye(l lists.List, address, how string) *Message {
+	if !l.Goodbye {
+		return nil
+	}
+	request := mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, "")
+	return &Message{From: request, To: mailmsg.Clean(address, 300), Loop: request,
+		Subject: "You are no longer subscribed to " + l.Address,
+		Text: mailmsg.Clean(address, 300) + " was removed from " + l.Address + " (" + how + ").\n\n" +
+			"You get no more mail from the list. To join again, mail " + mailaddr.ServiceAddr(l.Address, mailaddr.KindJoin, "") + ".\n" +
+			"Questions go to the list's owners at " + mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, "") + ".\n"}
+}
+
+// Refused is the notice to a person whose subscription request the
+// owners refused, with their reason when they gave one.
+func Refused(l lists.List, address, reason string) Message {
+	request := mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, "")
+	text := "Your request to join " + l.Address + " was not approved by the list's owners.\n"
+	if reason = mailmsg.Clean(reason, 1000); reason != "" {
+		text += "\n  Reason: " + reason + "\n"
+	}
+	return Message{From: request, To: mailmsg.Clean(address, 300), Loop: request,
+		Subject: "Your request to join " + l.Address,
+		Text:    text + "\nQuestions go to the list's owners at " + mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, "") + ".\n"}
+}

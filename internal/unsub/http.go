@@ -14,17 +14,23 @@ import (
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/members"
-	"github.com/parley-list/parley/internal/notice"
 )
 
 // Handler serves /unsubscribe/{token}: GET shows a confirmation page with
 // a button, POST (the RFC 8058 one-click request, or the button) removes
 // the member.
 type Handler struct {
-	DB       *sqlx.DB
-	Signer   *Signer
-	Log      *slog.Logger
-	Hostname string // for the Message-IDs of the owners' notices
+	DB     *sqlx.DB
+	Signer *Signer
+	Log    *slog.Logger
+	// Greeter tells the member (the list's goodbye) and the owners (when
+	// the list asks), in the unsubscription's transaction.
+	Greeter Greeter
+}
+
+// Greeter queues the mails a removal brings (commands.Greeter).
+type Greeter interface {
+	Removed(ctx context.Context, q db.Querier, l lists.List, address, how string, self bool) error
 }
 
 var page = template.Must(template.New("page").Parse(`<!doctype html>
@@ -92,15 +98,7 @@ func (h *Handler) unsubscribe(ctx context.Context, w http.ResponseWriter, l list
 		if err := members.Remove(ctx, tx, l.ID, addr); err != nil {
 			return err
 		}
-		n := notice.Membership(l, addr, "left", "by the one-click link in a list message")
-		if n == nil {
-			return nil
-		}
-		owners, err := members.Owners(ctx, tx, l.ID)
-		if err != nil || len(owners) == 0 {
-			return err
-		}
-		return notice.Queue(ctx, tx, l, owners, n.Render(h.Hostname, time.Now()))
+		return h.Greeter.Removed(ctx, tx, l, addr, "by the unsubscribe link in a list message", true)
 	})
 	switch {
 	case errors.Is(err, members.ErrNotFound):

@@ -1,0 +1,28 @@
+-- +goose Up
+
+-- ─── members (internal/members) ──────────────────────────────────────────
+
+-- Subscriptions waiting for an owner's approval (lists.subscribe_policy =
+-- 'approve'): one pending request per address and list; a decided one is
+-- kept, with who decided and when, so that a second owner acting on it is
+-- told, and the requester is told once.
+CREATE TABLE sub_requests (
+    id           bigserial PRIMARY KEY,
+    list_id      bigint NOT NULL REFERENCES lists (id) ON DELETE CASCADE,
+    address      text NOT NULL,
+    address_norm text NOT NULL,
+    delivery     text NOT NULL DEFAULT 'regular',
+    state        text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'approved', 'refused')),
+    requested_at timestamptz NOT NULL DEFAULT now(),
+    decided_at   timestamptz,
+    decided_by   text NOT NULL DEFAULT '',
+    reason       text NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX sub_requests_pending ON sub_requests (list_id, address_norm) WHERE state = 'pending';
+CREATE INDEX sub_requests_list ON sub_requests (list_id, id);
+
+-- ─── lists (internal/lists) ──────────────────────────────────────────────
+
+-- goodbye: tell a member who is removed (by an owner, the CLI, or a
+-- one-click unsubscribe) that they are off the list.
+ALTER TABLE lists ADD COLUMN goodbye boolean NOT NULL DEFAULT true;
