@@ -168,14 +168,18 @@ func (s *Service) listen() *notify.Listener {
 }
 
 // round expands pending jobs, claims a batch of copies and sends them.
-// It returns how many copies it handled.
+// It returns how much it did (jobs expanded and copies handled): a round
+// that only expanded jobs with no copies (a post on a list whose members
+// all take digests) did work too, and the next round must not wait for
+// the poll.
 func (s *Service) round(ctx context.Context) (int, error) {
-	if _, err := outqueue.Expand(ctx, s.o.DB, 16); err != nil {
+	expanded, err := outqueue.Expand(ctx, s.o.DB, 16)
+	if err != nil {
 		return 0, err
 	}
 	ds, err := outqueue.Claim(ctx, s.o.DB, s.o.Batch, s.o.Lease)
 	if err != nil || len(ds) == 0 {
-		return 0, err
+		return expanded, err
 	}
 	// Past this the copies not sent yet go back to the queue anyway.
 	until := time.Now().Add(s.o.Lease)
@@ -214,7 +218,7 @@ func (s *Service) round(ctx context.Context) (int, error) {
 	}
 	wg.Wait()
 	rec.wait()
-	return len(ds), nil
+	return expanded + len(ds), nil
 }
 
 // maxBatchRcpts bounds the recipients of one shared transaction.

@@ -326,3 +326,33 @@ func testStalePooledConnection(t *testing.T, verp bool) {
 		}
 	}
 }
+
+// TestExpansionWithoutCopies: posts whose jobs expand to no copies (every
+// member takes digests, or no mail) are all expanded without waiting for
+// the next poll: a round that only expanded jobs did work.
+func TestExpansionWithoutCopies(t *testing.T) {
+	t.Parallel()
+	d := pgtest.New(t)
+	l := post(t, d)
+	if _, err := d.ExecContext(t.Context(), `INSERT INTO members (list_id, address, address_norm, delivery) VALUES ($1, 'n@example.org', 'n@example.org', 'nomail')`, l.ID); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		raw := mailmsg.Canonicalize(fmt.Appendf(nil, "From: alice@example.org\nSubject: n\nMessage-ID: <n%d@example.org>\n\nhi\n", i))
+		s, _ := mailmsg.Parse(raw, "h", mailmsg.Limits{})
+		if _, err := archive.Insert(t.Context(), d, archive.Post{ListID: l.ID, Raw: raw, Summary: s, Source: "smtp", Queue: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc := deliver.New(deliver.Options{DB: d, Relay: &deliver.FileRelay{Dir: t.TempDir()}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Poll: time.Hour, Backoff: outqueue.Backoff{First: time.Second, Max: time.Second, GiveUp: time.Hour}})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { svc.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "every job expanded", func() bool {
+		var pending int
+		d.GetContext(t.Context(), &pending, `SELECT count(*) FROM outbound WHERE state = 'pending'`)
+		return pending == 0
+	})
+}
