@@ -26,3 +26,18 @@ CREATE INDEX sub_requests_list ON sub_requests (list_id, id);
 -- goodbye: tell a member who is removed (by an owner, the CLI, or a
 -- one-click unsubscribe) that they are off the list.
 ALTER TABLE lists ADD COLUMN goodbye boolean NOT NULL DEFAULT true;
+
+-- Joins and leaves, for the figures an owner reports (parley list stats):
+-- the members table holds who is on a list now, not who left.
+CREATE TABLE member_events (
+    id           bigserial PRIMARY KEY,
+    list_id      bigint NOT NULL REFERENCES lists (id) ON DELETE CASCADE,
+    address_norm text NOT NULL,
+    event        text NOT NULL CHECK (event IN ('joined', 'left')),
+    at           timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX member_events_list ON member_events (list_id, at);
+
+-- The members there are joined when they joined.
+INSERT INTO member_events (list_id, address_norm, event, at)
+SELECT list_id, address_norm, 'joined', joined_at FROM members;

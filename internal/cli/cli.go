@@ -146,7 +146,7 @@ func newRoot(sio IO) *cobra.Command {
 	})
 	root.AddCommand(
 		serveCmd(e), migrateCmd(e), configCmd(e), versionCmd(e),
-		listCmd(e), memberCmd(e), subCmd(e), heldCmd(e), archiveCmd(e), digestCmd(e), banCmd(e), dkimCmd(e),
+		listCmd(e), memberCmd(e), subCmd(e), heldCmd(e), bouncesCmd(e), archiveCmd(e), digestCmd(e), banCmd(e), dkimCmd(e),
 	)
 	return root
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/parley-list/parley/internal/app"
+	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/errs"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/moderation"
@@ -31,16 +33,17 @@ func whoAmI() string {
 func heldLsCmd(e *env) *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
-		Use:   "ls LIST",
-		Short: "List the posts waiting for a moderator",
-		Args:  nArgs(1, 1, "one LIST"),
+		Use:   "ls [LIST]",
+		Short: "List the posts waiting for a moderator (of every list without LIST)",
+		Args:  nArgs(0, 1, "at most one LIST"),
 		RunE: func(c *cobra.Command, args []string) error {
-			return e.withDB(c.Context(), func(d *app.Database) error {
-				l, err := lists.Get(c.Context(), d, args[0])
+			ctx := c.Context()
+			return e.withDB(ctx, func(d *app.Database) error {
+				names, listID, err := listNames(ctx, d, args)
 				if err != nil {
 					return err
 				}
-				hs, err := moderation.HeldPosts(c.Context(), d, l.ID)
+				hs, err := moderation.HeldPosts(ctx, d, listID)
 				if err != nil {
 					return err
 				}
@@ -48,9 +51,9 @@ func heldLsCmd(e *env) *cobra.Command {
 					return writeJSON(e.io.Stdout, nonNil(hs))
 				}
 				tw := tabwriter.NewWriter(e.io.Stdout, 2, 8, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tRECEIVED\tFROM\tSUBJECT\tREASON")
+				fmt.Fprintln(tw, "ID\tLIST\tRECEIVED\tFROM\tSUBJECT\tREASON")
 				for _, h := range hs {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", h.ID, h.ReceivedAt.UTC().Format(time.DateTime), h.From, clip(h.Subject, 50), h.Reason)
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", h.ID, names[h.ListID], h.ReceivedAt.UTC().Format(time.DateTime), h.From, clip(h.Subject, 50), h.Reason)
 				}
 				return tw.Flush()
 			})
@@ -58,6 +61,28 @@ func heldLsCmd(e *env) *cobra.Command {
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
+}
+
+// listNames resolves an optional LIST argument: the list's ID (0 for
+// every list) and the address of each list by ID, for listings.
+func listNames(ctx context.Context, q db.Querier, args []string) (map[int64]string, int64, error) {
+	names := map[int64]string{}
+	if len(args) == 1 {
+		l, err := lists.Get(ctx, q, args[0])
+		if err != nil {
+			return nil, 0, err
+		}
+		names[l.ID] = l.Address
+		return names, l.ID, nil
+	}
+	all, err := lists.All(ctx, q)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, l := range all {
+		names[l.ID] = l.Address
+	}
+	return names, 0, nil
 }
 
 func heldID(s string) (int64, error) {

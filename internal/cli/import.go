@@ -48,16 +48,10 @@ dropped silently.`,
 				return errs.Invalidf("--format %q: want mboxrd or mboxo", format)
 			}
 			return e.withList(c, args[0], func(d *app.Database, l lists.List) error {
-				im := &importer{e: e, c: c, svc: app.NewIngest(e.cfg, d, e.log), list: l, format: f, start: time.Now()}
-				if rejects != "" {
-					rf, err := os.Create(rejects)
-					if err != nil {
-						return err
-					}
-					defer rf.Close()
-					im.rejects = mbox.NewWriter(rf)
-					defer im.rejects.Flush()
-				}
+				now := time.Now()
+				im := &importer{e: e, c: c, svc: app.NewIngest(e.cfg, d, e.log), list: l, format: f, start: now,
+					lastReport: now, rejectsPath: rejects}
+				defer im.closeRejects()
 				return im.run(args[1:])
 			})
 		},
@@ -69,12 +63,16 @@ dropped silently.`,
 
 // importer feeds files to ingest.Import in batches and reports progress.
 type importer struct {
-	e       *env
-	c       *cobra.Command
-	svc     *ingest.Service
-	list    lists.List
-	format  mbox.Format
-	rejects *mbox.Writer
+	e      *env
+	c      *cobra.Command
+	svc    *ingest.Service
+	list   lists.List
+	format mbox.Format
+	// The rejects file is made at the first rejected message: an import
+	// with none leaves no empty file behind.
+	rejectsPath string
+	rejectsFile *os.File
+	rejects     *mbox.Writer
 
 	batch                     []ingest.ImportItem
 	imported, dups, bad, seen int
@@ -222,9 +220,31 @@ func (im *importer) flush() error {
 func (im *importer) reject(where string, data []byte, why string) {
 	im.bad++
 	fmt.Fprintf(im.e.io.Stderr, "parley: %s: not imported: %s\n", where, why)
-	if im.rejects != nil && data != nil {
-		_ = im.rejects.Write("", time.Now(), data)
+	if im.rejectsPath == "" || data == nil {
+		return
 	}
+	if im.rejects == nil {
+		f, err := os.Create(im.rejectsPath)
+		if err != nil {
+			fmt.Fprintf(im.e.io.Stderr, "parley: --rejects: %v\n", err)
+			im.rejectsPath = ""
+			return
+		}
+		im.rejectsFile, im.rejects = f, mbox.NewWriter(f)
+	}
+	_ = im.rejects.Write("", time.Now(), data)
+}
+
+// closeRejects finishes the rejects file, if one was made.
+func (im *importer) closeRejects() {
+	if im.rejects == nil {
+		return
+	}
+	if err := im.rejects.Flush(); err != nil {
+		fmt.Fprintf(im.e.io.Stderr, "parley: --rejects: %v\n", err)
+	}
+	im.rejectsFile.Close()
+	fmt.Fprintf(im.e.io.Stdout, "the %d messages not imported are in %s\n", im.bad, im.rejectsPath)
 }
 
 // progress redraws one status line on a terminal, or prints a plain line

@@ -2,10 +2,12 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -25,7 +27,7 @@ import (
 
 func listCmd(e *env) *cobra.Command {
 	return group("list", "Create, inspect, change and delete lists",
-		listCreateCmd(e), listLsCmd(e), listShowCmd(e), listSetCmd(e), listDeleteCmd(e), listTemplateCmd(e))
+		listCreateCmd(e), listLsCmd(e), listShowCmd(e), listSetCmd(e), listDeleteCmd(e), listTemplateCmd(e), listStatsCmd(e))
 }
 
 // listFlags are the settings flags shared by `list create` and `list set`.
@@ -301,10 +303,17 @@ func listShowCmd(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if asJSON {
-					return writeJSON(e.io.Stdout, l)
+				x, err := staffOf(c.Context(), d, l)
+				if err != nil {
+					return err
 				}
-				return writeList(e.io.Stdout, l)
+				if asJSON {
+					return writeJSON(e.io.Stdout, struct {
+						lists.List
+						staff
+					}{l, x})
+				}
+				return writeList(e.io.Stdout, l, &x)
 			})
 		},
 	}
@@ -312,9 +321,66 @@ func listShowCmd(e *env) *cobra.Command {
 	return c
 }
 
-func writeList(w io.Writer, l lists.List) error {
+// staff is who runs a list, for list show.
+type staff struct {
+	Owners            []string `json:"owners"`
+	Moderators        []string `json:"moderators"`
+	ModeratorPassword bool     `json:"moderator_password_set"`
+}
+
+func staffOf(ctx context.Context, q db.Querier, l lists.List) (staff, error) {
+	var x staff
+	for role, into := range map[members.Role]*[]string{members.RoleOwner: &x.Owners, members.RoleModerator: &x.Moderators} {
+		ms, err := members.All(ctx, q, l.ID, members.Filter{Role: role})
+		if err != nil {
+			return x, err
+		}
+		*into = []string{}
+		for _, m := range ms {
+			*into = append(*into, m.Address)
+		}
+	}
+	hash, err := lists.ModeratorPassword(ctx, q, l.ID)
+	x.ModeratorPassword = hash != ""
+	return x, err
+}
+
+// writeList prints a list's settings, and who runs it when x is given.
+func writeList(w io.Writer, l lists.List, x *staff) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	rows := [][2]string{
+	rows := listRows(l)
+	if x != nil {
+		rows = append(rows, [][2]string{
+			{"owners", orDash(strings.Join(x.Owners, ", "))},
+			{"moderators", orDash(strings.Join(x.Moderators, ", "))},
+			{"moderator password", map[bool]string{true: "set (it alone authorises owner commands by mail)", false: "not set"}[x.ModeratorPassword]},
+		}...)
+	}
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
+	}
+	return tw.Flush()
+}
+
+// writeChanges prints the settings that differ between before and after.
+func writeChanges(w io.Writer, before, after lists.List) error {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	old, n := listRows(before), 0
+	for i, r := range listRows(after) {
+		if r[1] != old[i][1] {
+			fmt.Fprintf(tw, "%s:\t%s\t→ %s\n", r[0], orDash(old[i][1]), orDash(r[1]))
+			n++
+		}
+	}
+	if n == 0 {
+		fmt.Fprintf(tw, "%s: nothing changed (the settings given were already so)\n", after.Address)
+	}
+	return tw.Flush()
+}
+
+// listRows are a list's settings as list show prints them.
+func listRows(l lists.List) [][2]string {
+	return [][2]string{
 		{"address", l.Address},
 		{"name", l.DisplayName},
 		{"description", strings.ReplaceAll(l.Description, "\n", " ")},
@@ -341,10 +407,6 @@ func writeList(w io.Writer, l lists.List) error {
 		{"uidvalidity", fmt.Sprint(l.UIDValidity)},
 		{"created", l.CreatedAt.UTC().Format(time.RFC3339)},
 	}
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
-	}
-	return tw.Flush()
 }
 
 func listSetCmd(e *env) *cobra.Command {
@@ -368,6 +430,10 @@ func listSetCmd(e *env) *cobra.Command {
 				return err
 			}
 			return e.withDB(c.Context(), func(d *app.Database) error {
+				before, err := lists.Get(c.Context(), d, args[0])
+				if err != nil {
+					return err
+				}
 				l, err := lists.Update(c.Context(), d, args[0], s)
 				if err != nil {
 					return err
@@ -381,12 +447,25 @@ func listSetCmd(e *env) *cobra.Command {
 				if s.Archive != nil && *s.Archive == lists.ArchivePrivate && s.SubscribeBy == nil && l.SubscribeBy == "approve" {
 					fmt.Fprintln(e.io.Stderr, "note: subscriptions to the private list now wait for an owner's approval (--subscribe confirm undoes it)")
 				}
-				return writeList(e.io.Stdout, l)
+				if setPassword {
+					fmt.Fprintf(e.io.Stdout, "moderator password: %s\n", map[bool]string{true: "set", false: "removed"}[hash != ""])
+				}
+				return writeChanges(e.io.Stdout, before, l)
 			})
 		},
 	}
 	f.register(c.Flags(), e.io.Stdin)
+	noDefaults(c.Flags())
 	return c
+}
+
+// creationDefault is where a flag's help names the value a new list gets.
+var creationDefault = regexp.MustCompile(`\s*\(default[^)]*\)|, the default`)
+
+// noDefaults drops the creation defaults from the flags' help: list set
+// changes only what is given, whatever the default of a new list is.
+func noDefaults(fs *pflag.FlagSet) {
+	fs.VisitAll(func(f *pflag.Flag) { f.Usage = creationDefault.ReplaceAllString(f.Usage, "") })
 }
 
 // passwordHash hashes the --moderator-password value ("-": read a line

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net/mail"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/parley-list/parley/internal/app"
+	"github.com/parley-list/parley/internal/bounce"
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/errs"
 	"github.com/parley-list/parley/internal/lists"
@@ -33,8 +35,10 @@ type addInput struct {
 	where, text string
 }
 
-// readAddresses reads one address per line; blank lines and lines starting
-// with '#' are skipped.
+// readAddresses reads addresses as an address book exports them: one
+// or more per line, comma-separated, each bare or with a display name
+// ("Ann Lee <ann@example.org>", "\"Lee, Ann\" <ann@example.org>"); blank
+// lines and lines starting with '#' are skipped.
 func readAddresses(r io.Reader, name string) ([]addInput, error) {
 	var in []addInput
 	sc := bufio.NewScanner(r)
@@ -44,7 +48,14 @@ func readAddresses(r io.Reader, name string) ([]addInput, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		in = append(in, addInput{where: fmt.Sprintf("%s:%d", name, n), text: line})
+		where := fmt.Sprintf("%s:%d", name, n)
+		if as, err := mail.ParseAddressList(line); err == nil && strings.ContainsAny(line, ",<") {
+			for _, a := range as {
+				in = append(in, addInput{where: where, text: members.Named(a.Name, a.Address)})
+			}
+			continue
+		}
+		in = append(in, addInput{where: where, text: line})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, usagef("%s: %v", name, err)
@@ -54,8 +65,7 @@ func readAddresses(r io.Reader, name string) ([]addInput, error) {
 
 // parseAll parses every input, reporting each bad or repeated one. Bad
 // addresses abort the whole command before anything changes.
-func (e *env) parseAll(in []addInput, role members.Role, mode members.Delivery) ([]members.New, error) {
-	var out []members.New
+func (e *env) parseAll(in []addInput, role members.Role, mode members.Delivery) (out []members.New, repeats int, err error) {
 	seen := map[string]string{}
 	bad := 0
 	for _, a := range in {
@@ -68,15 +78,16 @@ func (e *env) parseAll(in []addInput, role members.Role, mode members.Delivery) 
 		norm := m.Address.String()
 		if first, dup := seen[norm]; dup {
 			fmt.Fprintf(e.io.Stdout, "skipped %s (%s repeats %s)\n", a.text, a.where, first)
+			repeats++
 			continue
 		}
 		seen[norm] = a.where
 		out = append(out, m)
 	}
 	if bad > 0 {
-		return nil, errs.Invalidf("%d malformed address(es); nothing changed", bad)
+		return nil, 0, errs.Invalidf("%d malformed address(es); nothing changed", bad)
 	}
-	return out, nil
+	return out, repeats, nil
 }
 
 func memberAddCmd(e *env) *cobra.Command {
@@ -121,12 +132,12 @@ address's result is printed.`,
 			if len(in) == 0 {
 				return usagef("%s: no addresses given", c.CommandPath())
 			}
-			ms, err := e.parseAll(in, r, d)
+			ms, repeats, err := e.parseAll(in, r, d)
 			if err != nil {
 				return err
 			}
 			return e.withDB(c.Context(), func(d *app.Database) error {
-				return e.addMembers(c, d, args[0], ms, addOptions{skipExisting: skipExisting, quiet: quiet})
+				return e.addMembers(c, d, args[0], ms, addOptions{skipExisting: skipExisting, quiet: quiet, repeats: repeats})
 			})
 		},
 	}
@@ -142,6 +153,7 @@ address's result is printed.`,
 type addOptions struct {
 	skipExisting bool // skip members already there instead of refusing
 	quiet        bool // no welcome
+	repeats      int  // addresses given more than once, skipped
 }
 
 // addMembers adds ms in one transaction after checking for existing
@@ -181,7 +193,7 @@ func (e *env) addMembers(c *cobra.Command, d *app.Database, list string, ms []me
 		for _, m := range ms {
 			if isAdded[m.Address.String()] {
 				if !o.quiet {
-					if err := greeter.Welcome(ctx, tx, l, m.Given); err != nil {
+					if err := greeter.Welcome(ctx, tx, l, m.Given, m.Name); err != nil {
 						return err
 					}
 				}
@@ -190,8 +202,9 @@ func (e *env) addMembers(c *cobra.Command, d *app.Database, list string, ms []me
 				fmt.Fprintf(w, "skipped %s (already a member)\n", m.Given)
 			}
 		}
-		if len(ms) > 1 {
-			fmt.Fprintf(w, "%s: %d added, %d skipped\n", l.Address, len(added), len(ms)-len(added))
+		if n := len(ms) + o.repeats; n > 1 {
+			fmt.Fprintf(w, "%s: %d added, %d skipped (%d already members, %d repeated)\n", l.Address, len(added),
+				n-len(added), len(ms)-len(added), o.repeats)
 		}
 		return w.Flush()
 	})
@@ -297,10 +310,29 @@ func memberLsCmd(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if asJSON {
-					return writeJSON(e.io.Stdout, nonNil(ms))
+				st, err := bounce.Standings(c.Context(), d, l.ID, bounce.DefaultScoring)
+				if err != nil {
+					return err
 				}
-				return writeMembers(e.io.Stdout, ms)
+				byAddr := make(map[string]bounce.Standing, len(st))
+				for _, s := range st {
+					byAddr[s.AddressNorm] = s
+				}
+				if asJSON {
+					type row struct {
+						members.Member
+						Bounces *bounce.Standing `json:"bounces,omitempty"`
+					}
+					rows := make([]row, len(ms))
+					for i, m := range ms {
+						rows[i] = row{Member: m}
+						if s, ok := byAddr[m.AddressNorm]; ok {
+							rows[i].Bounces = &s
+						}
+					}
+					return writeJSON(e.io.Stdout, rows)
+				}
+				return writeMembers(e.io.Stdout, ms, byAddr)
 			})
 		},
 	}
@@ -310,14 +342,30 @@ func memberLsCmd(e *env) *cobra.Command {
 	return c
 }
 
-func writeMembers(w io.Writer, ms []members.Member) error {
+func writeMembers(w io.Writer, ms []members.Member, bounces map[string]bounce.Standing) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ADDRESS\tROLE\tDELIVERY\tSTATUS\tMODERATED\tJOINED")
+	fmt.Fprintln(tw, "ADDRESS\tNAME\tROLE\tDELIVERY\tSTATUS\tMODERATED\tJOINED\tBOUNCE SCORE\tLAST BOUNCE")
 	for _, m := range ms {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Address, m.Role, m.Delivery, m.Status,
-			onOff(m.Moderated), m.JoinedAt.UTC().Format(time.DateOnly))
+		status := string(m.Status)
+		if m.Status == members.StatusDisabled && m.DisabledReason != "" {
+			status += " (" + clip(m.DisabledReason, 40) + ")"
+		}
+		score, last := "-", "-"
+		if b, ok := bounces[m.AddressNorm]; ok {
+			score = strconv.FormatFloat(b.Score, 'f', -1, 64)
+			last = b.Last.UTC().Format(time.DateOnly) + " " + b.LastKind + " " + b.LastStatus
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Address, orDash(m.DisplayName), m.Role, m.Delivery, status,
+			onOff(m.Moderated), m.JoinedAt.UTC().Format(time.DateOnly), score, strings.TrimSpace(last))
 	}
 	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func onOff(b bool) string {
@@ -362,7 +410,7 @@ func memberSetCmd(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return writeMembers(e.io.Stdout, []members.Member{m})
+				return writeMembers(e.io.Stdout, []members.Member{m}, nil)
 			})
 		},
 	}

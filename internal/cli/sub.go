@@ -29,22 +29,9 @@ func subLsCmd(e *env) *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
 			return e.withDB(ctx, func(d *app.Database) error {
-				var listID int64
-				names := map[int64]string{}
-				if len(args) == 1 {
-					l, err := lists.Get(ctx, d, args[0])
-					if err != nil {
-						return err
-					}
-					listID, names[l.ID] = l.ID, l.Address
-				} else {
-					all, err := lists.All(ctx, d)
-					if err != nil {
-						return err
-					}
-					for _, l := range all {
-						names[l.ID] = l.Address
-					}
+				names, listID, err := listNames(ctx, d, args)
+				if err != nil {
+					return err
 				}
 				rs, err := members.Requests(ctx, d, listID)
 				if err != nil {

@@ -34,14 +34,15 @@ func (g Greeter) now() time.Time {
 	return g.Now()
 }
 
-// Welcome queues the list's welcome to a new member.
-func (g Greeter) Welcome(ctx context.Context, q db.Querier, l lists.List, address string) error {
-	return notice.Queue(ctx, q, l, []string{address}, g.welcome(ctx, q, l, address).Render(g.Hostname, g.now()))
+// Welcome queues the list's welcome to a new member (name: their display
+// name, "" none).
+func (g Greeter) Welcome(ctx context.Context, q db.Querier, l lists.List, address, name string) error {
+	return notice.Queue(ctx, q, l, []string{address}, g.welcome(ctx, q, l, address, name).Render(g.Hostname, g.now()))
 }
 
-func (g Greeter) welcome(ctx context.Context, q db.Querier, l lists.List, address string) notice.Message {
+func (g Greeter) welcome(ctx context.Context, q db.Querier, l lists.List, address, name string) notice.Message {
 	request := mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, "")
-	return notice.Message{From: request, To: address, Loop: request,
+	return notice.Message{From: request, To: members.Named(name, address), Loop: request,
 		Subject: "Welcome to " + l.Address, Text: renderView(ctx, q, "welcome", l, view(l, g.Archive))}
 }
 
@@ -85,7 +86,7 @@ func (g Greeter) Decide(ctx context.Context, q db.Querier, l lists.List, id int6
 		n := notice.Refused(l, r.Address, reason)
 		return r, notice.Queue(ctx, q, l, []string{r.Address}, n.Render(g.Hostname, g.now()))
 	}
-	return r, g.Welcome(ctx, q, l, r.Address)
+	return r, g.Welcome(ctx, q, l, r.Address, "")
 }
 
 // subCommand runs an owner's "sub ls", "sub approve ID|ADDRESS" or "sub

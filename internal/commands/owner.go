@@ -224,7 +224,7 @@ func (p *Processor) add(ctx context.Context, tx *sqlx.Tx, l lists.List, c Comman
 	if quiet {
 		return "added", false, nil
 	}
-	return "added; a welcome was sent", true, p.greeter().Welcome(ctx, tx, l, m.Given)
+	return "added; a welcome was sent", true, p.greeter().Welcome(ctx, tx, l, m.Given, m.Name)
 }
 
 func onOff(s string) (bool, error) {

@@ -433,7 +433,7 @@ func (p *Processor) confirm(ctx context.Context, tx *sqlx.Tx, l lists.List, m ma
 		if err := p.tellOwners(ctx, tx, l, m, notice.Membership(l, t.Address, "joined", "confirmed by mail")); err != nil {
 			return "", false, err
 		}
-		m.post(p.greeter().welcome(ctx, tx, l, t.Address), []string{t.Address})
+		m.post(p.greeter().welcome(ctx, tx, l, t.Address, ""), []string{t.Address})
 		// The welcome says it all: only someone who received the
 		// confirmation could answer it, whatever their From: says.
 		return "", true, nil

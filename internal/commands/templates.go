@@ -66,7 +66,10 @@ func view(l lists.List, a Access) listView {
 		if u.Scheme == "imaps" {
 			v.IMAPSecurity = "TLS"
 		}
-		if v.IMAPPort == "" {
+		switch {
+		case v.IMAPPort == "0":
+			v.IMAPPort = "" // a listener on a port picked at start: unknown to the CLI
+		case v.IMAPPort == "":
 			v.IMAPPort = map[string]string{"imaps": "993"}[u.Scheme]
 			if v.IMAPPort == "" {
 				v.IMAPPort = "143"
@@ -142,4 +145,32 @@ func renderView(ctx context.Context, q db.Querier, name string, l lists.List, v 
 func Builtin(name string) (string, bool) {
 	b, err := templateFS.ReadFile("templates/" + name + ".txt")
 	return string(b), err == nil
+}
+
+// Template returns a list's text name as it is stored: the list's own
+// when it has one (own), else the built-in one.
+func Template(ctx context.Context, q db.Querier, l lists.List, name string) (body string, own bool, err error) {
+	builtin, ok := Builtin(name)
+	if !ok {
+		return "", false, errs.Invalidf("no template %q (there are: %s)", name, strings.Join(TemplateNames(), ", "))
+	}
+	err = q.GetContext(ctx, &body, `SELECT body FROM list_templates WHERE list_id = $1 AND name = $2`, l.ID, name)
+	if db.IsNoRows(err) {
+		return builtin, false, nil
+	}
+	return body, err == nil, err
+}
+
+// ResetTemplate drops a list's own text name, so the built-in one is used
+// again, and reports whether there was one.
+func ResetTemplate(ctx context.Context, q db.Querier, l lists.List, name string) (bool, error) {
+	if _, ok := Builtin(name); !ok {
+		return false, errs.Invalidf("no template %q (there are: %s)", name, strings.Join(TemplateNames(), ", "))
+	}
+	res, err := q.ExecContext(ctx, `DELETE FROM list_templates WHERE list_id = $1 AND name = $2`, l.ID, name)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }

@@ -174,7 +174,7 @@ func Load(path string, env []string) (Config, error) {
 		}
 		defer f.Close()
 		if err := decodeStrict(f, &cfg); err != nil {
-			return cfg, fmt.Errorf("config %s: %w", path, err)
+			return cfg, fmt.Errorf("config %s: %w%s", path, err, quoteHint(path, err))
 		}
 	}
 	if err := applyEnv(&cfg, env); err != nil {
@@ -240,8 +240,11 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.validateIMAP()...)
-	if c.Delivery.Workers < 0 || c.Delivery.PerDomain < 1 {
-		errs = append(errs, errors.New("delivery.workers: must not be negative; delivery.per_domain: must be at least 1"))
+	if c.Delivery.Workers < 0 {
+		errs = append(errs, errors.New("delivery.workers: must not be negative"))
+	}
+	if c.Delivery.PerDomain < 1 {
+		errs = append(errs, errors.New("delivery.per_domain: must be at least 1"))
 	}
 	if c.HTTP.BaseURL != "" {
 		if u, err := url.Parse(c.HTTP.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -259,14 +262,22 @@ func (c Config) Validate() error {
 	if c.Delivery.Lease.D() < time.Second {
 		errs = append(errs, errors.New("delivery.lease: must be at least 1s"))
 	}
-	if c.IMAP.MaxConnections < 1 || c.IMAP.MaxConnectionsPerIP < 1 {
-		errs = append(errs, errors.New("imap.max_connections, imap.max_connections_per_ip: must be positive"))
+	if c.IMAP.MaxConnections < 1 {
+		errs = append(errs, errors.New("imap.max_connections: must be positive"))
+	}
+	if c.IMAP.MaxConnectionsPerIP < 1 {
+		errs = append(errs, errors.New("imap.max_connections_per_ip: must be positive"))
 	}
 	if c.Delivery.Timeout.D() < time.Second {
 		errs = append(errs, errors.New("delivery.timeout: must be at least 1s"))
 	}
-	if c.Delivery.RetryFirst <= 0 || c.Delivery.RetryMax < c.Delivery.RetryFirst || c.Delivery.GiveUp <= 0 {
-		errs = append(errs, errors.New("delivery.retry_first, retry_max, give_up: must be positive, retry_max at least retry_first"))
+	if c.Delivery.RetryFirst <= 0 {
+		errs = append(errs, errors.New("delivery.retry_first: must be positive"))
+	} else if c.Delivery.RetryMax < c.Delivery.RetryFirst {
+		errs = append(errs, fmt.Errorf("delivery.retry_max: must be at least delivery.retry_first (%s)", c.Delivery.RetryFirst.D()))
+	}
+	if c.Delivery.GiveUp <= 0 {
+		errs = append(errs, errors.New("delivery.give_up: must be positive"))
 	}
 	if c.Database.MaxOpenConns < 2 {
 		errs = append(errs, errors.New("database.max_open_conns: must be at least 2"))

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -197,5 +198,39 @@ func TestEffectiveRedactsSecrets(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "db.example.org") {
 		t.Errorf("effective config hides the host:\n%s", buf.String())
+	}
+}
+
+// TestPersonFriendlyErrors: an unknown PARLEY_* variable is an error
+// naming it and the setting it is closest to; each invalid value is one
+// error for its own key; a string without quotes in the file says so.
+func TestPersonFriendlyErrors(t *testing.T) {
+	t.Parallel()
+	_, err := Load("", []string{"PARLEY_SMTP_LISTNE=127.0.0.1:25", "PARLEY_CONFIG=x", "PARLEY_TEST_DATABASE_URL=y", "PARLEY_WHATEVER=1"})
+	for _, want := range []string{"PARLEY_SMTP_LISTNE: no such setting (did you mean PARLEY_SMTP_LISTEN?)", "PARLEY_WHATEVER: no such setting"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("unknown variables: got %v, want %q", err, want)
+		}
+	}
+	if err != nil && (strings.Contains(err.Error(), "PARLEY_CONFIG") || strings.Contains(err.Error(), "PARLEY_TEST_")) {
+		t.Errorf("PARLEY_CONFIG or PARLEY_TEST_* refused: %v", err)
+	}
+
+	_, err = Load("", []string{"PARLEY_DELIVERY_PER_DOMAIN=0", "PARLEY_IMAP_MAX_CONNECTIONS_PER_IP=0"})
+	if err == nil {
+		t.Fatal("invalid values accepted")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if got, want := fmt.Sprint(lines), "[delivery.per_domain: must be at least 1 imap.max_connections_per_ip: must be positive]"; got != want {
+		t.Errorf("errors: got %s, want %s", got, want)
+	}
+
+	path := filepath.Join(t.TempDir(), "parley.toml")
+	if err := os.WriteFile(path, []byte("# site\nhostname = lists.example.org\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(path, nil)
+	if want := `line 2: the value of hostname needs quotes: hostname = "lists.example.org"`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("unquoted string: got %v, want %q", err, want)
 	}
 }

@@ -69,6 +69,11 @@ func applyEnv(cfg *Config, env []string) error {
 		}
 	}
 	var errs []error
+	var known []string
+	for _, s := range settings(cfg) {
+		known = append(known, s.Env())
+	}
+	errs = append(errs, unknownEnv(known, vars)...)
 	for _, s := range settings(cfg) {
 		raw, ok := vars[s.Env()]
 		if !ok {

@@ -81,7 +81,13 @@ func run(t *testing.T, env []string, stdin string, args ...string) result {
 // mustRun runs the CLI and requires success.
 func mustRun(t *testing.T, env []string, args ...string) string {
 	t.Helper()
-	r := run(t, env, "", args...)
+	return mustRunIn(t, env, "", args...)
+}
+
+// mustRunIn is mustRun with stdin.
+func mustRunIn(t *testing.T, env []string, stdin string, args ...string) string {
+	t.Helper()
+	r := run(t, env, stdin, args...)
 	if r.code != 0 {
 		t.Fatalf("parley %s: exit %d\nstderr: %s", strings.Join(args, " "), r.code, r.stderr)
 	}

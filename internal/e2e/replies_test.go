@@ -45,16 +45,23 @@ func newPerson(t *testing.T, s *server, sink *smtpsink.Sink, dsn string) *person
 // message (CRLF line ends are added where LF is alone).
 func (p *person) send(from, to, raw string) {
 	p.t.Helper()
+	if err := p.trySend(from, to, raw); err != nil {
+		p.t.Fatalf("sending to %s: %v", to, err)
+	}
+}
+
+// trySend is send that returns the server's refusal.
+func (p *person) trySend(from, to, raw string) error {
 	raw = strings.ReplaceAll(strings.ReplaceAll(raw, "\r\n", "\n"), "\n", "\r\n")
 	c, err := smtp.Dial(p.smtp)
 	if err != nil {
-		p.t.Fatal(err)
+		return err
 	}
 	defer c.Close()
 	if err := c.SendMail(from, []string{to}, strings.NewReader(raw)); err != nil {
-		p.t.Fatalf("sending to %s: %v", to, err)
+		return err
 	}
-	c.Quit()
+	return c.Quit()
 }
 
 // mail sends a message with the given subject and text body.

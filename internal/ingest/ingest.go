@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -218,7 +219,7 @@ func (s *Service) Resolve(ctx context.Context, rcpt string, size int64) (Recipie
 		return Recipient{}, reject(550, [3]int{5, 1, 1}, "no such list")
 	}
 	if size > 0 && size > s.maxBytes(l) {
-		return Recipient{}, reject(552, [3]int{5, 3, 4}, "message too big for this list")
+		return Recipient{}, tooBig(size, s.maxBytes(l), l.Address)
 	}
 	return Recipient{Address: a.String(), Route: route, List: l}, nil
 }
@@ -265,7 +266,7 @@ func (s *Service) prepare(env Envelope) (*prepared, error) {
 	}
 	for _, r := range env.Rcpts {
 		if int64(len(raw)) > s.maxBytes(r.List) {
-			return nil, reject(552, [3]int{5, 3, 4}, "message too big for %s", r.List.Address)
+			return nil, tooBig(int64(len(raw)), s.maxBytes(r.List), r.List.Address)
 		}
 	}
 	sum, err := mailmsg.Parse(raw, s.o.Hostname, s.o.Limits)
@@ -353,4 +354,21 @@ func renameField(raw []byte, hlen int, name, to string) ([]byte, int) {
 	grew := out.Len() - hlen
 	out.Write(raw[hlen:])
 	return out.Bytes(), grew
+}
+
+// tooBig is the refusal of a message larger than a list takes, saying
+// both sizes, as a person can act on it.
+func tooBig(size, limit int64, list string) *Rejection {
+	return reject(552, [3]int{5, 3, 4}, "message of %s is larger than the limit of %s for %s", Size(size), Size(limit), list)
+}
+
+// Size says a message size as people read it: "31 KB", "2.5 MB".
+func Size(n int64) string {
+	switch {
+	case n < 1024:
+		return fmt.Sprintf("%d bytes", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%d KB", (n+1023)/1024)
+	}
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/(1<<20)), ".0") + " MB"
 }

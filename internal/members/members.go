@@ -6,7 +6,9 @@
 // local part too) for every comparison, so Alice@Example.ORG and
 // alice@example.org are one member.
 //
-// It owns the members table, and digest_spans: which articles each member
+// It owns the members table, member_events (joins and leaves, for the
+// owners' figures), sub_requests (subscriptions waiting for an owner),
+// and digest_spans: which articles each member
 // takes in digests, kept by the SQL function member_delivery whenever a
 // delivery mode changes. Three statements elsewhere read them, read-only,
 // because they must not ferry every member through Go: outqueue's Expand
@@ -23,6 +25,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"net/mail"
 	"slices"
 	"strings"
 	"time"
@@ -34,6 +37,7 @@ import (
 	"github.com/parley-list/parley/internal/errs"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/mailmsg"
 )
 
 // Errors callers branch on (with errors.Is); they arrive as *errs.Invalid.
@@ -149,36 +153,54 @@ func ParseStatus(s string) (Status, error) {
 
 // Member is one subscription.
 type Member struct {
-	ID          int64     `db:"id" json:"-"`
-	ListID      int64     `db:"list_id" json:"-"`
-	Address     string    `db:"address" json:"address"`
-	AddressNorm string    `db:"address_norm" json:"-"`
-	DisplayName string    `db:"display_name" json:"display_name,omitempty"`
-	Role        Role      `db:"role" json:"role"`
-	Delivery    Delivery  `db:"delivery" json:"delivery"`
-	Status      Status    `db:"status" json:"status"`
-	Moderated   bool      `db:"moderated" json:"moderated"`
-	SelfCopy    bool      `db:"self_copy" json:"self_copy"`
-	JoinedAt    time.Time `db:"joined_at" json:"joined_at"`
-	UpdatedAt   time.Time `db:"updated_at" json:"updated_at"`
+	ID          int64    `db:"id" json:"-"`
+	ListID      int64    `db:"list_id" json:"-"`
+	Address     string   `db:"address" json:"address"`
+	AddressNorm string   `db:"address_norm" json:"-"`
+	DisplayName string   `db:"display_name" json:"display_name,omitempty"`
+	Role        Role     `db:"role" json:"role"`
+	Delivery    Delivery `db:"delivery" json:"delivery"`
+	Status      Status   `db:"status" json:"status"`
+	Moderated   bool     `db:"moderated" json:"moderated"`
+	SelfCopy    bool     `db:"self_copy" json:"self_copy"`
+	// DisabledReason says why delivery was stopped (bounces, …).
+	DisabledReason string    `db:"disabled_reason" json:"disabled_reason,omitempty"`
+	JoinedAt       time.Time `db:"joined_at" json:"joined_at"`
+	UpdatedAt      time.Time `db:"updated_at" json:"updated_at"`
 }
 
 // New describes a member to add.
 type New struct {
 	Given    string // the address as the person wrote it
+	Name     string // display name, "" none
 	Address  mailaddr.Address
 	Role     Role     // default member
 	Delivery Delivery // default regular
 }
 
-// ParseNew parses an address for adding.
+// ParseNew parses an address for adding: a bare address, or one with a
+// display name as an address book writes it ("Ann Lee <ann@example.org>",
+// "\"Lee, Ann\" <ann@example.org>").
 func ParseNew(s string, role Role, delivery Delivery) (New, error) {
-	a, err := mailaddr.Parse(s)
+	given, name := strings.TrimSpace(s), ""
+	if strings.ContainsAny(given, "<\"") {
+		if pa, err := mail.ParseAddress(given); err == nil {
+			given, name = pa.Address, mailmsg.Clean(pa.Name, 200)
+		}
+	}
+	a, err := mailaddr.Parse(given)
 	if err != nil {
 		return New{}, err
 	}
-	given := strings.TrimSpace(s)
-	return New{Given: given, Address: a, Role: role, Delivery: delivery}, nil
+	return New{Given: given, Name: name, Address: a, Role: role, Delivery: delivery}, nil
+}
+
+// Named is an address with its display name for a To: field.
+func Named(name, address string) string {
+	if name == "" {
+		return address
+	}
+	return (&mail.Address{Name: name, Address: address}).String()
 }
 
 // Existing returns which of the given normalised addresses are already
@@ -210,11 +232,12 @@ func Add(ctx context.Context, q db.Querier, listID int64, ms []New) ([]string, e
 		return nil, errs.Kindf(ErrOwnAddress, "%s is an address of this server (a list or one of its service addresses); it cannot be a member", own[0])
 	}
 	given := make([]string, len(ms))
+	names := make([]string, len(ms))
 	norm := make([]string, len(ms))
 	roles := make([]string, len(ms))
 	modes := make([]string, len(ms))
 	for i, m := range ms {
-		given[i], norm[i] = m.Given, m.Address.String()
+		given[i], norm[i], names[i] = m.Given, m.Address.String(), m.Name
 		roles[i], modes[i] = string(orDefault(m.Role, RoleMember)), string(orDefault(m.Delivery, DeliveryRegular))
 	}
 	digests := map[Delivery]bool{}
@@ -233,18 +256,28 @@ func Add(ctx context.Context, q db.Querier, listID int64, ms []New) ([]string, e
 		Norm string `db:"address_norm"`
 	}
 	err = q.SelectContext(ctx, &added, `
-		INSERT INTO members (list_id, address, address_norm, role, delivery)
-		SELECT $1, g, n, r, CASE WHEN d IN ('digest', 'digest-plain', 'summary') THEN 'regular' ELSE d END
-		  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u(g, n, r, d)
+		INSERT INTO members (list_id, address, address_norm, role, delivery, display_name)
+		SELECT $1, g, n, r, CASE WHEN d IN ('digest', 'digest-plain', 'summary') THEN 'regular' ELSE d END, dn
+		  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(g, n, r, d, dn)
 		ON CONFLICT (list_id, address_norm) DO NOTHING
 		RETURNING id, address_norm`,
-		listID, given, norm, roles, modes)
+		listID, given, norm, roles, modes, names)
 	if err != nil {
 		return nil, fmt.Errorf("add members: %w", err)
 	}
 	modeOf := make(map[string]string, len(ms))
 	for i := range ms {
 		modeOf[norm[i]] = modes[i]
+	}
+	if len(added) > 0 {
+		ids := make([]int64, len(added))
+		for i, a := range added {
+			ids[i] = a.ID
+		}
+		if _, err := q.ExecContext(ctx, `INSERT INTO member_events (list_id, address_norm, event)
+			SELECT list_id, address_norm, 'joined' FROM members WHERE id = ANY($1)`, pq.Int64Array(ids)); err != nil {
+			return nil, fmt.Errorf("add members: %w", err)
+		}
 	}
 	out := make([]string, len(added))
 	byMode := map[string][]int64{}
@@ -279,7 +312,7 @@ func orDefault[T ~string](v, def T) T {
 }
 
 // cols are the columns Member scans; named so a new column never breaks it.
-const cols = `id, list_id, address, address_norm, display_name, role, delivery, status, moderated, self_copy, joined_at, updated_at`
+const cols = `id, list_id, address, address_norm, display_name, role, delivery, status, moderated, self_copy, disabled_reason, joined_at, updated_at`
 
 // Get returns one member of a list.
 func Get(ctx context.Context, q db.Querier, listID int64, address string) (Member, error) {
@@ -323,7 +356,8 @@ func Remove(ctx context.Context, q db.Querier, listID int64, address string) err
 	if err != nil {
 		return err
 	}
-	if _, err := q.ExecContext(ctx, `DELETE FROM members WHERE id = $1`, m.ID); err != nil {
+	if _, err := q.ExecContext(ctx, `WITH gone AS (DELETE FROM members WHERE id = $1 RETURNING list_id, address_norm)
+		INSERT INTO member_events (list_id, address_norm, event) SELECT list_id, address_norm, 'left' FROM gone`, m.ID); err != nil {
 		return fmt.Errorf("remove member: %w", err)
 	}
 	return nil

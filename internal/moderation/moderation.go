@@ -64,10 +64,11 @@ type Post struct {
 
 const postCols = `id, list_id, state, rule, reason, mail_from, from_addr, subject, message_id, received_at, raw`
 
-// HeldPosts returns a list's posts waiting for a moderator, oldest first.
+// HeldPosts returns a list's posts waiting for a moderator (listID 0:
+// every list's), oldest first.
 func HeldPosts(ctx context.Context, q db.Querier, listID int64) ([]Post, error) {
 	var ps []Post
-	err := q.SelectContext(ctx, &ps, `SELECT `+postCols+` FROM moderation WHERE list_id = $1 AND state = 'held' ORDER BY id`, listID)
+	err := q.SelectContext(ctx, &ps, `SELECT `+postCols+` FROM moderation WHERE ($1 = 0 OR list_id = $1) AND state = 'held' ORDER BY id`, listID)
 	return ps, err
 }
 

@@ -117,7 +117,8 @@ func (s *session) readData(r io.Reader) ([]byte, error) {
 	case err == nil:
 		return buf.Bytes(), nil
 	case errors.Is(err, smtp.ErrDataTooLarge):
-		return nil, smtp.ErrDataTooLarge
+		return nil, &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4},
+			Message: "message is larger than this server's limit of " + ingest.Size(s.srv.o.MaxMessageBytes)}
 	case errors.Is(err, smtp.ErrTooLongLine):
 		return nil, &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
 			Message: fmt.Sprintf("line longer than %d bytes", s.srv.o.MaxLineLength)}
