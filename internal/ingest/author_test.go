@@ -66,3 +66,19 @@ func TestAuthorCheck(t *testing.T) {
 		t.Error("a nil check authenticated an author")
 	}
 }
+
+// FuzzAuthorCheck: any message, any Authentication-Results field, never
+// panics, and is never authenticated without a trusted field or a
+// signature (this check has no DNS).
+func FuzzAuthorCheck(f *testing.F) {
+	f.Add([]byte("Authentication-Results: mx.lists.example; dkim=pass header.d=example.org\r\nFrom: a@example.org\r\n\r\nx\r\n"), "example.org")
+	f.Add([]byte("Authentication-Results: mx.lists.example; dmarc=pass header.from=example.org; dkim=fail (bad) header.d=x\r\n\r\n"), "example.org")
+	f.Add([]byte("Authentication-Results: ; ; ;=\r\n\r\n"), "")
+	check := &AuthorCheck{TrustedAuthServ: []string{"mx.lists.example"}}
+	f.Fuzz(func(t *testing.T, raw []byte, domain string) {
+		got := check.Authenticated(t.Context(), raw, domain)
+		if got && !bytes.Contains(bytes.ToLower(raw), []byte("mx.lists.example")) {
+			t.Fatalf("authenticated without a trusted field: %q", raw)
+		}
+	})
+}
