@@ -89,7 +89,8 @@ func (p *Processor) ownerRequest(ctx context.Context, tx *sqlx.Tx, l lists.List,
 	st, err := p.challenge(ctx, tx, l, m, tokens.New{ListID: l.ID, Given: mem.Address, Address: addr,
 		Action: tokens.Command, Payload: strings.Join(lines, "\n"), TTL: p.ttl()}, []string{mem.Address}, "", func(string) string {
 		return "Reply to this message to run these commands on " + l.Address + ":\n\n  " +
-			strings.Join(lines, "\n  ") + "\n\nIf you did not send them, ignore this message.\n"
+			strings.Join(lines, "\n  ") + "\n\nIf you did not send them, ignore this message.\n" +
+			"The request expires in " + human(p.ttl()) + ".\n"
 	})
 	if err != nil || st != sent {
 		return st.refusal(mem.Address), false, err

@@ -481,7 +481,8 @@ func (p *Processor) askOwners(ctx context.Context, tx *sqlx.Tx, l lists.List, m 
 			return fmt.Sprintf("%s asks to join %s (request %d; the address is confirmed).\n\n"+
 				"To approve, just reply to this message.\n"+
 				"To refuse, reply with \"refuse\" and a reason on the first line; the reason is sent to them.\n"+
-				"On the server: parley sub approve|refuse %s %d\n", t.Address, l.Address, r.ID, l.Address, r.ID)
+				"On the server: parley sub approve|refuse %s %d\n"+
+				"Replying works for 7 days; the request waits in the queue until someone decides.\n", t.Address, l.Address, r.ID, l.Address, r.ID)
 		})
 	if err != nil {
 		return "", false, err

@@ -272,10 +272,14 @@ func TestModeratorReplies(t *testing.T) {
 	}
 
 	p.mail("carol@example.org", "dev@lists.example.org", "A question", "Is this on topic?\n")
-	held := only(t, p.settle(), "owner@example.org")
+	ms := p.settle()
+	held := only(t, sentTo(ms, "owner@example.org"), "owner@example.org")
+	if len(ms) != 2 {
+		t.Errorf("%d mails for a held post, want 2: the moderators' notice and the member's", len(ms))
+	}
 	reason := "Off topic for this list: please see the charter at https://example.org/charter and ask on the general list"
 	p.mail("owner@example.org", replyAddr.FindStringSubmatch(held)[1], "Re: held", "reject "+reason+"\n\n> A post to dev@lists.example.org is waiting\n")
-	ms := p.settle()
+	ms = p.settle()
 	if len(ms) != 2 {
 		t.Fatalf("%d mails after the rejection, want 2 (the author's notice, the moderator's answer)", len(ms))
 	}
