@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parley-list/parley/internal/testutil/pgtest"
-	"github.com/parley-list/parley/internal/testutil/smtpsink"
 )
 
 // TestOwnerCLI: the CLI as a list owner meets it: an address book pasted
@@ -17,14 +15,10 @@ import (
 // person can act on.
 func TestOwnerCLI(t *testing.T) {
 	t.Parallel()
-	sink := smtpsink.Start(t)
-	dsn := pgtest.NewDSN(t)
-	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+dsn, "PARLEY_RELAY=smtp://"+sink.Addr)
-	s := startServer(t, env)
+	env, s, p := serveForPeople(t)
 	const list = "dev@lists.example.org"
 	mustRun(t, env, "list", "create", list, "--owner", "ann@example.org", "--max-message-size", "20000")
 	mustRun(t, env, "list", "create", "other@lists.example.org", "--post-policy", "moderated", "--owner", "ann@example.org")
-	p := newPerson(t, s, sink, dsn)
 	p.settle()
 
 	book := "# exported from the address book\n" +

@@ -32,6 +32,17 @@ type person struct {
 	seen int // sink messages already returned by settle
 }
 
+// serveForPeople starts the real server on a fresh database, its relay a
+// sink on loopback, with the environment extra, and returns it with the
+// person who talks to it.
+func serveForPeople(t *testing.T, extra ...string) ([]string, *server, *person) {
+	sink := smtpsink.Start(t)
+	dsn := pgtest.NewDSN(t)
+	env := baseEnv(dataDir(t), append([]string{"PARLEY_DATABASE_URL=" + dsn, "PARLEY_RELAY=smtp://" + sink.Addr}, extra...)...)
+	s := startServer(t, env)
+	return env, s, newPerson(t, s, sink, dsn)
+}
+
 func newPerson(t *testing.T, s *server, sink *smtpsink.Sink, dsn string) *person {
 	d, err := sqlx.Open("postgres", dsn)
 	if err != nil {
@@ -144,12 +155,8 @@ var replyAddr = regexp.MustCompile(`Reply-To: (dev-confirm\+[a-z2-7]+@lists\.exa
 // echoed back.
 func TestCommandMailReplies(t *testing.T) {
 	t.Parallel()
-	sink := smtpsink.Start(t)
-	dsn := pgtest.NewDSN(t)
-	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+dsn, "PARLEY_RELAY=smtp://"+sink.Addr)
-	s := startServer(t, env)
+	env, s, p := serveForPeople(t)
 	mustRun(t, env, "list", "create", "dev@lists.example.org", "--archive", "private", "--subscribe", "confirm")
-	p := newPerson(t, s, sink, dsn)
 	const req = "dev-request@lists.example.org"
 
 	t.Run("a letter instead of commands", func(t *testing.T) {
@@ -253,16 +260,12 @@ func TestCommandMailReplies(t *testing.T) {
 // and a rejection's reason reaches the author whole.
 func TestModeratorReplies(t *testing.T) {
 	t.Parallel()
-	sink := smtpsink.Start(t)
-	dsn := pgtest.NewDSN(t)
-	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+dsn, "PARLEY_RELAY=smtp://"+sink.Addr)
-	s := startServer(t, env)
+	env, s, p := serveForPeople(t)
 	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "moderated", "--owner", "owner@example.org")
 	if r := run(t, env, "sekrit-password\n", "list", "set", "dev@lists.example.org", "--moderator-password", "-"); r.code != 0 {
 		t.Fatalf("set password: %s", r.stderr)
 	}
 	mustRun(t, env, "member", "add", "--quiet", "dev@lists.example.org", "carol@example.org")
-	p := newPerson(t, s, sink, dsn)
 	p.settle()
 
 	p.send("owner@example.org", "dev-request@lists.example.org", "From: owner@example.org\nSubject: owner commands\nApproved: not-the-password\n\nadd dan@example.org\n")
@@ -305,13 +308,9 @@ func TestHeldAuthorNotice(t *testing.T) {
 		t.Fatal(err)
 	}
 	dns.TXT("s1._domainkey.signed.example", "v=DKIM1; k=ed25519; p="+base64.StdEncoding.EncodeToString(pub))
-	sink := smtpsink.Start(t)
-	dsn := pgtest.NewDSN(t)
-	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+dsn, "PARLEY_RELAY=smtp://"+sink.Addr, "PARLEY_DNS_RESOLVER="+dns.Addr)
-	s := startServer(t, env)
+	env, s, p := serveForPeople(t, "PARLEY_DNS_RESOLVER="+dns.Addr)
 	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "moderated", "--owner", "owner@example.org")
 	mustRun(t, env, "member", "add", "--quiet", "dev@lists.example.org", "carol@example.org")
-	p := newPerson(t, s, sink, dsn)
 	p.settle()
 
 	p.mail("carol@example.org", "dev@lists.example.org", "member's post", "Hello.\n")
@@ -348,14 +347,10 @@ func TestHeldAuthorNotice(t *testing.T) {
 // and told goodbye.
 func TestSubscriptionApproval(t *testing.T) {
 	t.Parallel()
-	sink := smtpsink.Start(t)
-	dsn := pgtest.NewDSN(t)
-	env := baseEnv(dataDir(t), "PARLEY_DATABASE_URL="+dsn, "PARLEY_RELAY=smtp://"+sink.Addr)
-	s := startServer(t, env)
+	env, s, p := serveForPeople(t)
 	const list = "dev@lists.example.org"
 	mustRun(t, env, "list", "create", list, "--subscribe", "approve", "--owner", "ann@example.org")
 	mustRun(t, env, "member", "add", "--quiet", list, "bob@example.org", "--role", "owner")
-	p := newPerson(t, s, sink, dsn)
 	join := func(who string) string { // returns the owners' notice
 		t.Helper()
 		p.mail(who, "dev-join@lists.example.org", "join", "")
