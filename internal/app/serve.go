@@ -24,6 +24,7 @@ import (
 	"github.com/parley-list/parley/internal/obs"
 	"github.com/parley-list/parley/internal/outqueue"
 	"github.com/parley-list/parley/internal/unsub"
+	"github.com/parley-list/parley/internal/web"
 )
 
 // shutdownBudget bounds the graceful part of shutdown; the embedded
@@ -83,7 +84,9 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}
 	srv := httpd.NewServer(httpd.Handler(httpd.Options{DB: d, Registry: reg, Logger: log,
 		Unsubscribe: &unsub.Handler{DB: d.DB, Signer: signer, Log: log,
-			Greeter: commands.Greeter{Hostname: cfg.Hostname, Archive: commands.Access{IMAPURL: archive}}}}), log)
+			Greeter: commands.Greeter{Hostname: cfg.Hostname, Archive: commands.Access{IMAPURL: archive}}},
+		Archive: web.New(web.Options{DB: d.DB, Log: log.With("component", "web"), BaseURL: cfg.HTTP.BaseURL,
+			QueryTimeout: cfg.Database.QueryTimeout.D()})}), log)
 	g.add("http", func() error {
 		if err := srv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
 			return err

@@ -176,8 +176,17 @@ func lastOf(s []string) string {
 // address, else ""), streaming rows so that exporting a large archive
 // needs memory for one message at a time.
 func EachRaw(ctx context.Context, q db.Querier, listID int64, since time.Time, fn func(sender string, received time.Time, raw []byte) error) error {
-	rows, err := q.QueryxContext(ctx, `SELECT coalesce(nullif(envelope_from, ''), from_addr), received_at, raw FROM messages
+	return eachRaw(ctx, q, fn, `SELECT `+rawCols+` FROM messages
 		WHERE list_id = $1 AND received_at >= $2 ORDER BY article`, listID, since)
+}
+
+// rawCols are what eachRaw scans: the envelope sender (else the From:
+// address), the arrival time and the bytes.
+const rawCols = `coalesce(nullif(envelope_from, ''), from_addr), received_at, raw`
+
+// eachRaw streams the rows of query (selecting rawCols) to fn.
+func eachRaw(ctx context.Context, q db.Querier, fn func(sender string, received time.Time, raw []byte) error, query string, args ...any) error {
+	rows, err := q.QueryxContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}

@@ -150,7 +150,7 @@ func (p *Processor) newPassword(ctx context.Context, tx *sqlx.Tx, l lists.List, 
 	request := mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, "")
 	v := view(l, p.Archive)
 	v.User, v.Password = mem.Address, pw
-	m.post(notice.Message{From: request, To: mem.Address, Loop: request,
+	m.post(notice.Message{From: request, To: members.Named(mem.DisplayName, mem.Address), Loop: request,
 		Subject: "Your archive password for " + l.Address,
 		Text:    renderView(ctx, tx, "password", l, v)}, []string{mem.Address})
 	if norm(mem.Address) == norm(m.sender) {

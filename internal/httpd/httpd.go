@@ -1,6 +1,7 @@
 // Package httpd owns parley's HTTP side: liveness (/healthz), readiness
-// (/readyz, which checks the database) and Prometheus metrics (/metrics).
-// Later issues add one-click unsubscribe here.
+// (/readyz, which checks the database), Prometheus metrics (/metrics), the
+// one-click unsubscribe handler's route, and everything else to the web
+// archive (internal/web).
 package httpd
 
 import (
@@ -25,6 +26,9 @@ type Options struct {
 	Logger   *slog.Logger
 	// Unsubscribe serves /unsubscribe/{token} (one-click, RFC 8058); nil: none.
 	Unsubscribe http.Handler
+	// Archive serves every other path: the web archive (internal/web);
+	// nil: none.
+	Archive http.Handler
 }
 
 // Handler returns the HTTP routes.
@@ -52,6 +56,9 @@ func Handler(o Options) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 	}))
+	if o.Archive != nil {
+		mux.Handle("/", o.Archive)
+	}
 	return mux
 }
 

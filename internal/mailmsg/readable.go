@@ -137,7 +137,18 @@ func (r *reading) part(th textproto.Header, body io.Reader, stack *[]readFrame, 
 			r.truncated = true
 			return
 		}
-		r.add(readText(h, body))
+		s := readText(h, body)
+		if strings.EqualFold(params["format"], "flowed") {
+			s = Unflow(s, strings.EqualFold(params["delsp"], "yes"))
+		}
+		r.add(s)
+	case t == "text/html" && !attachment:
+		// An HTML-only post (or part): its text, line by line.
+		if r.text.Len() >= MaxReadable {
+			r.truncated = true
+			return
+		}
+		r.add(strings.ToValidUTF8(strings.TrimSpace(HTMLLines(readText(h, body))), "\uFFFD"))
 	case alt != nil:
 		// An alternative's other parts (inline images of an HTML
 		// version) are not something the reader attached.

@@ -82,3 +82,24 @@ func TestHTMLLines(t *testing.T) {
 		}
 	}
 }
+
+func TestUnflow(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in    string
+		delsp bool
+		want  string
+	}{
+		{"one \r\ntwo \r\nthree\r\nnext\r\n", false, "one two three\nnext\n"},
+		{"joi\r\nned\r\n", false, "joi\nned\n"},
+		{"ab \r\ncd\r\n", true, "abcd\n"},
+		{"> quoted \r\n> more\r\nmine\r\n", false, "> quoted more\nmine\n"},
+		{" >not a quote\r\n", false, ">not a quote\n"},
+		{"text \r\n-- \r\nsig\r\n", false, "text -- \nsig\n"},
+		{"-- \r\nsig\r\n", false, "-- \nsig\n"},
+	} {
+		if got := Unflow(tc.in, tc.delsp); got != tc.want {
+			t.Errorf("Unflow(%q, %v) = %q, want %q", tc.in, tc.delsp, got, tc.want)
+		}
+	}
+}

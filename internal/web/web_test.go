@@ -1,0 +1,301 @@
+package web_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"golang.org/x/net/html"
+
+	"github.com/parley-list/parley/internal/archive"
+	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/mailmsg"
+	"github.com/parley-list/parley/internal/mbox"
+	"github.com/parley-list/parley/internal/testutil/pgtest"
+	"github.com/parley-list/parley/internal/web"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// fixture is a database with a public list (dev) holding a thread of
+// three posts and a hostile post, and a private list (secret) with one
+// post, served by the web archive on a loopback socket.
+type fixture struct {
+	d   *sqlx.DB
+	srv *httptest.Server
+}
+
+func newFixture(t *testing.T) *fixture {
+	d := pgtest.New(t)
+	mk := func(addr string, arch lists.Archive) lists.List {
+		a, _ := mailaddr.ParseList(addr)
+		l, err := lists.Create(t.Context(), d, a, lists.Settings{Archive: &arch}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	dev, secret := mk("dev@lists.example.org", lists.ArchivePublic), mk("secret@lists.example.org", lists.ArchivePrivate)
+	posts := []struct {
+		l   lists.List
+		raw string
+	}{
+		{dev, "From: Ann <ann@example.org>\nSubject: Shelving rules\nMessage-ID: <root/1@example.org>\nDate: Mon, 30 Nov 2026 10:00:00 +0000\n\nHow do you shelve comics? See https://example.org/rules.\n"},
+		{dev, "From: bob@example.org\nSubject: Re: Shelving rules\nMessage-ID: <r1@example.org>\nIn-Reply-To: <root/1@example.org>\nReferences: <root/1@example.org>\nContent-Type: text/plain; format=flowed\n\nBy author, \nalways.\n\n> How do you shelve comics?\n> line two\n> line three\n> line four\n"},
+		{dev, "From: carol@example.org\nSubject: Re: Shelving rules\nMessage-ID: <r2@example.org>\nReferences: <root/1@example.org> <r1@example.org>\n\nAgreed.\n"},
+		{dev, "From: \"<script>alert(1)</script>\" <eve@example.net>\nSubject: =?utf-8?q?=3Cimg_src=3Dx_onerror=3Dalert(2)=3E?=\nMessage-ID: <evil@example.net>\nContent-Type: text/html\n\n<html><body><script>alert(3)</script><p onclick=alert(4)>click <a href=\"javascript:alert(5)\">me</a></p><img src=\"https://tracker.example/x.png\"><form action=https://evil.example><input></form><base href=https://evil.example/></body></html>\n"},
+		{secret, "From: dan@example.org\nSubject: hidden\nMessage-ID: <hidden@example.org>\n\nsecret\n"},
+	}
+	for _, p := range posts {
+		raw := mailmsg.Canonicalize([]byte(p.raw))
+		sum, err := mailmsg.Parse(raw, "h", mailmsg.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := archive.Insert(t.Context(), d, archive.Post{ListID: p.l.ID, Raw: raw, Summary: sum, Source: "smtp", ReceivedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(web.New(web.Options{DB: d, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	t.Cleanup(srv.Close)
+	return &fixture{d: d, srv: srv}
+}
+
+// get fetches path with the given request headers.
+func (f *fixture) get(t *testing.T, path string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, f.srv.URL+path, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func msgPath(list, id string) string {
+	return "/" + list + "/m/" + url.PathEscape(id) + "/"
+}
+
+func TestPages(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, tc := range []struct {
+		path  string
+		wants []string
+	}{
+		{"/", []string{"dev@lists.example.org", "4 posts", "/dev@lists.example.org/atom.xml"}},
+		{"/dev@lists.example.org/", []string{"Shelving rules", "Ann", `type="application/atom+xml"`, "By month"}},
+		{"/dev@lists.example.org/t/1/", []string{`class="post d0"`, `class="post d1"`, `class="post d2"`, "By author, always.", "<details", "4 quoted lines",
+			`<a href="https://example.org/rules" rel="nofollow noopener noreferrer">https://example.org/rules</a>`}},
+		{msgPath("dev@lists.example.org", "root/1@example.org"), []string{"How do you shelve comics?", "next by date", "the whole thread"}},
+		{msgPath("dev@lists.example.org", "r1@example.org"), []string{"in reply to", "previous in thread", "next in thread"}},
+		{"/dev@lists.example.org/" + time.Now().UTC().Format("2006/01") + "/", []string{"Shelving rules", "mbox"}},
+	} {
+		resp, body := f.get(t, tc.path)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d", tc.path, resp.StatusCode)
+			continue
+		}
+		for _, want := range tc.wants {
+			if !strings.Contains(body, want) {
+				t.Errorf("GET %s lacks %q", tc.path, want)
+			}
+		}
+		if strings.Contains(body, "secret@") || strings.Contains(body, "hidden") {
+			t.Errorf("GET %s shows the private list", tc.path)
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: security headers %v", tc.path, resp.Header)
+		}
+	}
+}
+
+func TestDownloads(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	resp, raw := f.get(t, msgPath("dev@lists.example.org", "evil@example.net")+"raw")
+	if ct := resp.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" || !strings.Contains(raw, "<script>alert(3)</script>") {
+		t.Errorf("raw: %s\n%s", ct, raw)
+	}
+	for _, path := range []string{"/dev@lists.example.org/t/1/mbox", "/dev@lists.example.org/t/1/mbox.gz"} {
+		resp, body := f.get(t, path)
+		var r io.Reader = strings.NewReader(body)
+		if strings.HasSuffix(path, ".gz") {
+			z, err := gzip.NewReader(r)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			r = z
+		}
+		mr := mbox.NewReader(r, mbox.MboxRD, 1<<20)
+		n := 0
+		for {
+			if _, err := mr.Next(); err != nil {
+				break
+			}
+			n++
+		}
+		if n != 3 || !strings.Contains(resp.Header.Get("Content-Disposition"), "attachment") {
+			t.Errorf("%s: %d messages, disposition %q; want 3, attachment", path, n, resp.Header.Get("Content-Disposition"))
+		}
+	}
+}
+
+// TestHostilePost: a post written to attack its readers shows as text:
+// no element or attribute of its own reaches the page.
+func TestHostilePost(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, path := range []string{msgPath("dev@lists.example.org", "evil@example.net"), "/dev@lists.example.org/", "/dev@lists.example.org/t/4/"} {
+		_, body := f.get(t, path)
+		if bad := hostileMarkup(body); bad != "" {
+			t.Errorf("%s carries %s", path, bad)
+		}
+	}
+	for _, path := range []string{"/dev@lists.example.org/atom.xml", "/dev@lists.example.org/rss.xml"} {
+		if _, body := f.get(t, path); strings.Contains(body, "<img") || strings.Contains(body, "<script") {
+			t.Errorf("%s carries markup of the post", path)
+		}
+	}
+	_, body := f.get(t, msgPath("dev@lists.example.org", "evil@example.net"))
+	if !strings.Contains(body, "click") || !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Errorf("the hostile post's text and author are not shown, escaped:\n%s", body)
+	}
+}
+
+// TestPrivateIsNotFound: every URL of a private list answers exactly as
+// the same URL of a list that does not exist.
+func TestPrivateIsNotFound(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, shape := range []string{"/%s/", "/%s/atom.xml", "/%s/rss.xml", "/%s/t/1/", "/%s/t/1/mbox", "/%s/t/1/atom.xml",
+		"/%s/m/hidden@example.org/", "/%s/m/hidden@example.org/raw", "/%s/2026/12/", "/%s/2026/12/mbox", "/%s/nothing"} {
+		secret, none := fmt.Sprintf(shape, "secret@lists.example.org"), fmt.Sprintf(shape, "nosuch@lists.example.org")
+		r1, b1 := f.get(t, secret)
+		r2, b2 := f.get(t, none)
+		if r1.StatusCode != http.StatusNotFound || r1.StatusCode != r2.StatusCode || b1 != b2 ||
+			r1.Header.Get("Content-Type") != r2.Header.Get("Content-Type") || r1.Header.Get("ETag") != "" {
+			t.Errorf("%s: %d %q vs %s: %d %q", secret, r1.StatusCode, r1.Header, none, r2.StatusCode, r2.Header)
+		}
+	}
+}
+
+// TestConditional: a second fetch with the validators is 304 and empty;
+// a new post changes the validator.
+func TestConditional(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, path := range []string{"/dev@lists.example.org/", "/dev@lists.example.org/atom.xml", "/dev@lists.example.org/t/1/"} {
+		resp, _ := f.get(t, path)
+		etag, lm := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+		if etag == "" || lm == "" {
+			t.Fatalf("%s: ETag %q, Last-Modified %q", path, etag, lm)
+		}
+		if r, b := f.get(t, path, "If-None-Match", etag); r.StatusCode != http.StatusNotModified || b != "" {
+			t.Errorf("%s with If-None-Match: %d, %d bytes", path, r.StatusCode, len(b))
+		}
+		if r, b := f.get(t, path, "If-Modified-Since", lm); r.StatusCode != http.StatusNotModified || b != "" {
+			t.Errorf("%s with If-Modified-Since: %d, %d bytes", path, r.StatusCode, len(b))
+		}
+	}
+	resp, _ := f.get(t, "/dev@lists.example.org/atom.xml")
+	raw := mailmsg.Canonicalize([]byte("From: ann@example.org\nSubject: new\nMessage-ID: <new@example.org>\n\nnew\n"))
+	sum, _ := mailmsg.Parse(raw, "h", mailmsg.Limits{})
+	l, _ := lists.Get(t.Context(), f.d, "dev@lists.example.org")
+	if _, err := archive.Insert(t.Context(), f.d, archive.Post{ListID: l.ID, Raw: raw, Summary: sum, Source: "smtp", ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := f.get(t, "/dev@lists.example.org/atom.xml", "If-None-Match", resp.Header.Get("ETag")); r.StatusCode != http.StatusOK {
+		t.Errorf("after a new post: %d, want 200", r.StatusCode)
+	}
+}
+
+func TestFeeds(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var atom struct {
+		ID      string `xml:"id"`
+		Entries []struct {
+			ID, Title, Updated string
+			Author             struct{ Name string } `xml:"author"`
+			Link               struct {
+				Href string `xml:"href,attr"`
+			} `xml:"link"`
+		} `xml:"entry"`
+	}
+	resp, body := f.get(t, "/dev@lists.example.org/atom.xml")
+	if err := xml.Unmarshal([]byte(body), &atom); err != nil || resp.Header.Get("Content-Type") != "application/atom+xml; charset=utf-8" {
+		t.Fatalf("atom: %v %s", err, resp.Header.Get("Content-Type"))
+	}
+	if len(atom.Entries) != 4 || !strings.HasSuffix(atom.Entries[3].Link.Href, "/dev@lists.example.org/m/root%2F1@example.org/") {
+		t.Errorf("atom entries: %+v", atom.Entries)
+	}
+	var rss struct {
+		Channel struct {
+			Items []struct{ Title, Link, GUID string } `xml:"item"`
+		} `xml:"channel"`
+	}
+	if _, body := f.get(t, "/dev@lists.example.org/rss.xml"); xml.Unmarshal([]byte(body), &rss) != nil || len(rss.Channel.Items) != 4 {
+		t.Errorf("rss: %s", body)
+	}
+	if _, body := f.get(t, "/dev@lists.example.org/t/1/atom.xml"); strings.Count(body, "<entry>") != 3 {
+		t.Errorf("thread feed:\n%s", body)
+	}
+	if !bytes.Contains([]byte(body), []byte("<?xml")) {
+		t.Error("the feed has no XML declaration")
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	resp, err := http.Post(f.srv.URL+"/dev@lists.example.org/", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST: %d %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}
+
+// hostileMarkup returns the first element or attribute in page that did
+// not come from parley's own templates: a script, an image, a form, a
+// base, an event handler, a javascript: link. "" when there is none.
+func hostileMarkup(page string) string {
+	z := html.NewTokenizer(strings.NewReader(page))
+	for {
+		switch z.Next() {
+		case html.ErrorToken:
+			return ""
+		case html.StartTagToken, html.SelfClosingTagToken:
+			tok := z.Token()
+			switch tok.Data {
+			case "script", "img", "form", "input", "base", "iframe", "object", "embed", "svg", "style":
+				return "<" + tok.Data + ">"
+			}
+			for _, a := range tok.Attr {
+				if strings.HasPrefix(a.Key, "on") || a.Key == "style" ||
+					(a.Key == "href" || a.Key == "src") && strings.HasPrefix(strings.ToLower(strings.TrimSpace(a.Val)), "javascript:") {
+					return a.Key + "=" + a.Val
+				}
+			}
+		}
+	}
+}
