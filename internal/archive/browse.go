@@ -23,9 +23,9 @@ const MaxThreadPosts = 2000
 // ThreadSummary is one thread as a list of threads shows it.
 type ThreadSummary struct {
 	ThreadID     int64     `db:"thread_id"`
-	Subject      string    `db:"subject"`   // the first post's
-	Starter      string    `db:"starter"`   // the first post's author (name, else address)
-	Posts        int       `db:"posts"`     // in all, the first included
+	Subject      string    `db:"subject"` // the first post's
+	Starter      string    `db:"starter"` // the first post's author (name, else address)
+	Posts        int       `db:"posts"`   // in all, the first included
 	Participants int       `db:"participants"`
 	LastArticle  int64     `db:"last_article"`
 	LastActivity time.Time `db:"last_activity"`

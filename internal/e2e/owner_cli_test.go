@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
 )
 
 // TestOwnerCLI: the CLI as a list owner meets it: an address book pasted

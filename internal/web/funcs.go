@@ -16,7 +16,9 @@ var funcs = template.FuncMap{
 	"listURL":   func(l lists.List) string { return "/" + url.PathEscape(l.Address) + "/" },
 	"msgURL":    msgURL,
 	"threadURL": func(l lists.List, id int64) string { return fmt.Sprintf("/%s/t/%d/", url.PathEscape(l.Address), id) },
-	"monthURL":  func(l lists.List, m time.Time) string { return fmt.Sprintf("/%s/%s/", url.PathEscape(l.Address), m.Format("2006/01")) },
+	"monthURL": func(l lists.List, m time.Time) string {
+		return fmt.Sprintf("/%s/%s/", url.PathEscape(l.Address), m.Format("2006/01"))
+	},
 	"date":      func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04") },
 	"day":       func(t time.Time) string { return t.UTC().Format("2 Jan 2006") },
 	"monthName": func(t time.Time) string { return t.Format("January 2006") },

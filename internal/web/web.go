@@ -168,8 +168,11 @@ func (a *Archive) list(w http.ResponseWriter, r *http.Request, address string) (
 	return l, false
 }
 
-func isYear(s string) bool  { n, err := strconv.Atoi(s); return err == nil && len(s) == 4 && n >= 1970 }
-func isMonth(s string) bool { n, err := strconv.Atoi(s); return err == nil && len(s) == 2 && n >= 1 && n <= 12 }
+func isYear(s string) bool { n, err := strconv.Atoi(s); return err == nil && len(s) == 4 && n >= 1970 }
+func isMonth(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && len(s) == 2 && n >= 1 && n <= 12
+}
 
 // notFound is the one 404 of the web archive, whatever was not found.
 func (a *Archive) notFound(w http.ResponseWriter) {
