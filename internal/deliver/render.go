@@ -46,8 +46,10 @@ func personalize(msg []byte, l lists.List, url string, oneClick bool) []byte {
 }
 
 // listHeaders returns the RFC 2369/2919/5064 fields for one post, in the
-// order they are written; article 0 (a digest) has no Archived-At.
-func listHeaders(l lists.List, site Site, article int64) [][2]string {
+// order they are written; article 0 (a digest) has no Archived-At. With
+// a web archive (site.BaseURL), List-Archive names its page first and the
+// IMAP mailbox second, and Archived-At is the post's permalink there.
+func listHeaders(l lists.List, site Site, article int64, msgid string) [][2]string {
 	name := l.DisplayName
 	if name == "" {
 		name = l.Address
@@ -62,13 +64,26 @@ func listHeaders(l lists.List, site Site, article int64) [][2]string {
 		{"List-Help", "<mailto:" + mailaddr.ServiceAddr(l.Address, mailaddr.KindRequest, "") + "?subject=help>"},
 		{"List-Subscribe", "<mailto:" + mailaddr.ServiceAddr(l.Address, mailaddr.KindJoin, "") + ">"},
 		{"List-Unsubscribe", "<mailto:" + mailaddr.ServiceAddr(l.Address, mailaddr.KindLeave, "") + ">"},
-		{"List-Archive", "<" + lists.ArchiveURL(site.ArchiveURL, l) + ">"},
+		{"List-Archive", listArchive(l, site)},
 		{"List-Owner", "<mailto:" + mailaddr.ServiceAddr(l.Address, mailaddr.KindOwner, "") + ">"},
 	}
-	if article > 0 {
+	switch {
+	case article > 0 && site.BaseURL != "" && msgid != "":
+		fields = append(fields, [2]string{"Archived-At", "<" + strings.TrimSuffix(site.BaseURL, "/") + lists.WebMessagePath(l, msgid) + ">"})
+	case article > 0:
 		fields = append(fields, [2]string{"Archived-At", "<" + lists.ArticleURL(site.ArchiveURL, l, article) + ">"})
 	}
 	return append(fields, [2]string{"Precedence", "list"}, [2]string{"X-Loop", l.Address})
+}
+
+// listArchive is the List-Archive value: the web archive's page when
+// there is one, and the IMAP mailbox.
+func listArchive(l lists.List, site Site) string {
+	imap := "<" + lists.ArchiveURL(site.ArchiveURL, l) + ">"
+	if site.BaseURL == "" {
+		return imap
+	}
+	return "<" + strings.TrimSuffix(site.BaseURL, "/") + lists.WebPath(l) + ">, " + imap
 }
 
 // quotePhrase quotes a display name when it needs it.
@@ -119,7 +134,7 @@ func render(raw []byte, l lists.List, site Site, article int64, edit func(h *tex
 		h.Del(k)
 	}
 	edit(&h)
-	fields := listHeaders(l, site, article)
+	fields := listHeaders(l, site, article, strings.Trim(strings.TrimSpace(h.Get("Message-Id")), "<>"))
 	for i := len(fields) - 1; i >= 0; i-- { // Add inserts at the top
 		h.Add(fields[i][0], fields[i][1])
 	}

@@ -137,9 +137,12 @@ func sentTo(ms []smtpsink.Message, rcpt string) []smtpsink.Message {
 	return out
 }
 
-// header returns the first value of a header field in a raw message.
+// header returns the first value of a header field in a raw message,
+// unfolded.
 func header(raw, name string) string {
-	m := regexp.MustCompile(`(?mi)^` + name + `: (.*)\r?$`).FindStringSubmatch(raw)
+	head, _, _ := strings.Cut(raw, "\r\n\r\n")
+	head = strings.NewReplacer("\r\n ", " ", "\r\n\t", " ").Replace(head)
+	m := regexp.MustCompile(`(?mi)^` + name + `: (.*)\r?$`).FindStringSubmatch(head)
 	if m == nil {
 		return ""
 	}

@@ -210,3 +210,14 @@ func ArchiveURL(base string, l List) string {
 func ArticleURL(base string, l List, article int64) string {
 	return fmt.Sprintf("%s;UIDVALIDITY=%d/;UID=%d", ArchiveURL(base, l), l.UIDValidity, article)
 }
+
+// WebPath is the path of the list's page in the web archive
+// ("/dev@lists.example.org/"), under http.base_url.
+func WebPath(l List) string { return "/" + url.PathEscape(l.Address) + "/" }
+
+// WebMessagePath is the permalink path of a post in the web archive: its
+// Message-ID (without <>), escaped as one path segment ("/" is %2F), as
+// public-inbox names posts. It never changes.
+func WebMessagePath(l List, msgid string) string {
+	return WebPath(l) + "m/" + url.PathEscape(msgid) + "/"
+}

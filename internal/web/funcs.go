@@ -13,7 +13,7 @@ import (
 // funcs are the templates' helpers: URLs built from escaped parts, and
 // dates as people read them.
 var funcs = template.FuncMap{
-	"listURL":   func(l lists.List) string { return "/" + url.PathEscape(l.Address) + "/" },
+	"listURL":   lists.WebPath,
 	"msgURL":    msgURL,
 	"threadURL": func(l lists.List, id int64) string { return fmt.Sprintf("/%s/t/%d/", url.PathEscape(l.Address), id) },
 	"monthURL": func(l lists.List, m time.Time) string {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -234,6 +233,4 @@ func (a *Archive) mbox(w http.ResponseWriter, r *http.Request, l lists.List, nam
 }
 
 // msgURL is the permalink path of a post.
-func msgURL(l lists.List, msgid string) string {
-	return "/" + url.PathEscape(l.Address) + "/m/" + url.PathEscape(msgid) + "/"
-}
+func msgURL(l lists.List, msgid string) string { return lists.WebMessagePath(l, msgid) }
