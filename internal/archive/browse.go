@@ -3,12 +3,14 @@ package archive
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
 
 	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/errs"
+	"github.com/parley-list/parley/internal/mailmsg"
 )
 
 // The reads of a browsable archive (internal/web): threads newest first,
@@ -150,4 +152,50 @@ func RawOf(ctx context.Context, q db.Querier, listID int64, articles []int64) (m
 		out[r.Article] = r.Raw
 	}
 	return out, err
+}
+
+// Query is a search of a list's archive: every criterion given must
+// hold. Text is matched as IMAP SEARCH BODY matches it: anywhere in the
+// text a reader sees (search_text, folded as mailmsg.FoldSearch folds).
+type Query struct {
+	Text, From, Subject string
+	After, Before       time.Time // received at or after, before; zero: no bound
+}
+
+// likeEscaper escapes LIKE's special characters (backslash is the escape).
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// Search returns up to limit posts matching s, newest first, without
+// their bytes. Each criterion is one indexed condition (trigram indexes
+// on search_text, the author and the subject).
+func Search(ctx context.Context, q db.Querier, listID int64, s Query, limit int) ([]Entry, error) {
+	where := []string{"list_id = $1"}
+	args := []any{listID}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(args))))
+	}
+	if s.Text != "" {
+		add("search_text LIKE ?", "%"+likeEscaper.Replace(mailmsg.FoldSearch(s.Text))+"%")
+	}
+	if s.From != "" {
+		add("(from_name || ' <' || from_addr || '>') ILIKE ?", "%"+likeEscaper.Replace(s.From)+"%")
+	}
+	if s.Subject != "" {
+		add("subject ILIKE ?", "%"+likeEscaper.Replace(s.Subject)+"%")
+	}
+	if !s.After.IsZero() {
+		add("received_at >= ?", s.After)
+	}
+	if !s.Before.IsZero() {
+		add("received_at < ?", s.Before)
+	}
+	args = append(args, limit)
+	var es []Entry
+	err := q.SelectContext(ctx, &es, `SELECT `+entryCols+` FROM messages WHERE `+strings.Join(where, " AND ")+
+		fmt.Sprintf(` ORDER BY article DESC LIMIT $%d`, len(args)), args...)
+	if err != nil {
+		return nil, fmt.Errorf("archive: search: %w", err)
+	}
+	return es, nil
 }

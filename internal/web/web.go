@@ -140,6 +140,8 @@ func (a *Archive) inList(w http.ResponseWriter, r *http.Request, segs []string) 
 	switch {
 	case len(rest) == 1 && rest[0] == "":
 		a.listPage(w, r, l)
+	case len(rest) == 1 && rest[0] == "search":
+		a.search(w, r, l)
 	case len(rest) == 1 && (rest[0] == "atom.xml" || rest[0] == "rss.xml"):
 		a.listFeed(w, r, l, rest[0])
 	case len(rest) == 3 && rest[0] == "t":

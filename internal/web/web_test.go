@@ -299,3 +299,41 @@ func hostileMarkup(page string) string {
 		}
 	}
 }
+
+func TestSearch(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, tc := range []struct {
+		q      string
+		code   int
+		finds  []string
+		misses []string
+	}{
+		{"comics", 200, []string{"Shelving rules"}, nil},
+		{"from:bob", 200, []string{"Re: Shelving rules"}, []string{">Shelving rules<"}},
+		{`subject:"shelving rules" after:2000-01-01`, 200, []string{"Shelving rules"}, nil},
+		{"agreed before:2000-01-01", 200, []string{"Nothing found."}, nil},
+		{"hidden", 200, []string{"Nothing found."}, nil},
+		{"after:yesterday", 400, []string{"YYYY-MM-DD"}, nil},
+		{strings.Repeat("x", 501), 400, []string{"too long"}, nil},
+		{`<script>alert(1)</script>`, 200, []string{"&lt;script&gt;"}, []string{"<script>"}},
+	} {
+		resp, body := f.get(t, "/dev@lists.example.org/search?q="+url.QueryEscape(tc.q))
+		if resp.StatusCode != tc.code {
+			t.Errorf("search %q: %d, want %d", tc.q, resp.StatusCode, tc.code)
+		}
+		for _, want := range tc.finds {
+			if !strings.Contains(body, want) {
+				t.Errorf("search %q lacks %q", tc.q, want)
+			}
+		}
+		for _, not := range tc.misses {
+			if strings.Contains(body, not) {
+				t.Errorf("search %q has %q", tc.q, not)
+			}
+		}
+	}
+	if r, _ := f.get(t, "/secret@lists.example.org/search?q=secret"); r.StatusCode != http.StatusNotFound {
+		t.Errorf("searching a private list: %d", r.StatusCode)
+	}
+}
