@@ -39,10 +39,19 @@ type Attachment struct {
 // does: nothing recurses on the message.
 func Readable(raw []byte) Reading {
 	var r reading
+	if !r.walk(raw) {
+		return Reading{}
+	}
+	text := strings.ReplaceAll(r.text.String(), "\r\n", "\n")
+	return Reading{Text: strings.TrimRight(text, "\n") + "\n", Attachments: r.attached, Truncated: r.truncated}
+}
+
+// walk reads a message into r; false when its header is unreadable.
+func (r *reading) walk(raw []byte) bool {
 	br := bufio.NewReader(bytes.NewReader(raw))
 	th, err := textproto.ReadHeader(br)
 	if err != nil {
-		return Reading{}
+		return false
 	}
 	var stack []readFrame
 	r.part(th, br, &stack, nil)
@@ -59,8 +68,7 @@ func Readable(raw []byte) Reading {
 	for i := len(stack) - 1; i >= 0; i-- {
 		r.close(&stack[i])
 	}
-	text := strings.ReplaceAll(r.text.String(), "\r\n", "\n")
-	return Reading{Text: strings.TrimRight(text, "\n") + "\n", Attachments: r.attached, Truncated: r.truncated}
+	return true
 }
 
 // reading is Readable's walk.
@@ -69,6 +77,8 @@ type reading struct {
 	attached  []Attachment
 	parts     int
 	truncated bool
+	want      int           // AttachmentData: the listed part to keep (from 1); 0 none
+	data      *bytes.Buffer // its decoded bytes
 }
 
 // readFrame is one multipart being walked; alt is the alternative it
@@ -169,6 +179,22 @@ func (r *reading) list(h message.Header, t string, params, dparams map[string]st
 		}
 		name = clean(name, 200)
 	}
-	n, _ := io.Copy(io.Discard, io.LimitReader(decodedBody(h, body), 1<<30))
+	var sink io.Writer = io.Discard
+	if r.want == len(r.attached)+1 {
+		r.data = &bytes.Buffer{}
+		sink = r.data
+	}
+	n, _ := io.Copy(sink, io.LimitReader(decodedBody(h, body), 1<<30))
 	r.attached = append(r.attached, Attachment{Name: name, Type: t, Size: n})
+}
+
+// AttachmentData returns the n-th part Readable lists (from 1), decoded,
+// with what Readable says of it; ok is false when there is none.
+func AttachmentData(raw []byte, n int) (a Attachment, data []byte, ok bool) {
+	r := reading{want: n}
+	r.walk(raw)
+	if n < 1 || n > len(r.attached) || r.data == nil {
+		return Attachment{}, nil, false
+	}
+	return r.attached[n-1], r.data.Bytes(), true
 }

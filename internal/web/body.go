@@ -14,6 +14,7 @@ type body struct {
 	Blocks      []block
 	Attachments []mailmsg.Attachment
 	Truncated   bool
+	Link        string // the post's permalink, under which its attachments are numbered
 }
 
 // block is a run of lines: the post's own, or quoted ones (">"), which a
@@ -34,9 +35,9 @@ const foldQuotes = 4
 // styles, forms, tracking images and look-alike links out of the page, a
 // sanitiser's whole attack surface, for the price of the sender's
 // formatting, which list archives have always dropped.
-func renderBody(raw []byte) *body {
+func renderBody(raw []byte, link string) *body {
 	rd := mailmsg.Readable(raw)
-	b := &body{Attachments: rd.Attachments, Truncated: rd.Truncated}
+	b := &body{Attachments: rd.Attachments, Truncated: rd.Truncated, Link: link}
 	lines := strings.Split(strings.TrimRight(rd.Text, "\n"), "\n")
 	for start := 0; start < len(lines); {
 		quoted := isQuote(lines[start])

@@ -27,6 +27,7 @@ var funcs = template.FuncMap{
 	"subject":   orNoSubject,
 	"indent":    func(d int) string { return fmt.Sprintf("d%d", d) },
 	"replies":   func(posts int) int { return posts - 1 },
+	"inc":       func(i int) int { return i + 1 },
 	"sent": func(e archive.Entry) time.Time {
 		if e.SentAt != nil {
 			return *e.SentAt

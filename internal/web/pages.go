@@ -2,6 +2,7 @@ package web
 
 import (
 	"compress/gzip"
+	"mime"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/parley-list/parley/internal/archive"
 	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailmsg"
 	"github.com/parley-list/parley/internal/mbox"
 )
 
@@ -145,7 +147,8 @@ func (a *Archive) thread(w http.ResponseWriter, r *http.Request, l lists.List, n
 
 // message serves /LIST/m/MESSAGE-ID/ and its raw bytes.
 func (a *Archive) message(w http.ResponseWriter, r *http.Request, l lists.List, msgid, what string) {
-	if what != "" && what != "raw" {
+	part, _ := strconv.Atoi(what)
+	if what != "" && what != "raw" && (part < 1 || strconv.Itoa(part) != what) {
 		a.notFound(w)
 		return
 	}
@@ -159,6 +162,10 @@ func (a *Archive) message(w http.ResponseWriter, r *http.Request, l lists.List, 
 	}
 	if err != nil {
 		a.failed(w, r, err)
+		return
+	}
+	if part > 0 {
+		a.attachment(w, r, m.Raw, part)
 		return
 	}
 	if what == "raw" {
@@ -182,7 +189,7 @@ func (a *Archive) message(w http.ResponseWriter, r *http.Request, l lists.List, 
 	}
 	tree := nested(thread, false)
 	i := slices.IndexFunc(tree, func(p post) bool { return p.Article == m.Article })
-	data := map[string]any{"Title": m.Subject, "List": l, "Post": post{Entry: m.Entry, Body: renderBody(m.Raw)},
+	data := map[string]any{"Title": m.Subject, "List": l, "Post": post{Entry: m.Entry, Body: renderBody(m.Raw, msgURL(l, m.MessageID))},
 		"Thread": tree, "PrevDate": prev, "NextDate": next}
 	if i >= 0 {
 		data["Parent"] = tree[i].ParentMsgID
@@ -234,3 +241,34 @@ func (a *Archive) mbox(w http.ResponseWriter, r *http.Request, l lists.List, nam
 
 // msgURL is the permalink path of a post.
 func msgURL(l lists.List, msgid string) string { return lists.WebMessagePath(l, msgid) }
+
+// inlineTypes are the attachments a browser may show in the page's
+// place: images of common types, which carry no script (SVG does).
+var inlineTypes = map[string]bool{"image/png": true, "image/jpeg": true, "image/gif": true, "image/webp": true}
+
+// attachment serves the n-th listed part of a post: an image of a safe
+// type as itself, anything else as a download of opaque bytes, so that
+// nothing a post carries is ever shown as HTML in the archive's origin.
+func (a *Archive) attachment(w http.ResponseWriter, r *http.Request, raw []byte, n int) {
+	att, data, ok := mailmsg.AttachmentData(raw, n)
+	if !ok {
+		a.notFound(w)
+		return
+	}
+	name := att.Name
+	if name == "" {
+		name = fmt.Sprintf("part-%d", n)
+	}
+	disp := "attachment"
+	if inlineTypes[att.Type] {
+		w.Header().Set("Content-Type", att.Type)
+		disp = "inline"
+	} else {
+		w.Header().Set("Content-Type", "application/octet-stream")
+	}
+	w.Header().Set("Content-Disposition", mime.FormatMediaType(disp, map[string]string{"filename": name}))
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	if r.Method != http.MethodHead {
+		w.Write(data)
+	}
+}

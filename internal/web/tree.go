@@ -86,7 +86,7 @@ func (a *Archive) withBodies(r *http.Request, l lists.List, ps []post) ([]post, 
 		return nil, err
 	}
 	for i := range ps {
-		ps[i].Body = renderBody(raws[ps[i].Article])
+		ps[i].Body = renderBody(raws[ps[i].Article], msgURL(l, ps[i].MessageID))
 	}
 	return ps, nil
 }

@@ -47,6 +47,7 @@ func newFixture(t *testing.T) *fixture {
 		return l
 	}
 	dev, secret := mk("dev@lists.example.org", lists.ArchivePublic), mk("secret@lists.example.org", lists.ArchivePrivate)
+	files := mk("files@lists.example.org", lists.ArchivePublic)
 	posts := []struct {
 		l   lists.List
 		raw string
@@ -56,6 +57,10 @@ func newFixture(t *testing.T) *fixture {
 		{dev, "From: carol@example.org\nSubject: Re: Shelving rules\nMessage-ID: <r2@example.org>\nReferences: <root/1@example.org> <r1@example.org>\n\nAgreed.\n"},
 		{dev, "From: \"<script>alert(1)</script>\" <eve@example.net>\nSubject: =?utf-8?q?=3Cimg_src=3Dx_onerror=3Dalert(2)=3E?=\nMessage-ID: <evil@example.net>\nContent-Type: text/html\n\n<html><body><script>alert(3)</script><p onclick=alert(4)>click <a href=\"javascript:alert(5)\">me</a></p><img src=\"https://tracker.example/x.png\"><form action=https://evil.example><input></form><base href=https://evil.example/></body></html>\n"},
 		{secret, "From: dan@example.org\nSubject: hidden\nMessage-ID: <hidden@example.org>\n\nsecret\n"},
+		{files, "From: ann@example.org\nSubject: files\nMessage-ID: <files@example.org>\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nsee attached\n" +
+			"--b\nContent-Type: image/png; name=logo.png\nContent-Transfer-Encoding: base64\n\niVBORw0KGgo=\n" +
+			"--b\nContent-Type: text/html; name=page.html\nContent-Disposition: attachment; filename=\"page.html\"\n\n<script>alert(1)</script>\n" +
+			"--b\nContent-Type: image/svg+xml; name=x.svg\n\n<svg onload=alert(1)/>\n--b--\n"},
 	}
 	for _, p := range posts {
 		raw := mailmsg.Canonicalize([]byte(p.raw))
@@ -335,5 +340,35 @@ func TestSearch(t *testing.T) {
 	}
 	if r, _ := f.get(t, "/secret@lists.example.org/search?q=secret"); r.StatusCode != http.StatusNotFound {
 		t.Errorf("searching a private list: %d", r.StatusCode)
+	}
+}
+
+// TestAttachments: an image of a common type is shown as itself; any
+// other part (HTML, SVG) only downloads, as opaque bytes.
+func TestAttachments(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	base := msgPath("files@lists.example.org", "files@example.org")
+	_, page := f.get(t, base)
+	if !strings.Contains(page, `href="`+base+`1">logo.png</a>`) || !strings.Contains(page, "page.html") {
+		t.Errorf("the post's attachments are not linked:\n%s", page)
+	}
+	for _, tc := range []struct {
+		n         string
+		ctype, cd string
+		body      string
+	}{
+		{"1", "image/png", "inline; filename=logo.png", "\x89PNG\r\n\x1a\n"},
+		{"2", "application/octet-stream", "attachment; filename=page.html", "<script>alert(1)</script>"},
+		{"3", "application/octet-stream", "attachment; filename=x.svg", "<svg onload=alert(1)/>"},
+	} {
+		resp, body := f.get(t, base+tc.n)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != tc.ctype || resp.Header.Get("Content-Disposition") != tc.cd ||
+			!strings.HasPrefix(body, tc.body) {
+			t.Errorf("part %s: %d %q %q %q", tc.n, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Content-Disposition"), body)
+		}
+	}
+	if r, _ := f.get(t, base+"4"); r.StatusCode != http.StatusNotFound {
+		t.Errorf("a part that is not there: %d", r.StatusCode)
 	}
 }
