@@ -28,7 +28,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -71,7 +70,7 @@ type Server struct {
 	o        Options
 	srv      *imapserver.Server
 	lim      *connlimit.Limiter
-	auth     *authLimiter
+	auth     *connlimit.Failures
 	hub      *hub
 	listener *notify.Listener // nil without DSN
 }
@@ -102,7 +101,7 @@ func New(o Options) *Server {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics() // updated, never exported
 	}
-	s := &Server{o: o, auth: newAuthLimiter(o.FailedLoginDelay), hub: newHub()}
+	s := &Server{o: o, auth: connlimit.NewFailures(o.FailedLoginDelay), hub: newHub()}
 	// Both ports share the caps; every admitted connection coalesces its
 	// writes (conn.go).
 	s.lim = connlimit.New(connlimit.Options{Max: o.MaxConns, PerIP: o.MaxConnsPerIP, Log: o.Log,
@@ -204,49 +203,4 @@ func tlsFailed(err error) bool {
 	var rh tls.RecordHeaderError
 	var alert tls.AlertError
 	return errors.As(err, &rh) || errors.As(err, &alert) || strings.Contains(err.Error(), "tls: ")
-}
-
-// authLimiter slows password guessing: every failed login is answered
-// after a delay, and a client IP with too many recent failures is refused
-// without its password being checked.
-type authLimiter struct {
-	mu    sync.Mutex
-	fails map[string][]time.Time
-	delay time.Duration
-	max   int
-	win   time.Duration
-}
-
-func newAuthLimiter(delay time.Duration) *authLimiter {
-	return &authLimiter{fails: map[string][]time.Time{}, delay: delay, max: 10, win: 5 * time.Minute}
-}
-
-// blocked reports whether ip has used up its failures.
-func (a *authLimiter) blocked(ip string, now time.Time) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.recent(ip, now)) >= a.max
-}
-
-// failed records a failure by ip.
-func (a *authLimiter) failed(ip string, now time.Time) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.fails) > 100_000 {
-		a.fails = map[string][]time.Time{} // bounded memory beats perfect memory
-	}
-	a.fails[ip] = append(a.recent(ip, now), now)
-}
-
-func (a *authLimiter) recent(ip string, now time.Time) []time.Time {
-	ts := a.fails[ip]
-	for len(ts) > 0 && now.Sub(ts[0]) > a.win {
-		ts = ts[1:]
-	}
-	if len(ts) == 0 {
-		delete(a.fails, ip)
-		return nil
-	}
-	a.fails[ip] = ts
-	return ts
 }

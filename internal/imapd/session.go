@@ -13,7 +13,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-sasl"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
@@ -130,7 +129,7 @@ func (s *session) Login(username, password string) error {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodePrivacyRequired,
 			Text: "Use STARTTLS (or the TLS port) before sending a password"}
 	}
-	if s.srv.auth.blocked(s.remote, s.srv.o.Now()) {
+	if s.srv.auth.Blocked(s.remote, s.srv.o.Now()) {
 		return s.loginFailed("rate limited")
 	}
 	addr, err := mailaddr.Parse(username)
@@ -139,16 +138,10 @@ func (s *session) Login(username, password string) error {
 	}
 	ctx, cancel := s.srv.ctx()
 	defer cancel()
-	rows, err := members.ArchiveLogins(ctx, s.srv.o.DB, addr.String())
+	ok, err := members.ArchiveAccess(ctx, s.srv.o.DB, addr.String(), password)
 	if err != nil {
 		s.log.Error("imap login lookup", "event", "imap_error", "err", err)
 		return errInternal
-	}
-	var ok []int64
-	for _, r := range rows {
-		if bcrypt.CompareHashAndPassword([]byte(r.Hash), []byte(password)) == nil {
-			ok = append(ok, r.ListID)
-		}
 	}
 	if len(ok) == 0 {
 		return s.loginFailed("wrong password or no archive password")
@@ -185,10 +178,10 @@ func (s *session) secure() bool {
 // loginFailed records the failure against the client's IP and answers
 // after the configured delay, so guessing is slow.
 func (s *session) loginFailed(why string) error {
-	s.srv.auth.failed(s.remote, s.srv.o.Now())
+	s.srv.auth.Failed(s.remote, s.srv.o.Now())
 	s.srv.o.Metrics.Logins.WithLabelValues("failed").Inc()
 	s.log.Info("imap login failed", "event", "imap_auth_failed", "remote", s.remote, "reason", why)
-	time.Sleep(s.srv.auth.delay)
+	time.Sleep(s.srv.auth.Delay)
 	return imapserver.ErrAuthFailed
 }
 

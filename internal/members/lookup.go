@@ -3,6 +3,7 @@ package members
 import (
 	"context"
 	"fmt"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/lib/pq"
 
@@ -59,4 +60,21 @@ func Disable(ctx context.Context, q db.Querier, memberID int64, reason string) (
 	}
 	n, _ := res.RowsAffected()
 	return n == 1, nil
+}
+
+// ArchiveAccess returns the lists whose archive the normalised address
+// may read with password: those where it is a member with that archive
+// password (IMAP and web logins).
+func ArchiveAccess(ctx context.Context, q db.Querier, addressNorm, password string) ([]int64, error) {
+	rows, err := ArchiveLogins(ctx, q, addressNorm)
+	if err != nil {
+		return nil, err
+	}
+	var ok []int64
+	for _, r := range rows {
+		if bcrypt.CompareHashAndPassword([]byte(r.Hash), []byte(password)) == nil {
+			ok = append(ok, r.ListID)
+		}
+	}
+	return ok, nil
 }

@@ -2,10 +2,10 @@ package web
 
 import (
 	"compress/gzip"
-	"mime"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
