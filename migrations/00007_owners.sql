@@ -41,3 +41,9 @@ CREATE INDEX member_events_list ON member_events (list_id, at);
 -- The members there are joined when they joined.
 INSERT INTO member_events (list_id, address_norm, event, at)
 SELECT list_id, address_norm, 'joined', joined_at FROM members;
+
+-- A member's secret feed URL for a private list's archive (the web
+-- archive's /LIST/feed/TOKEN/atom.xml): feed readers cannot log in.
+-- '' none; `parley member feed-url` makes or revokes it.
+ALTER TABLE members ADD COLUMN feed_token text NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX members_feed_token ON members (feed_token) WHERE feed_token <> '';

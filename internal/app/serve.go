@@ -82,11 +82,15 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
 	}
+	webKey, err := unsub.Secret(ctx, d, "web")
+	if err != nil {
+		return fmt.Errorf("web session key: %w", err)
+	}
 	srv := httpd.NewServer(httpd.Handler(httpd.Options{DB: d, Registry: reg, Logger: log,
 		Unsubscribe: &unsub.Handler{DB: d.DB, Signer: signer, Log: log,
 			Greeter: commands.Greeter{Hostname: cfg.Hostname, Archive: commands.Access{IMAPURL: archive}}},
 		Archive: web.New(web.Options{DB: d.DB, Log: log.With("component", "web"), BaseURL: cfg.HTTP.BaseURL,
-			QueryTimeout: cfg.Database.QueryTimeout.D()})}), log)
+			QueryTimeout: cfg.Database.QueryTimeout.D(), Secret: webKey})}), log)
 	g.add("http", func() error {
 		if err := srv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
 			return err

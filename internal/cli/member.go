@@ -24,7 +24,7 @@ import (
 
 func memberCmd(e *env) *cobra.Command {
 	return group("member", "Add, remove, list and change members of a list",
-		memberAddCmd(e), memberRmCmd(e), memberLsCmd(e), memberSetCmd(e), memberPasswordCmd(e))
+		memberAddCmd(e), memberRmCmd(e), memberLsCmd(e), memberSetCmd(e), memberPasswordCmd(e), memberFeedCmd(e))
 }
 
 // maxLine bounds one line of an address file.
@@ -456,4 +456,36 @@ func memberSettings(c *cobra.Command, role, mode, status, moderated string) (mem
 		return s, usagef("%s: nothing to change (see --help)", c.CommandPath())
 	}
 	return s, nil
+}
+
+func memberFeedCmd(e *env) *cobra.Command {
+	var revoke bool
+	c := &cobra.Command{
+		Use:   "feed-url LIST ADDRESS",
+		Short: "Give a member a secret feed URL for a private list's archive (or revoke it)",
+		Long: `Feed readers cannot log in, so a member of a list whose archive is private
+reads its Atom and RSS feeds at a secret URL. This makes a new one (the old
+one stops working) and prints it; --revoke leaves none.`,
+		Args: nArgs(2, 2, "LIST and one ADDRESS"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return e.withList(c, args[0], func(d *app.Database, l lists.List) error {
+				m, err := members.Get(c.Context(), d, l.ID, args[1])
+				if err != nil {
+					return err
+				}
+				tok, err := members.NewFeedToken(c.Context(), d, m.ID, revoke)
+				if err != nil || revoke {
+					if err == nil {
+						fmt.Fprintf(e.io.Stdout, "the feed URL of %s on %s is revoked\n", m.Address, l.Address)
+					}
+					return err
+				}
+				base := strings.TrimSuffix(e.cfg.HTTP.BaseURL, "/")
+				fmt.Fprintf(e.io.Stdout, "%s%sfeed/%s/atom.xml\n%s%sfeed/%s/rss.xml\n", base, lists.WebPath(l), tok, base, lists.WebPath(l), tok)
+				return nil
+			})
+		},
+	}
+	c.Flags().BoolVar(&revoke, "revoke", false, "revoke the member's feed URL")
+	return c
 }

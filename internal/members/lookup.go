@@ -2,8 +2,11 @@ package members
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base32"
 	"fmt"
 	"golang.org/x/crypto/bcrypt"
+	"strings"
 
 	"github.com/lib/pq"
 
@@ -77,4 +80,32 @@ func ArchiveAccess(ctx context.Context, q db.Querier, addressNorm, password stri
 		}
 	}
 	return ok, nil
+}
+
+// NewFeedToken gives a member a new secret feed token (the old one stops
+// working) and returns it; revoke leaves none.
+func NewFeedToken(ctx context.Context, q db.Querier, memberID int64, revoke bool) (string, error) {
+	tok := ""
+	if !revoke {
+		b := make([]byte, 20)
+		if _, err := rand.Read(b); err != nil {
+			return "", err
+		}
+		tok = strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+	}
+	_, err := q.ExecContext(ctx, `UPDATE members SET feed_token = $2, updated_at = now() WHERE id = $1`, memberID, tok)
+	return tok, err
+}
+
+// ByFeedToken returns the list a secret feed token opens (0 when none).
+func ByFeedToken(ctx context.Context, q db.Querier, token string) (int64, error) {
+	if token == "" {
+		return 0, nil
+	}
+	var listID int64
+	err := q.GetContext(ctx, &listID, `SELECT list_id FROM members WHERE feed_token = $1 AND status = 'active'`, token)
+	if db.IsNoRows(err) {
+		return 0, nil
+	}
+	return listID, err
 }

@@ -29,18 +29,28 @@ type Signer struct {
 
 // LoadSigner reads the server's unsubscribe key, making it on first use.
 func LoadSigner(ctx context.Context, q db.Querier) (*Signer, error) {
+	key, err := Secret(ctx, q, "unsubscribe")
+	if err != nil {
+		return nil, err
+	}
+	return &Signer{key: key}, nil
+}
+
+// Secret returns the server's secret key called name (32 random bytes),
+// made on first use. Every parley process of a site reads the same one,
+// so what one signs another checks. This package owns the secrets table;
+// the web archive keeps its session key there too ("web").
+func Secret(ctx context.Context, q db.Querier, name string) ([]byte, error) {
 	fresh := make([]byte, 32)
 	if _, err := rand.Read(fresh); err != nil {
 		return nil, err
 	}
-	if _, err := q.ExecContext(ctx, `INSERT INTO secrets (name, value) VALUES ('unsubscribe', $1) ON CONFLICT (name) DO NOTHING`, fresh); err != nil {
+	if _, err := q.ExecContext(ctx, `INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, fresh); err != nil {
 		return nil, err
 	}
 	var key []byte
-	if err := q.GetContext(ctx, &key, `SELECT value FROM secrets WHERE name = 'unsubscribe'`); err != nil {
-		return nil, err
-	}
-	return &Signer{key: key}, nil
+	err := q.GetContext(ctx, &key, `SELECT value FROM secrets WHERE name = $1`, name)
+	return key, err
 }
 
 const macLen = 16

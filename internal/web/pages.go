@@ -16,6 +16,7 @@ import (
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailmsg"
 	"github.com/parley-list/parley/internal/mbox"
+	"github.com/parley-list/parley/internal/members"
 )
 
 // threadsPerPage is how many threads a list page shows.
@@ -33,9 +34,21 @@ func (a *Archive) index(w http.ResponseWriter, r *http.Request) {
 		Posts int64
 		Last  time.Time
 	}
+	member := map[int64]bool{} // the private lists the visitor may read
+	if v := a.session(r); v != "" {
+		logins, err := members.ArchiveLogins(r.Context(), a.o.DB, v)
+		if err != nil {
+			a.failed(w, r, err)
+			return
+		}
+		for _, x := range logins {
+			member[x.ListID] = true
+		}
+		w.Header().Set("Vary", "Cookie")
+	}
 	var rows []row
 	for _, l := range all {
-		if l.Archive != lists.ArchivePublic {
+		if l.Archive != lists.ArchivePublic && !member[l.ID] {
 			continue
 		}
 		last, err := archive.LastPost(r.Context(), a.o.DB, l.ID)

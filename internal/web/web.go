@@ -36,8 +36,10 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/parley-list/parley/internal/archive"
+	"github.com/parley-list/parley/internal/connlimit"
 	"github.com/parley-list/parley/internal/errs"
 	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/members"
 )
 
 // Options configure the web archive.
@@ -49,12 +51,19 @@ type Options struct {
 	BaseURL string
 	// QueryTimeout bounds each request's reads (default 10s).
 	QueryTimeout time.Duration
+	// Secret signs members' session cookies (unsub.Secret "web"); nil:
+	// nobody can log in, and private lists are never shown.
+	Secret []byte
+	// FailedLoginDelay is how long a failed login waits for its answer
+	// (default 1s).
+	FailedLoginDelay time.Duration
 }
 
 // Archive serves the web archive.
 type Archive struct {
 	o    Options
 	tmpl *template.Template
+	auth *connlimit.Failures
 }
 
 //go:embed templates/*.html
@@ -68,8 +77,11 @@ func New(o Options) *Archive {
 	if o.QueryTimeout == 0 {
 		o.QueryTimeout = 10 * time.Second
 	}
+	if o.FailedLoginDelay == 0 {
+		o.FailedLoginDelay = time.Second
+	}
 	t := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html"))
-	return &Archive{o: o, tmpl: t}
+	return &Archive{o: o, tmpl: t, auth: connlimit.NewFailures(o.FailedLoginDelay)}
 }
 
 // securityHeaders are sent with every answer: no script, no plugin, no
@@ -85,24 +97,28 @@ func securityHeaders(h http.Header) {
 // are unescaped, so a Message-ID holding "/" (written %2F) is one segment.
 func (a *Archive) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w.Header())
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "read-only: GET and HEAD only", http.StatusMethodNotAllowed)
-		return
-	}
 	if len(r.URL.RawQuery) > 2048 || len(r.URL.EscapedPath()) > 2048 {
 		http.Error(w, "request too long", http.StatusRequestURITooLong)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), a.o.QueryTimeout)
-	defer cancel()
-	r = r.WithContext(ctx)
 	segs, err := segments(r.URL.EscapedPath())
 	if err != nil {
 		a.notFound(w)
 		return
 	}
+	account := len(segs) == 2 && segs[0] == "_" && (segs[1] == "login" || segs[1] == "logout")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && !(account && r.Method == http.MethodPost) {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "read-only: GET and HEAD only", http.StatusMethodNotAllowed)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.o.QueryTimeout)
+	defer cancel()
+	r = r.WithContext(ctx)
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	switch {
+	case account:
+		a.account(w, r, segs[1])
 	case len(segs) == 1 && segs[0] == "":
 		a.index(w, r)
 	case len(segs) == 2 && segs[0] == "_" && segs[1] == "style.css":
@@ -132,11 +148,15 @@ func segments(escaped string) ([]string, error) {
 
 // inList serves the URLs under /LIST/.
 func (a *Archive) inList(w http.ResponseWriter, r *http.Request, segs []string) {
+	rest := segs[1:]
+	if len(rest) == 3 && rest[0] == "feed" && (rest[2] == "atom.xml" || rest[2] == "rss.xml") {
+		a.secretFeed(w, r, segs[0], rest[1], rest[2])
+		return
+	}
 	l, ok := a.list(w, r, segs[0])
 	if !ok {
 		return
 	}
-	rest := segs[1:]
 	switch {
 	case len(rest) == 1 && rest[0] == "":
 		a.listPage(w, r, l)
@@ -159,8 +179,17 @@ func (a *Archive) inList(w http.ResponseWriter, r *http.Request, segs []string) 
 // one get the same answer, so the web does not tell which lists exist.
 func (a *Archive) list(w http.ResponseWriter, r *http.Request, address string) (lists.List, bool) {
 	l, err := lists.Get(r.Context(), a.o.DB, address)
+	var ok bool
+	if err == nil {
+		ok, err = a.readable(r, l)
+	}
 	switch {
-	case err == nil && l.Archive == lists.ArchivePublic:
+	case err == nil && ok:
+		if l.Archive != lists.ArchivePublic {
+			// A member's view: never cached by anyone else.
+			w.Header().Set("Vary", "Cookie")
+			w.Header().Set("Cache-Control", "private, no-cache")
+		}
 		return l, true
 	case err == nil || errs.IsInvalid(err) || errors.Is(err, lists.ErrNotFound):
 		a.notFound(w)
@@ -168,6 +197,27 @@ func (a *Archive) list(w http.ResponseWriter, r *http.Request, address string) (
 		a.failed(w, r, err)
 	}
 	return l, false
+}
+
+// secretFeed serves a private list's feed to a member's secret URL, and
+// the 404 of everything else to anyone else.
+func (a *Archive) secretFeed(w http.ResponseWriter, r *http.Request, address, token, name string) {
+	l, err := lists.Get(r.Context(), a.o.DB, address)
+	if err != nil {
+		a.notFound(w)
+		return
+	}
+	id, err := members.ByFeedToken(r.Context(), a.o.DB, token)
+	if err != nil {
+		a.failed(w, r, err)
+		return
+	}
+	if id != l.ID {
+		a.notFound(w)
+		return
+	}
+	w.Header().Set("Cache-Control", "private, no-cache")
+	a.listFeed(w, r, l, name)
 }
 
 func isYear(s string) bool { n, err := strconv.Atoi(s); return err == nil && len(s) == 4 && n >= 1970 }
@@ -178,6 +228,9 @@ func isMonth(s string) bool {
 
 // notFound is the one 404 of the web archive, whatever was not found.
 func (a *Archive) notFound(w http.ResponseWriter) {
+	for _, h := range []string{"ETag", "Last-Modified", "Vary"} {
+		w.Header().Del(h)
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusNotFound)
@@ -197,7 +250,9 @@ func (a *Archive) failed(w http.ResponseWriter, r *http.Request, err error) {
 func (a *Archive) fresh(w http.ResponseWriter, r *http.Request, l lists.List, kind string) bool {
 	etag := fmt.Sprintf(`W/"%s-%d-%d-%s"`, renderVersion, l.UIDValidity, l.NextArticle, kind)
 	w.Header().Set("ETag", etag)
-	w.Header().Set("Cache-Control", "no-cache")
+	if w.Header().Get("Cache-Control") == "" {
+		w.Header().Set("Cache-Control", "no-cache")
+	}
 	last, err := archive.LastPost(r.Context(), a.o.DB, l.ID)
 	if err == nil && !last.IsZero() {
 		w.Header().Set("Last-Modified", last.UTC().Format(http.TimeFormat))
@@ -230,8 +285,13 @@ func etagMatch(header, etag string) bool {
 	return false
 }
 
-// page renders a template as the answer.
-func (a *Archive) page(w http.ResponseWriter, r *http.Request, name string, data any) {
+// page renders a template as the answer. Every page's data is a map,
+// given the visitor (for the login or logout link) here.
+func (a *Archive) page(w http.ResponseWriter, r *http.Request, name string, data map[string]any) {
+	if v := a.session(r); v != "" {
+		data["Visitor"], data["CSRF"] = v, a.csrf(r)
+	}
+	data["Path"] = r.URL.Path
 	var b strings.Builder
 	if err := a.tmpl.ExecuteTemplate(&b, name, data); err != nil {
 		a.failed(w, r, err)

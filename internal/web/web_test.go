@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/mailmsg"
 	"github.com/parley-list/parley/internal/mbox"
+	"github.com/parley-list/parley/internal/members"
 	"github.com/parley-list/parley/internal/testutil/pgtest"
 	"github.com/parley-list/parley/internal/web"
 )
@@ -72,7 +74,8 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(web.New(web.Options{DB: d, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	srv := httptest.NewServer(web.New(web.Options{DB: d, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Secret: []byte("0123456789abcdef0123456789abcdef"), FailedLoginDelay: time.Millisecond}))
 	t.Cleanup(srv.Close)
 	return &fixture{d: d, srv: srv}
 }
@@ -370,5 +373,129 @@ func TestAttachments(t *testing.T) {
 	}
 	if r, _ := f.get(t, base+"4"); r.StatusCode != http.StatusNotFound {
 		t.Errorf("a part that is not there: %d", r.StatusCode)
+	}
+}
+
+// member adds address to list with an archive password and returns the
+// member and the password.
+func (f *fixture) member(t *testing.T, list, address string) (members.Member, string) {
+	t.Helper()
+	l, err := lists.Get(t.Context(), f.d, list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := members.ParseNew(address, "", "")
+	if _, err := members.Add(t.Context(), f.d, l.ID, []members.New{n}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := members.Get(t.Context(), f.d, l.ID, address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, err := members.NewArchivePassword(t.Context(), f.d, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, pw
+}
+
+// login posts the login form and returns the answer, without following
+// its redirect.
+func (f *fixture) login(t *testing.T, address, password, next string) *http.Response {
+	t.Helper()
+	form := url.Values{"address": {address}, "password": {password}, "next": {next}}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, f.srv.URL+"/_/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// TestPrivateLogin: a member logs in with their archive password and reads
+// the private list; a member of another list, a wrong password and a
+// forged cookie do not; logout needs the form's token; a member's secret
+// feed URL works until it is revoked.
+func TestPrivateLogin(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	dan, pw := f.member(t, "secret@lists.example.org", "dan@example.org")
+	_, otherPW := f.member(t, "dev@lists.example.org", "eve@example.org")
+
+	if r := f.login(t, "dan@example.org", "wrong", "/"); r.StatusCode != http.StatusUnauthorized || r.Header.Get("Set-Cookie") != "" {
+		t.Errorf("wrong password: %d %q", r.StatusCode, r.Header.Get("Set-Cookie"))
+	}
+	r := f.login(t, "dan@example.org", pw, "/secret@lists.example.org/")
+	cookie := r.Header.Get("Set-Cookie")
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/secret@lists.example.org/" ||
+		!strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Lax") {
+		t.Fatalf("login: %d %q %q", r.StatusCode, r.Header.Get("Location"), cookie)
+	}
+	session := strings.Split(cookie, ";")[0]
+	resp, body := f.get(t, "/secret@lists.example.org/t/1/", "Cookie", session)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "secret") || resp.Header.Get("Vary") != "Cookie" ||
+		!strings.Contains(resp.Header.Get("Cache-Control"), "private") {
+		t.Errorf("a member reading the private list: %d %v", resp.StatusCode, resp.Header)
+	}
+	if _, body := f.get(t, "/", "Cookie", session); !strings.Contains(body, "secret@lists.example.org") || !strings.Contains(body, "Log out") {
+		t.Errorf("the index for a member lacks their private list or the logout")
+	}
+	if r, _ := f.get(t, "/secret@lists.example.org/", "Cookie", session+"x"); r.StatusCode != http.StatusNotFound {
+		t.Errorf("a forged cookie: %d", r.StatusCode)
+	}
+	other := strings.Split(f.login(t, "eve@example.org", otherPW, "/").Header.Get("Set-Cookie"), ";")[0]
+	if r, _ := f.get(t, "/secret@lists.example.org/", "Cookie", other); r.StatusCode != http.StatusNotFound {
+		t.Errorf("a member of another list: %d", r.StatusCode)
+	}
+	if r := f.login(t, "dan@example.org", pw, "//evil.example/"); r.Header.Get("Location") != "/" {
+		t.Errorf("login redirected off the site: %q", r.Header.Get("Location"))
+	}
+
+	logout := func(csrf string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, f.srv.URL+"/_/logout", strings.NewReader(url.Values{"csrf": {csrf}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Cookie", session)
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := logout("forged"); code != http.StatusForbidden {
+		t.Errorf("logout without the form's token: %d", code)
+	}
+	_, page := f.get(t, "/", "Cookie", session)
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+	if csrf == nil || logout(csrf[1]) != http.StatusSeeOther {
+		t.Errorf("logout with the form's token failed")
+	}
+
+	tok, err := members.NewFeedToken(t.Context(), f.d, dan.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, body := f.get(t, "/secret@lists.example.org/feed/"+tok+"/atom.xml"); r.StatusCode != 200 || !strings.Contains(body, "hidden") {
+		t.Errorf("the secret feed: %d", r.StatusCode)
+	}
+	_, none := f.get(t, "/nosuch@lists.example.org/")
+	for _, path := range []string{"/secret@lists.example.org/feed/" + tok + "x/atom.xml", "/dev@lists.example.org/feed/" + tok + "/atom.xml"} {
+		if r, body := f.get(t, path); r.StatusCode != http.StatusNotFound || body != none {
+			t.Errorf("%s: %d", path, r.StatusCode)
+		}
+	}
+	if _, err := members.NewFeedToken(t.Context(), f.d, dan.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := f.get(t, "/secret@lists.example.org/feed/"+tok+"/atom.xml"); r.StatusCode != http.StatusNotFound {
+		t.Errorf("a revoked feed: %d", r.StatusCode)
+	}
+	for range 10 {
+		f.login(t, "dan@example.org", "guess", "/")
+	}
+	if r := f.login(t, "dan@example.org", pw, "/"); r.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("after 10 failures: %d, want 429", r.StatusCode)
 	}
 }
