@@ -62,3 +62,30 @@ func TestWebArchive(t *testing.T) {
 	}
 	s.stop()
 }
+
+// fetchBody GETs u and returns its body, failing on anything but 200; a
+// second GET with its validators must be a 304 with no body.
+func fetchBody(t *testing.T, u string) string {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", u, resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
+	again, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(again.Body)
+	again.Body.Close()
+	if again.StatusCode != http.StatusNotModified || len(rest) != 0 {
+		t.Errorf("GET %s again with its ETag: %d, %d bytes; want 304, none", u, again.StatusCode, len(rest))
+	}
+	return string(b)
+}
