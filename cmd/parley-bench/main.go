@@ -17,7 +17,7 @@ import (
 
 func main() {
 	o := bench.Options{Out: os.Stdout, Log: os.Stderr, Only: map[string]bool{}}
-	only := flag.String("only", "", "comma-separated benchmarks to run: ingest,latency,import,fanout,imap (default all), or load (make load)")
+	only := flag.String("only", "", "comma-separated benchmarks to run: ingest,latency,import,fanout,digest,imap,web (default all), or load (make load)")
 	flag.StringVar(&o.Parley, "parley", "bin/parley", "the parley binary")
 	flag.StringVar(&o.WorkDir, "work", "", "scratch directory (default: a new temporary one)")
 	flag.IntVar(&o.IngestClients, "clients", 8, "concurrent SMTP clients for ingest_rate")

@@ -192,8 +192,12 @@ func Search(ctx context.Context, q db.Querier, listID int64, s Query, limit int)
 	}
 	args = append(args, limit)
 	var es []Entry
-	err := q.SelectContext(ctx, &es, `SELECT `+entryCols+` FROM messages WHERE `+strings.Join(where, " AND ")+
-		fmt.Sprintf(` ORDER BY article DESC LIMIT $%d`, len(args)), args...)
+	// The matches are found first (MATERIALIZED keeps the trigram indexes
+	// in charge) and ordered after: left to itself, the planner walks
+	// the list backwards by article and tests each post, which for a
+	// rare word reads the whole list.
+	err := q.SelectContext(ctx, &es, `WITH m AS MATERIALIZED (SELECT `+entryCols+` FROM messages WHERE `+strings.Join(where, " AND ")+
+		`) SELECT * FROM m`+fmt.Sprintf(` ORDER BY article DESC LIMIT $%d`, len(args)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("archive: search: %w", err)
 	}

@@ -70,6 +70,7 @@ func Run(ctx context.Context, o Options) error {
 		{"fanout", b.fanout, false},
 		{"digest", b.digest, false},
 		{"imap", b.imapArchive, false},
+		{"web", b.webArchive, false},
 		{"load", b.load, true},
 	}
 	for _, s := range steps {

@@ -147,7 +147,7 @@ func (a *Archive) atom(w http.ResponseWriter, r *http.Request, l lists.List, tit
 			Summary: atomText{Type: "text", Text: a.summary(r, l, e)},
 		})
 	}
-	writeXML(w, r, "application/atom+xml; charset=utf-8", f)
+	a.writeXML(w, r, "application/atom+xml; charset=utf-8", f)
 }
 
 func (a *Archive) rss(w http.ResponseWriter, r *http.Request, l lists.List, es []archive.Entry) {
@@ -162,7 +162,7 @@ func (a *Archive) rss(w http.ResponseWriter, r *http.Request, l lists.List, es [
 		c.Items = append(c.Items, rssItem{Title: orNoSubject(e.Subject), Link: link, GUID: rssGUID{IsPermaLink: true, Text: link},
 			PubDate: e.ReceivedAt.UTC().Format(time.RFC1123Z), Author: author(e), Description: a.summary(r, l, e)})
 	}
-	writeXML(w, r, "application/rss+xml; charset=utf-8", rssFeed{Version: "2.0", Channel: c})
+	a.writeXML(w, r, "application/rss+xml; charset=utf-8", rssFeed{Version: "2.0", Channel: c})
 }
 
 // summary is the start of a post's own text, for a feed entry.
@@ -186,17 +186,18 @@ func (a *Archive) summary(r *http.Request, l lists.List, e archive.Entry) string
 // writeXML writes a feed. encoding/xml escapes every value, and drops
 // nothing: a control byte in a subject is made a space first
 // (mailmsg.Clean), since XML 1.0 cannot carry it at all.
-func writeXML(w http.ResponseWriter, r *http.Request, ctype string, v any) {
+func (a *Archive) writeXML(w http.ResponseWriter, r *http.Request, ctype string, v any) {
 	out, err := xml.MarshalIndent(v, "", " ")
 	if err != nil {
 		http.Error(w, "feed unavailable", http.StatusInternalServerError)
 		return
 	}
+	out = append([]byte(xml.Header), out...)
 	w.Header().Set("Content-Type", ctype)
+	a.keep(w, r, ctype, out)
 	if r.Method == http.MethodHead {
 		return
 	}
-	w.Write([]byte(xml.Header))
 	w.Write(out)
 }
 

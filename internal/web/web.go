@@ -62,8 +62,9 @@ type Options struct {
 // Archive serves the web archive.
 type Archive struct {
 	o    Options
-	tmpl *template.Template
-	auth *connlimit.Failures
+	tmpl  *template.Template
+	auth  *connlimit.Failures
+	cache *pageCache
 }
 
 //go:embed templates/*.html
@@ -81,7 +82,7 @@ func New(o Options) *Archive {
 		o.FailedLoginDelay = time.Second
 	}
 	t := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html"))
-	return &Archive{o: o, tmpl: t, auth: connlimit.NewFailures(o.FailedLoginDelay)}
+	return &Archive{o: o, tmpl: t, auth: connlimit.NewFailures(o.FailedLoginDelay), cache: newPageCache(64 << 20)}
 }
 
 // securityHeaders are sent with every answer: no script, no plugin, no
@@ -268,7 +269,7 @@ func (a *Archive) fresh(w http.ResponseWriter, r *http.Request, l lists.List, ki
 		w.WriteHeader(http.StatusNotModified)
 		return true
 	}
-	return false
+	return a.fromCache(w, r, etag)
 }
 
 // renderVersion changes when the pages change shape, so that a client's
@@ -298,6 +299,7 @@ func (a *Archive) page(w http.ResponseWriter, r *http.Request, name string, data
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	a.keep(w, r, "text/html; charset=utf-8", []byte(b.String()))
 	if r.Method == http.MethodHead {
 		return
 	}

@@ -499,3 +499,23 @@ func TestPrivateLogin(t *testing.T) {
 		t.Errorf("after 10 failures: %d, want 429", r.StatusCode)
 	}
 }
+
+// TestPageCache: a page asked for again is the same page; a member
+// logged in never gets the page kept for anyone, nor is theirs kept.
+func TestPageCache(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	_, first := f.get(t, "/dev@lists.example.org/")
+	_, again := f.get(t, "/dev@lists.example.org/")
+	if first != again || !strings.Contains(first, "Members: log in") {
+		t.Errorf("the page asked again differs")
+	}
+	_, pw := f.member(t, "dev@lists.example.org", "ann@example.org")
+	session := strings.Split(f.login(t, "ann@example.org", pw, "/").Header.Get("Set-Cookie"), ";")[0]
+	if _, mine := f.get(t, "/dev@lists.example.org/", "Cookie", session); !strings.Contains(mine, "ann@example.org") || strings.Contains(mine, "Members: log in") {
+		t.Errorf("a member got the anonymous page")
+	}
+	if _, anon := f.get(t, "/dev@lists.example.org/"); strings.Contains(anon, "ann@example.org") {
+		t.Errorf("the member's page was kept for everyone")
+	}
+}
