@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -90,7 +92,16 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		Unsubscribe: &unsub.Handler{DB: d.DB, Signer: signer, Log: log,
 			Greeter: commands.Greeter{Hostname: cfg.Hostname, Archive: commands.Access{IMAPURL: archive}}},
 		Archive: web.New(web.Options{DB: d.DB, Log: log.With("component", "web"), BaseURL: cfg.HTTP.BaseURL,
-			QueryTimeout: cfg.Database.QueryTimeout.D(), Secret: webKey})}), log)
+			QueryTimeout: cfg.Database.QueryTimeout.D(), Secret: webKey,
+			SecureCookies: cfg.HTTP.TLSCert != "" || strings.HasPrefix(cfg.HTTP.BaseURL, "https://")})}), log)
+	httpTLS, err := loadTLS(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey, "http")
+	if err != nil {
+		return err
+	}
+	if httpTLS != nil {
+		srv.TLSConfig = httpTLS
+		httpLn = tls.NewListener(httpLn, httpTLS)
+	}
 	g.add("http", func() error {
 		if err := srv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
 			return err

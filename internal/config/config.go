@@ -122,8 +122,10 @@ type IMAPS struct {
 
 // HTTP configures the health, metrics and (later) web listener.
 type HTTP struct {
-	Listen  HostPort `toml:"listen" doc:"host:port for /healthz, /readyz, /metrics and one-click unsubscribe; port 0 picks a free port."`
-	BaseURL string   `toml:"base_url" doc:"Public URL of this HTTP listener (e.g. https://lists.example.org), behind your TLS proxy. When set, every copy carries a one-click unsubscribe link (RFC 8058). Empty: mailto links only."`
+	Listen  HostPort `toml:"listen" doc:"host:port for the web archive, /healthz, /readyz, /metrics and one-click unsubscribe; port 0 picks a free port."`
+	BaseURL string   `toml:"base_url" doc:"Public URL of this HTTP listener (e.g. https://lists.example.org), directly or behind your proxy. When set, every copy carries a one-click unsubscribe link (RFC 8058), Archived-At is the post's page in the web archive, and feeds link there. An https URL makes the members' login cookie Secure. Empty: mailto links and IMAP URLs only."`
+	TLSCert string   `toml:"tls_cert" doc:"PEM certificate chain: serve HTTPS on http.listen. Empty: plain HTTP (put a TLS proxy in front)."`
+	TLSKey  string   `toml:"tls_key" doc:"PEM private key for http.tls_cert." secret:"true"`
 }
 
 // Log configures logging to standard error.
@@ -245,6 +247,9 @@ func (c Config) Validate() error {
 	}
 	if c.Delivery.PerDomain < 1 {
 		errs = append(errs, errors.New("delivery.per_domain: must be at least 1"))
+	}
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		errs = append(errs, errors.New("http.tls_cert and http.tls_key: set both or neither"))
 	}
 	if c.HTTP.BaseURL != "" {
 		if u, err := url.Parse(c.HTTP.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {

@@ -94,7 +94,7 @@ func (a *Archive) account(w http.ResponseWriter, r *http.Request, what string) {
 			http.Error(w, "this form is out of date; go back, reload and try again", http.StatusForbidden)
 			return
 		}
-		http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+		http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: a.secure(r)})
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 	default:
 		a.notFound(w)
@@ -133,7 +133,7 @@ func (a *Archive) login(w http.ResponseWriter, r *http.Request) {
 	exp := strconv.FormatInt(time.Now().Add(sessionTTL).Unix(), 10)
 	value := base64.RawURLEncoding.EncodeToString([]byte(addr.String())) + "." + exp + "." + a.mac(addr.String(), exp)
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: value, Path: "/", MaxAge: int(sessionTTL.Seconds()),
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: a.secure(r)})
 	a.o.Log.Info("web login", "event", "web_login", "remote", ip, "lists", len(ok))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
@@ -145,3 +145,6 @@ func safeNext(next string) string {
 	}
 	return next
 }
+
+// secure reports whether the login cookie is marked Secure.
+func (a *Archive) secure(r *http.Request) bool { return r.TLS != nil || a.o.SecureCookies }

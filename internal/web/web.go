@@ -57,6 +57,10 @@ type Options struct {
 	// FailedLoginDelay is how long a failed login waits for its answer
 	// (default 1s).
 	FailedLoginDelay time.Duration
+	// SecureCookies marks the login cookie Secure whatever the request
+	// came over: the site is HTTPS, maybe through a proxy (http.base_url
+	// https://…).
+	SecureCookies bool
 }
 
 // Archive serves the web archive.
