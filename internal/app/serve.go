@@ -88,12 +88,16 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if err != nil {
 		return fmt.Errorf("web session key: %w", err)
 	}
+	archiveWeb, err := web.New(web.Options{DB: d.DB, Log: log.With("component", "web"), BaseURL: cfg.HTTP.BaseURL,
+		QueryTimeout: cfg.Database.QueryTimeout.D(), Secret: webKey, Templates: cfg.HTTP.Templates,
+		SecureCookies: cfg.HTTP.TLSCert != "" || strings.HasPrefix(cfg.HTTP.BaseURL, "https://")})
+	if err != nil {
+		return err
+	}
 	srv := httpd.NewServer(httpd.Handler(httpd.Options{DB: d, Registry: reg, Logger: log,
 		Unsubscribe: &unsub.Handler{DB: d.DB, Signer: signer, Log: log,
 			Greeter: commands.Greeter{Hostname: cfg.Hostname, Archive: commands.Access{IMAPURL: archive}}},
-		Archive: web.New(web.Options{DB: d.DB, Log: log.With("component", "web"), BaseURL: cfg.HTTP.BaseURL,
-			QueryTimeout: cfg.Database.QueryTimeout.D(), Secret: webKey,
-			SecureCookies: cfg.HTTP.TLSCert != "" || strings.HasPrefix(cfg.HTTP.BaseURL, "https://")})}), log)
+		Archive: archiveWeb}), log)
 	httpTLS, err := loadTLS(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey, "http")
 	if err != nil {
 		return err

@@ -126,6 +126,8 @@ type HTTP struct {
 	BaseURL string   `toml:"base_url" doc:"Public URL of this HTTP listener (e.g. https://lists.example.org), directly or behind your proxy. When set, every copy carries a one-click unsubscribe link (RFC 8058), Archived-At is the post's page in the web archive, and feeds link there. An https URL makes the members' login cookie Secure. Empty: mailto links and IMAP URLs only."`
 	TLSCert string   `toml:"tls_cert" doc:"PEM certificate chain: serve HTTPS on http.listen. Empty: plain HTTP (put a TLS proxy in front)."`
 	TLSKey  string   `toml:"tls_key" doc:"PEM private key for http.tls_cert." secret:"true"`
+	// Templates lets a site restyle the web archive.
+	Templates string `toml:"templates" doc:"Directory of the site's own web archive templates (*.html, Go html/template), each replacing the built-in page or part of the same name. Empty: the built-in ones."`
 }
 
 // Log configures logging to standard error.

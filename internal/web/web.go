@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +58,10 @@ type Options struct {
 	// FailedLoginDelay is how long a failed login waits for its answer
 	// (default 1s).
 	FailedLoginDelay time.Duration
+	// Templates is a directory of the site's own page templates (*.html),
+	// each replacing the built-in one of the same name (or a {{define}}
+	// in it: "head", "foot", "body"); "" none.
+	Templates string
 	// SecureCookies marks the login cookie Secure whatever the request
 	// came over: the site is HTTPS, maybe through a proxy (http.base_url
 	// https://…).
@@ -77,8 +82,9 @@ var templateFS embed.FS
 //go:embed static/style.css
 var styleCSS []byte
 
-// New returns the web archive's handler.
-func New(o Options) *Archive {
+// New returns the web archive's handler. A site's own templates that do
+// not parse are an error, found at start.
+func New(o Options) (*Archive, error) {
 	if o.QueryTimeout == 0 {
 		o.QueryTimeout = 10 * time.Second
 	}
@@ -86,7 +92,13 @@ func New(o Options) *Archive {
 		o.FailedLoginDelay = time.Second
 	}
 	t := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html"))
-	return &Archive{o: o, tmpl: t, auth: connlimit.NewFailures(o.FailedLoginDelay), cache: newPageCache(64 << 20)}
+	if o.Templates != "" {
+		var err error
+		if t, err = t.ParseGlob(filepath.Join(o.Templates, "*.html")); err != nil {
+			return nil, fmt.Errorf("web templates: %w", err)
+		}
+	}
+	return &Archive{o: o, tmpl: t, auth: connlimit.NewFailures(o.FailedLoginDelay), cache: newPageCache(64 << 20)}, nil
 }
 
 // securityHeaders are sent with every answer: no script, no plugin, no

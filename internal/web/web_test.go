@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -74,8 +76,12 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(web.New(web.Options{DB: d, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Secret: []byte("0123456789abcdef0123456789abcdef"), FailedLoginDelay: time.Millisecond}))
+	a, err := web.New(web.Options{DB: d, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Secret: []byte("0123456789abcdef0123456789abcdef"), FailedLoginDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
 	return &fixture{d: d, srv: srv}
 }
@@ -517,5 +523,31 @@ func TestPageCache(t *testing.T) {
 	}
 	if _, anon := f.get(t, "/dev@lists.example.org/"); strings.Contains(anon, "ann@example.org") {
 		t.Errorf("the member's page was kept for everyone")
+	}
+}
+
+// TestSiteTemplates: a site's own template replaces the built-in one of
+// the same name; one that does not parse stops the start.
+func TestSiteTemplates(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "foot.html"), []byte(`{{define "foot"}}</main><footer>The Librarians' Network</footer></body></html>{{end}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := pgtest.New(t)
+	a, err := web.New(web.Options{DB: d, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Templates: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	a.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if !strings.Contains(rec.Body.String(), "The Librarians' Network") {
+		t.Errorf("the site's footer is not used:\n%s", rec.Body.String())
+	}
+	if err := os.WriteFile(filepath.Join(dir, "broken.html"), []byte(`{{define "x"}}{{.Nope`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := web.New(web.Options{DB: d, Templates: dir}); err == nil {
+		t.Error("a broken template was accepted")
 	}
 }
