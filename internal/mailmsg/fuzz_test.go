@@ -123,6 +123,8 @@ func FuzzReadable(f *testing.F) {
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--c--\r\n--b\r\nContent-Type: application/pdf; name==?utf-8?q?r=C3=A9sum=C3=A9.pdf?=\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n"))
 	f.Add([]byte("Content-Type: text/plain; charset=iso-8859-1\r\nContent-Disposition: attachment; filename=a.txt\r\n\r\ncaf\xe9\r\n"))
 	f.Add([]byte("Content-Type: multipart/signed; boundary=s\r\n\r\n--s\r\n\r\nsigned\r\n--s\r\nContent-Type: application/pgp-signature\r\n\r\nsig\r\n--s--\r\n"))
+	f.Add([]byte("Content-Type: text/plain; format=flowed; delsp=yes\r\n\r\n> quoted \r\n>> deeper \r\n text \r\n-- \r\nsig\r\n"))
+	f.Add([]byte("Content-Type: text/html; charset=utf-8\r\n\r\n<p>one<blockquote>two<br>three</blockquote><script>x</script>\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		r := Readable(raw)
 		if !utf8.ValidString(r.Text) || len(r.Text) > MaxReadable+1 || len(r.Attachments) > maxTextWalk {
@@ -131,6 +133,12 @@ func FuzzReadable(f *testing.F) {
 		for _, a := range r.Attachments {
 			if !utf8.ValidString(a.Name) || strings.ContainsAny(a.Name, "\r\n") || a.Size < 0 {
 				t.Fatalf("attachment %+v", a)
+			}
+		}
+		if len(r.Attachments) > 0 {
+			a, data, ok := AttachmentData(raw, 1)
+			if !ok || a != r.Attachments[0] || int64(len(data)) != a.Size {
+				t.Fatalf("AttachmentData(1) = %+v, %d bytes, %v; Readable listed %+v", a, len(data), ok, r.Attachments[0])
 			}
 		}
 	})
