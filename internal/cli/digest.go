@@ -73,7 +73,7 @@ func digestShowCmd(e *env) *cobra.Command {
 				}
 				v := digest.Variant{Format: format, Spans: []digest.Span{{From: is.First, Until: is.Last + 1}}}
 				l.Digest.Formats = []string{format} // show what was asked for, offered or not
-				msg, err := digest.Render(digest.Edition{List: l, Issue: is, Posts: posts, Variant: v, ArchiveURL: app.ArchiveURL(e.cfg)})
+				msg, err := digest.Render(digest.Edition{List: l, Issue: is, Posts: posts, Variant: v, ArchiveURL: app.ArchiveURL(e.cfg), WebURL: e.cfg.HTTP.BaseURL})
 				if err != nil {
 					return err
 				}

@@ -130,7 +130,7 @@ func (s *Service) renderDigest(ctx context.Context, j *job, oj outqueue.Job, var
 	if err != nil {
 		return err
 	}
-	raw, err := digest.Render(digest.Edition{List: j.list, Issue: is, Posts: posts, Variant: v, ArchiveURL: s.o.Site.ArchiveURL})
+	raw, err := digest.Render(digest.Edition{List: j.list, Issue: is, Posts: posts, Variant: v, ArchiveURL: s.o.Site.ArchiveURL, WebURL: s.o.Site.BaseURL})
 	if errors.Is(err, digest.ErrEmpty) {
 		return &Permanent{Msg: err.Error()}
 	}

@@ -27,6 +27,7 @@ type Edition struct {
 	Posts      []archive.Article // the posts in article order; Raw is empty for listed ones
 	Variant    Variant
 	ArchiveURL string // the IMAP archive's URL, for links to posts
+	WebURL     string // the web archive's URL (http.base_url); when set, links go to its permalinks
 }
 
 // ErrEmpty says a variant holds none of the posts.
@@ -141,6 +142,9 @@ func (r *renderer) contents() string {
 }
 
 func (r *renderer) link(p archive.Article) string {
+	if r.e.WebURL != "" {
+		return strings.TrimSuffix(r.e.WebURL, "/") + lists.WebMessagePath(r.e.List, p.MessageID)
+	}
 	return lists.ArticleURL(r.e.ArchiveURL, r.e.List, p.Article)
 }
 

@@ -251,6 +251,21 @@ func TestSummary(t *testing.T) {
 	}
 }
 
+// TestSummaryWebLinks: with a web archive, the summary links each thread
+// to its newest post's permalink there.
+func TestSummaryWebLinks(t *testing.T) {
+	t.Parallel()
+	e := edition(FormatSummary)
+	e.WebURL = "https://lists.example.org/"
+	raw, err := Render(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "  https://lists.example.org/dev@lists.example.org/m/bob@example.org/\r\n"; !strings.Contains(string(raw), want) {
+		t.Errorf("summary lacks %q:\n%s", want, raw)
+	}
+}
+
 // TestPartialVariant renders the share of a member who took digests for
 // part of the issue: only their posts, and a Message-ID of its own.
 func TestPartialVariant(t *testing.T) {
