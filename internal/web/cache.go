@@ -2,8 +2,13 @@ package web
 
 import (
 	"container/list"
+	"context"
 	"net/http"
 	"sync"
+	"time"
+
+	"github.com/parley-list/parley/internal/archive"
+	"github.com/parley-list/parley/internal/lists"
 )
 
 // pageCache keeps rendered answers by URL, each with the ETag it was
@@ -90,4 +95,73 @@ func (a *Archive) keep(w http.ResponseWriter, r *http.Request, ctype string, bod
 	if a.cacheable(w, r) {
 		a.cache.put(cached{key: r.URL.RequestURI(), etag: w.Header().Get("ETag"), ctype: ctype, body: body})
 	}
+}
+
+// listTTL is how long a list row read for a request is used again: a
+// page may show a new post up to this late, and in exchange a polled
+// page costs no query at all.
+const listTTL = time.Second
+
+// lists keeps list rows by address for listTTL, and each list's newest
+// post time by its article counter (it cannot change while the counter
+// does not).
+type listCache struct {
+	mu     sync.Mutex
+	rows   map[string]listRow
+	newest map[int64]newestPost
+}
+
+type listRow struct {
+	l  lists.List
+	at time.Time
+}
+
+type newestPost struct {
+	counter int64
+	at      time.Time
+}
+
+// getList returns the list at address, from the cache when fresh.
+func (a *Archive) getList(ctx context.Context, address string) (lists.List, error) {
+	c := &a.lists
+	c.mu.Lock()
+	row, ok := c.rows[address]
+	c.mu.Unlock()
+	if ok && time.Since(row.at) < listTTL {
+		return row.l, nil
+	}
+	l, err := lists.Get(ctx, a.o.DB, address)
+	if err != nil {
+		return l, err
+	}
+	c.mu.Lock()
+	if c.rows == nil || len(c.rows) > 10000 {
+		c.rows = map[string]listRow{}
+	}
+	c.rows[address] = listRow{l: l, at: time.Now()}
+	c.mu.Unlock()
+	return l, nil
+}
+
+// lastPost returns when the list's newest post arrived, asking the
+// database once per value of the list's counter.
+func (a *Archive) lastPost(ctx context.Context, l lists.List) (time.Time, error) {
+	c := &a.lists
+	c.mu.Lock()
+	n, ok := c.newest[l.ID]
+	c.mu.Unlock()
+	if ok && n.counter == l.NextArticle {
+		return n.at, nil
+	}
+	t, err := archive.LastPost(ctx, a.o.DB, l.ID)
+	if err != nil {
+		return t, err
+	}
+	c.mu.Lock()
+	if c.newest == nil || len(c.newest) > 10000 {
+		c.newest = map[int64]newestPost{}
+	}
+	c.newest[l.ID] = newestPost{counter: l.NextArticle, at: t}
+	c.mu.Unlock()
+	return t, nil
 }

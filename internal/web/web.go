@@ -36,7 +36,6 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"github.com/parley-list/parley/internal/archive"
 	"github.com/parley-list/parley/internal/connlimit"
 	"github.com/parley-list/parley/internal/errs"
 	"github.com/parley-list/parley/internal/lists"
@@ -74,6 +73,7 @@ type Archive struct {
 	tmpl  *template.Template
 	auth  *connlimit.Failures
 	cache *pageCache
+	lists listCache
 }
 
 //go:embed templates/*.html
@@ -195,7 +195,7 @@ func (a *Archive) inList(w http.ResponseWriter, r *http.Request, segs []string) 
 // list finds a list the visitor may read. An unknown list and a private
 // one get the same answer, so the web does not tell which lists exist.
 func (a *Archive) list(w http.ResponseWriter, r *http.Request, address string) (lists.List, bool) {
-	l, err := lists.Get(r.Context(), a.o.DB, address)
+	l, err := a.getList(r.Context(), address)
 	var ok bool
 	if err == nil {
 		ok, err = a.readable(r, l)
@@ -270,7 +270,7 @@ func (a *Archive) fresh(w http.ResponseWriter, r *http.Request, l lists.List, ki
 	if w.Header().Get("Cache-Control") == "" {
 		w.Header().Set("Cache-Control", "no-cache")
 	}
-	last, err := archive.LastPost(r.Context(), a.o.DB, l.ID)
+	last, err := a.lastPost(r.Context(), l)
 	if err == nil && !last.IsZero() {
 		w.Header().Set("Last-Modified", last.UTC().Format(http.TimeFormat))
 	}
