@@ -71,6 +71,9 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if err := startIMAP(&g, cfg, d, log, reg, ready); err != nil {
 		return err
 	}
+	if err := startNNTP(&g, cfg, d, log, ready); err != nil {
+		return err
+	}
 	startBackfill(&g, d, log)
 	archive := archiveURL(cfg, ready["imap"])
 	bounces := startProcessors(&g, cfg, d, log, reg, archive)

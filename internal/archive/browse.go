@@ -203,3 +203,55 @@ func Search(ctx context.Context, q db.Querier, listID int64, s Query, limit int)
 	}
 	return es, nil
 }
+
+// Counts returns a list's article range as NNTP's GROUP states it: how
+// many posts, the lowest and the highest article (0, 0 for none).
+func Counts(ctx context.Context, q db.Querier, listID int64) (n, low, high int64, err error) {
+	err = q.QueryRowxContext(ctx, `SELECT count(*), coalesce(min(article), 0), coalesce(max(article), 0)
+		FROM messages WHERE list_id = $1`, listID).Scan(&n, &low, &high)
+	return n, low, high, err
+}
+
+// EachEntry streams the posts with articles in [low, high], in article
+// order, without their bytes: an overview of 100,000 posts reads no
+// message.
+func EachEntry(ctx context.Context, q db.Querier, listID, low, high int64, fn func(Entry) error) error {
+	rows, err := q.QueryxContext(ctx, `SELECT `+entryCols+` FROM messages
+		WHERE list_id = $1 AND article BETWEEN $2 AND $3 ORDER BY article`, listID, low, high)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e Entry
+		if err := rows.StructScan(&e); err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// ArticleNear returns the article after (next) or before (!next) a given
+// one, 0 when there is none.
+func ArticleNear(ctx context.Context, q db.Querier, listID, article int64, next bool) (int64, error) {
+	query := `SELECT coalesce((SELECT article FROM messages WHERE list_id = $1 AND article > $2 ORDER BY article LIMIT 1), 0)`
+	if !next {
+		query = `SELECT coalesce((SELECT article FROM messages WHERE list_id = $1 AND article < $2 ORDER BY article DESC LIMIT 1), 0)`
+	}
+	var a int64
+	err := q.GetContext(ctx, &a, query, listID, article)
+	return a, err
+}
+
+// ArticleByNumber returns one post with its bytes.
+func ArticleByNumber(ctx context.Context, q db.Querier, listID, article int64) (Article, error) {
+	var a Article
+	err := q.GetContext(ctx, &a, `SELECT `+entryCols+`, raw FROM messages WHERE list_id = $1 AND article = $2`, listID, article)
+	if db.IsNoRows(err) {
+		return a, errs.Kindf(ErrNoArticle, "no article %d", article)
+	}
+	return a, err
+}

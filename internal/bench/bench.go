@@ -124,7 +124,7 @@ func (b *runner) startServer(ctx context.Context, name string, extraEnv ...strin
 	data := filepath.Join(b.o.WorkDir, name)
 	env := append(os.Environ(), extraEnv...)
 	env = append(env, "PARLEY_DATA_DIR="+data, "PARLEY_DEMO_LIST=", "PARLEY_LOG_LEVEL=warn",
-		"PARLEY_SMTP_LISTEN=127.0.0.1:0", "PARLEY_IMAP_LISTEN=127.0.0.1:0", "PARLEY_HTTP_LISTEN=127.0.0.1:0",
+		"PARLEY_SMTP_LISTEN=127.0.0.1:0", "PARLEY_IMAP_LISTEN=127.0.0.1:0", "PARLEY_HTTP_LISTEN=127.0.0.1:0", "PARLEY_NNTP_LISTEN=127.0.0.1:0",
 		"PARLEY_SMTP_MAX_CONNECTIONS_PER_IP=1000",
 		// DNS only on loopback, where nothing answers: lookups (DMARC
 		// policies of the posters' domains) fail at once, as in tests.

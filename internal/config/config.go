@@ -43,6 +43,7 @@ type Config struct {
 	LMTP     LMTP     `toml:"lmtp"`
 	IMAP     IMAP     `toml:"imap"`
 	IMAPS    IMAPS    `toml:"imaps"`
+	NNTP     NNTP     `toml:"nntp"`
 	HTTP     HTTP     `toml:"http"`
 	Delivery Delivery `toml:"delivery"`
 	Digest   Digest   `toml:"digest"`
@@ -115,6 +116,13 @@ type IMAP struct {
 	MaxConnectionsPerIP int    `toml:"max_connections_per_ip" doc:"Most simultaneous IMAP connections from one client address (raise it for readers behind one NAT)."`
 }
 
+// NNTP configures the newsgroup listener (the archive as newsgroups).
+type NNTP struct {
+	Listen              HostPort `toml:"listen" doc:"host:port for NNTP (every list a newsgroup, read from the archive); port 0 picks a free port, reported in the readiness line as \"nntp\"."`
+	MaxConnections      int      `toml:"max_connections" doc:"Most simultaneous NNTP connections; more are answered 400 and closed."`
+	MaxConnectionsPerIP int      `toml:"max_connections_per_ip" doc:"Most simultaneous NNTP connections from one client address."`
+}
+
 // IMAPS configures the implicit-TLS archive listener.
 type IMAPS struct {
 	Listen string `toml:"listen" doc:"host:port for IMAP over implicit TLS (port 993 in production); needs imap.tls_cert. Empty: none."`
@@ -157,6 +165,7 @@ func Default() Config {
 			DataTimeout:         Duration(10 * time.Minute),
 		},
 		IMAP: IMAP{Listen: "127.0.0.1:1143", MaxConnections: 1000, MaxConnectionsPerIP: 20},
+		NNTP: NNTP{Listen: "127.0.0.1:1119", MaxConnections: 1000, MaxConnectionsPerIP: 20},
 		HTTP: HTTP{Listen: "127.0.0.1:8025"},
 		Delivery: Delivery{Workers: 32, PerDomain: 4, RetryFirst: Duration(5 * time.Minute),
 			RetryMax: Duration(4 * time.Hour), GiveUp: Duration(48 * time.Hour), Lease: Duration(15 * time.Minute), MXPort: 25,

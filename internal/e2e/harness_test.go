@@ -48,7 +48,8 @@ func dataDir(t *testing.T) string {
 // own PARLEY_* settings.
 func baseEnv(data string, extra ...string) []string {
 	env := parleybin.Env("PARLEY_DATA_DIR="+data,
-		"PARLEY_HTTP_LISTEN=127.0.0.1:0", "PARLEY_SMTP_LISTEN=127.0.0.1:0", "PARLEY_IMAP_LISTEN=127.0.0.1:0")
+		"PARLEY_HTTP_LISTEN=127.0.0.1:0", "PARLEY_SMTP_LISTEN=127.0.0.1:0", "PARLEY_IMAP_LISTEN=127.0.0.1:0",
+		"PARLEY_NNTP_LISTEN=127.0.0.1:0")
 	return append(env, extra...)
 }
 

@@ -43,7 +43,8 @@ func freeAddr(t *testing.T) string {
 func newParley(t *testing.T, name, dir string, env []string) *parley {
 	p := &parley{name: name, smtp: freeAddr(t), imap: freeAddr(t), logPath: filepath.Join(dir, name+".log")}
 	p.env = append(append([]string(nil), env...), "PARLEY_DATA_DIR="+filepath.Join(dir, name),
-		"PARLEY_SMTP_LISTEN="+p.smtp, "PARLEY_IMAP_LISTEN="+p.imap, "PARLEY_HTTP_LISTEN=127.0.0.1:0")
+		"PARLEY_SMTP_LISTEN="+p.smtp, "PARLEY_IMAP_LISTEN="+p.imap, "PARLEY_HTTP_LISTEN=127.0.0.1:0",
+		"PARLEY_NNTP_LISTEN=127.0.0.1:0")
 	return p
 }
 

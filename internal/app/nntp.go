@@ -1,0 +1,25 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/parley-list/parley/internal/config"
+	"github.com/parley-list/parley/internal/nntpd"
+)
+
+// startNNTP serves every list as a newsgroup on nntp.listen.
+func startNNTP(g *group, cfg config.Config, d *Database, log *slog.Logger, ready map[string]string) error {
+	ln, err := net.Listen("tcp", string(cfg.NNTP.Listen))
+	if err != nil {
+		return fmt.Errorf("nntp listener: %w", err)
+	}
+	srv := nntpd.New(nntpd.Options{DB: d.DB, Log: log.With("component", "nntp"), Hostname: cfg.Hostname,
+		MaxConns: cfg.NNTP.MaxConnections, MaxConnsPerIP: cfg.NNTP.MaxConnectionsPerIP,
+		QueryTimeout: cfg.Database.QueryTimeout.D()})
+	g.add("nntp", func() error { return srv.Serve(ln) }, func(context.Context) error { return srv.Close() })
+	ready["nntp"] = ln.Addr().String()
+	return nil
+}

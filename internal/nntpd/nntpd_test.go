@@ -1,0 +1,221 @@
+package nntpd_test
+
+import (
+	"bufio"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-list/parley/internal/archive"
+	"github.com/parley-list/parley/internal/lists"
+	"github.com/parley-list/parley/internal/mailaddr"
+	"github.com/parley-list/parley/internal/mailmsg"
+	"github.com/parley-list/parley/internal/members"
+	"github.com/parley-list/parley/internal/nntpd"
+	"github.com/parley-list/parley/internal/testutil/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// serve starts a server on a database with a public list (dev, three
+// posts) and a private one (secret, one post, whose member carol has the
+// archive password returned).
+func serve(t testing.TB) (addr, password string) {
+	d := pgtest.New(t)
+	mk := func(addr string, arch lists.Archive) lists.List {
+		a, _ := mailaddr.ParseList(addr)
+		l, err := lists.Create(t.Context(), d, a, lists.Settings{Archive: &arch, Description: ptr("The " + addr + " list")}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	dev, secret := mk("dev@lists.example.org", lists.ArchivePublic), mk("secret@lists.example.org", lists.ArchivePrivate)
+	for _, p := range []struct {
+		l   lists.List
+		raw string
+	}{
+		{dev, "From: Ann <ann@example.org>\nSubject: Shelving\nMessage-ID: <one@example.org>\nDate: Mon, 30 Nov 2026 10:00:00 +0000\nNewsgroups: alt.old\n\nFirst.\n.leading dot\n"},
+		{dev, "From: =?utf-8?q?B=C3=B8b?= <bob@example.org>\nSubject: Re: Shelving\nMessage-ID: <two@example.org>\nReferences: <one@example.org>\n\nSecond.\n"},
+		{dev, "From: carol@example.org\nSubject: Hours\nMessage-ID: <three@example.org>\nX-Custom: yes\n\nThird.\n"},
+		{secret, "From: carol@example.org\nSubject: Budget\nMessage-ID: <budget@example.org>\n\nsecret\n"},
+	} {
+		raw := mailmsg.Canonicalize([]byte(p.raw))
+		sum, err := mailmsg.Parse(raw, "h", mailmsg.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := archive.Insert(t.Context(), d, archive.Post{ListID: p.l.ID, Raw: raw, Summary: sum, Source: "smtp", ReceivedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, _ := members.ParseNew("carol@example.org", "", "")
+	if _, err := members.Add(t.Context(), d, secret.ID, []members.New{n}); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := members.Get(t.Context(), d, secret.ID, "carol@example.org")
+	pw, err := members.NewArchivePassword(t.Context(), d, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := nntpd.New(nntpd.Options{DB: d, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Hostname: "news.example.org",
+		FailedLoginDelay: time.Millisecond})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String(), pw
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// conv holds a conversation: it sends each command and reads the whole
+// answer (status line, and the block when there is one).
+type conv struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dial(t *testing.T, addr string) *conv {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	v := &conv{t: t, c: c, r: bufio.NewReader(c)}
+	if g := v.line(); !strings.HasPrefix(g, "201 ") {
+		t.Fatalf("greeting %q", g)
+	}
+	return v
+}
+
+func (v *conv) line() string {
+	l, err := v.r.ReadString('\n')
+	if err != nil {
+		v.t.Fatalf("read: %v", err)
+	}
+	return strings.TrimRight(l, "\r\n")
+}
+
+// multi are the status codes followed by a block.
+var multi = map[string]bool{"100": true, "101": true, "211L": true, "215": true, "220": true, "221": true, "222": true,
+	"224": true, "225": true, "230": true, "231": true}
+
+func (v *conv) cmd(command string) (status string, block []string) {
+	v.t.Helper()
+	if _, err := v.c.Write([]byte(command + "\r\n")); err != nil {
+		v.t.Fatal(err)
+	}
+	status = v.line()
+	code := status[:3]
+	if code == "211" && strings.HasPrefix(strings.ToUpper(command), "LISTGROUP") {
+		code = "211L"
+	}
+	if !multi[code] {
+		return status, nil
+	}
+	for {
+		l := v.line()
+		if l == "." {
+			return status, block
+		}
+		block = append(block, l)
+	}
+}
+
+func TestReader(t *testing.T) {
+	t.Parallel()
+	addr, _ := serve(t)
+	v := dial(t, addr)
+	tests := []struct {
+		cmd, status string
+		block       []string // lines that must be in the block
+	}{
+		{"CAPABILITIES", "101", []string{"VERSION 2", "READER", "OVER MSGID", "HDR"}},
+		{"MODE READER", "201", nil},
+		{"LIST", "215", []string{"org.example.lists.dev 3 1 n"}},
+		{"LIST NEWSGROUPS org.example.*", "215", []string{"org.example.lists.dev\tThe dev@lists.example.org list"}},
+		{"LIST OVERVIEW.FMT", "215", []string{"Subject:", ":bytes", "Xref:full"}},
+		{"ARTICLE 1", "412", nil},
+		{"GROUP org.example.lists.secret", "411", nil},
+		{"GROUP alt.nothing", "411", nil},
+		{"GROUP org.example.lists.dev", "211 3 1 3 org.example.lists.dev", nil},
+		{"LISTGROUP org.example.lists.dev 2-", "211", []string{"2", "3"}},
+		{"STAT", "223 1 <one@example.org>", nil},
+		{"NEXT", "223 2 <two@example.org>", nil},
+		{"LAST", "223 1 <one@example.org>", nil},
+		{"LAST", "422", nil},
+		{"ARTICLE 1", "220 1 <one@example.org>", []string{"Path: news.example.org!not-for-mail", "Newsgroups: org.example.lists.dev",
+			"Xref: news.example.org org.example.lists.dev:1", "First.", "..leading dot"}},
+		{"HEAD <two@example.org>", "221 0 <two@example.org>", []string{"Subject: Re: Shelving"}},
+		{"BODY 3", "222 3 <three@example.org>", []string{"Third."}},
+		{"ARTICLE 99", "423", nil},
+		{"ARTICLE <nope@example.org>", "430", nil},
+		{"ARTICLE <budget@example.org>", "430", nil},
+		{"OVER 1-3", "224", []string{"2\tRe: Shelving\t=?utf-8?q?B=C3=B8b?= <bob@example.org>"}},
+		{"XOVER 0-1", "224", nil},
+		{"OVER <three@example.org>", "224", []string{"0\tHours\tcarol@example.org"}},
+		{"HDR Subject 1-2", "225", []string{"1 Shelving", "2 Re: Shelving"}},
+		{"HDR X-Custom 3", "225", []string{"3 yes"}},
+		{"XHDR message-id <two@example.org>", "225", []string{"0 <two@example.org>"}},
+		{"NEWGROUPS 20000101 000000 GMT", "231", []string{"org.example.lists.dev 3 1 n"}},
+		{"NEWNEWS org.example.* 20000101 000000 GMT", "230", []string{"<one@example.org>", "<three@example.org>"}},
+		{"DATE", "111", nil},
+		{"POST", "440", nil},
+		{"FROBNICATE", "500", nil},
+		{"OVER 99999999999999999999", "501", nil},
+		{"LIST FOO", "501", nil},
+		{strings.Repeat("x", 5000), "501", nil},
+		{"QUIT", "205", nil},
+	}
+	for _, tc := range tests {
+		status, block := v.cmd(tc.cmd)
+		if !strings.HasPrefix(status, tc.status) {
+			t.Errorf("%.40s: %q, want %s", tc.cmd, status, tc.status)
+			continue
+		}
+		joined := "\n" + strings.Join(block, "\n") + "\n"
+		for _, want := range tc.block {
+			if !strings.Contains(joined, want) {
+				t.Errorf("%s: the answer lacks %q:\n%s", tc.cmd, want, joined)
+			}
+		}
+		if strings.Contains(joined, "Newsgroups: alt.old") {
+			t.Errorf("%s: the post's own Newsgroups: was kept", tc.cmd)
+		}
+	}
+}
+
+// TestPrivateGroups: a member who logs in sees the private list's group;
+// a wrong password does not.
+func TestPrivateGroups(t *testing.T) {
+	t.Parallel()
+	addr, pw := serve(t)
+	v := dial(t, addr)
+	if s, _ := v.cmd("AUTHINFO USER carol@example.org"); !strings.HasPrefix(s, "381") {
+		t.Fatalf("AUTHINFO USER: %q", s)
+	}
+	if s, _ := v.cmd("AUTHINFO PASS wrong"); !strings.HasPrefix(s, "481") {
+		t.Fatalf("a wrong password: %q", s)
+	}
+	if s, _ := v.cmd("GROUP org.example.lists.secret"); !strings.HasPrefix(s, "411") {
+		t.Errorf("after a failed login: %q", s)
+	}
+	v.cmd("AUTHINFO USER Carol@Example.org")
+	if s, _ := v.cmd("AUTHINFO PASS " + pw); !strings.HasPrefix(s, "281") {
+		t.Fatalf("login: %q", s)
+	}
+	if s, _ := v.cmd("GROUP org.example.lists.secret"); s != "211 1 1 1 org.example.lists.secret" {
+		t.Errorf("GROUP after login: %q", s)
+	}
+	if s, block := v.cmd("ARTICLE 1"); !strings.HasPrefix(s, "220") || !strings.Contains(strings.Join(block, "\n"), "secret") {
+		t.Errorf("ARTICLE after login: %q", s)
+	}
+}
