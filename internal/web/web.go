@@ -69,7 +69,7 @@ type Options struct {
 
 // Archive serves the web archive.
 type Archive struct {
-	o    Options
+	o     Options
 	tmpl  *template.Template
 	auth  *connlimit.Failures
 	cache *pageCache
