@@ -1,0 +1,57 @@
+package e2e
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// nntplibScript reads the dev list's group with Python's nntplib and
+// prints what it found; every article must be the archived bytes with
+// the three news fields first.
+const nntplibScript = `
+import nntplib, sys, subprocess
+host, port, parley = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+s = nntplib.NNTP(host, port, readermode=True)
+caps = s.getcapabilities()
+assert 'READER' in caps and 'OVER' in caps, caps
+groups = {g.group: g for g in s.list()[1]}
+assert 'org.example.lists.dev' in groups and 'org.example.lists.staff' not in groups, groups
+resp, count, first, last, name = s.group('org.example.lists.dev')
+assert (count, first, last) == (3, 1, 3), (count, first, last)
+resp, overviews = s.over((1, 3))
+for number, over in overviews:
+    resp, info = s.article(number)
+    lines = info.lines
+    assert lines[0].startswith(b'Path: ') and lines[1] == b'Newsgroups: org.example.lists.dev', lines[:3]
+    raw = subprocess.run(parley + ['archive', 'show', 'dev@lists.example.org', str(number)], capture_output=True, check=True).stdout
+    got = b'\r\n'.join(lines[3:]) + b'\r\n'
+    assert got == raw.replace(b'\n', b'\r\n').replace(b'\r\r\n', b'\r\n'), (number, got[:200], raw[:200])
+    assert over['message-id'] == info.message_id, (over, info.message_id)
+    head = nntplib.decode_header(over['subject'])
+    assert head.startswith(('Reading', 'Re: Reading', 'Caf')), head
+print('ok', count)
+`
+
+// TestNewsReaders: Python's nntplib, a real client, reads a list as a
+// newsgroup from the real server: capabilities, the group list without
+// the private list, GROUP counts, OVER, and every article byte for byte
+// as the archive holds it.
+func TestNewsReaders(t *testing.T) {
+	t.Parallel()
+	env, s, p := serveForPeople(t)
+	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open")
+	mustRun(t, env, "list", "create", "staff@lists.example.org", "--post-policy", "open", "--archive", "private", "--subscribe", "confirm")
+	p.send("ann@example.org", "dev@lists.example.org", "From: Ann <ann@example.org>\nSubject: Reading lists\nMessage-ID: <n1@example.org>\n\nWhat do they read?\n.\n..two dots\n")
+	p.send("bob@example.org", "dev@lists.example.org", "From: bob@example.org\nSubject: Re: Reading lists\nMessage-ID: <n2@example.org>\nReferences: <n1@example.org>\n\nComics.\n")
+	p.send("cy@example.org", "dev@lists.example.org", "From: cy@example.org\nSubject: =?utf-8?q?Caf=C3=A9?= hours\nMessage-ID: <n3@example.org>\n\nNine.\n")
+	p.settle()
+	host, port, _ := strings.Cut(s.ready["nntp"], ":")
+	cmd := exec.Command("python3", "-c", nntplibScript, host, port, binary)
+	cmd.Env = env // for the CLI the script runs
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ok 3") {
+		t.Errorf("nntplib: %v\n%s", err, out)
+	}
+	s.stop()
+}
