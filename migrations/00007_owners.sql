@@ -47,3 +47,9 @@ SELECT list_id, address_norm, 'joined', joined_at FROM members;
 -- '' none; `parley member feed-url` makes or revokes it.
 ALTER TABLE members ADD COLUMN feed_token text NOT NULL DEFAULT '';
 CREATE UNIQUE INDEX members_feed_token ON members (feed_token) WHERE feed_token <> '';
+
+-- ─── archive (internal/archive) ──────────────────────────────────────────
+
+-- Posts may come by news (internal/nntpd's POST).
+ALTER TABLE messages DROP CONSTRAINT messages_source_check,
+    ADD CONSTRAINT messages_source_check CHECK (source IN ('smtp', 'lmtp', 'nntp', 'approved', 'import'));

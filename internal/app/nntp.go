@@ -10,16 +10,24 @@ import (
 	"github.com/parley-list/parley/internal/nntpd"
 )
 
-// startNNTP serves every list as a newsgroup on nntp.listen.
+// startNNTP serves every list as a newsgroup on nntp.listen, reading and
+// posting.
 func startNNTP(g *group, cfg config.Config, d *Database, log *slog.Logger, ready map[string]string) error {
 	ln, err := net.Listen("tcp", string(cfg.NNTP.Listen))
 	if err != nil {
 		return fmt.Errorf("nntp listener: %w", err)
 	}
+	// Posts by news take the same intake as SMTP (policy, moderation,
+	// archive, delivery).
+	intake := NewIngest(cfg, d, log.With("component", "nntp"))
 	srv := nntpd.New(nntpd.Options{DB: d.DB, Log: log.With("component", "nntp"), Hostname: cfg.Hostname,
 		MaxConns: cfg.NNTP.MaxConnections, MaxConnsPerIP: cfg.NNTP.MaxConnectionsPerIP,
-		QueryTimeout: cfg.Database.QueryTimeout.D()})
-	g.add("nntp", func() error { return srv.Serve(ln) }, func(context.Context) error { return srv.Close() })
+		QueryTimeout: cfg.Database.QueryTimeout.D(), Intake: intake, MaxArticle: cfg.SMTP.MaxMessageBytes})
+	g.add("nntp", func() error { return srv.Serve(ln) }, func(context.Context) error {
+		err := srv.Close()
+		intake.Close()
+		return err
+	})
 	ready["nntp"] = ln.Addr().String()
 	return nil
 }

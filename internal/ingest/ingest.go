@@ -239,7 +239,7 @@ type Envelope struct {
 	From   string // MAIL FROM, "" for the null sender
 	Rcpts  []Recipient
 	Data   []byte // as received; line endings are canonicalised here
-	Source string // "smtp" or "lmtp"
+	Source string // "smtp", "lmtp" or "nntp"
 	Remote string // client address, for logs
 }
 
@@ -281,7 +281,7 @@ func (s *Service) prepare(env Envelope) (*prepared, error) {
 		return nil, err
 	}
 	var top []byte
-	if env.Source == "smtp" || env.Source == "lmtp" {
+	if env.Source == "smtp" || env.Source == "lmtp" || env.Source == "nntp" {
 		top = s.trace(env, sum, raw[:sum.HeaderLen])
 	}
 	if sum.Synthesised {
@@ -306,7 +306,7 @@ func (s *Service) prepare(env Envelope) (*prepared, error) {
 // has none (the summary's date becomes it too).
 func (s *Service) trace(env Envelope, sum *mailmsg.Summary, header []byte) []byte {
 	now := s.o.Now()
-	proto := map[string]string{"smtp": "ESMTP", "lmtp": "LMTP"}[env.Source]
+	proto := map[string]string{"smtp": "ESMTP", "lmtp": "LMTP", "nntp": "NNTP"}[env.Source]
 	from := "unknown"
 	if host, _, err := net.SplitHostPort(env.Remote); err == nil {
 		from = "[" + host + "]"

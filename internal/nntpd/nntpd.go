@@ -45,6 +45,11 @@ type Options struct {
 	// FailedLoginDelay is how long a failed AUTHINFO waits (default 1s).
 	FailedLoginDelay time.Duration
 	Now              func() time.Time
+	// Intake takes posted articles; nil: posting is not allowed.
+	Intake Intake
+	// MaxArticle bounds a posted article (the server's message limit;
+	// a list's own smaller limit is the intake's to apply).
+	MaxArticle int64
 }
 
 // Server serves NNTP.
@@ -73,6 +78,9 @@ func New(o Options) *Server {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.MaxArticle == 0 {
+		o.MaxArticle = 25 << 20
 	}
 	return &Server{o: o, conns: map[net.Conn]struct{}{}, auth: connlimit.NewFailures(o.FailedLoginDelay),
 		limit: connlimit.New(connlimit.Options{Max: o.MaxConns, PerIP: o.MaxConnsPerIP, Log: o.Log,

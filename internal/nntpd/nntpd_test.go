@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/parley-list/parley/internal/archive"
+	"github.com/parley-list/parley/internal/ingest"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/mailmsg"
@@ -24,10 +27,19 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // posts) and a private one (secret, one post, whose member carol has the
 // archive password returned).
 func serve(t testing.TB) (addr, password string) {
-	d := pgtest.New(t)
+	addr, password, _ = serveDB(t)
+	return addr, password
+}
+
+func serveDB(t testing.TB) (addr, password string, d *sqlx.DB) {
+	d = pgtest.New(t)
 	mk := func(addr string, arch lists.Archive) lists.List {
 		a, _ := mailaddr.ParseList(addr)
-		l, err := lists.Create(t.Context(), d, a, lists.Settings{Archive: &arch, Description: ptr("The " + addr + " list")}, time.Now())
+		policy := lists.PostMembers
+		if arch == lists.ArchivePublic {
+			policy = lists.PostOpen
+		}
+		l, err := lists.Create(t.Context(), d, a, lists.Settings{Archive: &arch, PostPolicy: &policy, Description: ptr("The " + addr + " list")}, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,15 +73,19 @@ func serve(t testing.TB) (addr, password string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := nntpd.New(nntpd.Options{DB: d, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Hostname: "news.example.org",
-		FailedLoginDelay: time.Millisecond})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	intake := ingest.New(ingest.Options{DB: d, Logger: log, Hostname: "news.example.org", MaxMessageBytes: 1 << 20,
+		QueryTimeout: 10 * time.Second})
+	t.Cleanup(intake.Close)
+	srv := nntpd.New(nntpd.Options{DB: d, Log: log, Hostname: "news.example.org",
+		FailedLoginDelay: time.Millisecond, Intake: intake, MaxArticle: 1 << 20})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String(), pw
+	return ln.Addr().String(), pw, d
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -90,7 +106,7 @@ func dial(t *testing.T, addr string) *conv {
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	v := &conv{t: t, c: c, r: bufio.NewReader(c)}
-	if g := v.line(); !strings.HasPrefix(g, "201 ") {
+	if g := v.line(); !strings.HasPrefix(g, "200 ") {
 		t.Fatalf("greeting %q", g)
 	}
 	return v
@@ -139,7 +155,7 @@ func TestReader(t *testing.T) {
 		block       []string // lines that must be in the block
 	}{
 		{"CAPABILITIES", "101", []string{"VERSION 2", "READER", "OVER MSGID", "HDR"}},
-		{"MODE READER", "201", nil},
+		{"MODE READER", "200", nil},
 		{"LIST", "215", []string{"org.example.lists.dev 3 1 n"}},
 		{"LIST NEWSGROUPS org.example.*", "215", []string{"org.example.lists.dev\tThe dev@lists.example.org list"}},
 		{"LIST OVERVIEW.FMT", "215", []string{"Subject:", ":bytes", "Xref:full"}},
@@ -168,7 +184,6 @@ func TestReader(t *testing.T) {
 		{"NEWGROUPS 20000101 000000 GMT", "231", []string{"org.example.lists.dev 3 1 n"}},
 		{"NEWNEWS org.example.* 20000101 000000 GMT", "230", []string{"<one@example.org>", "<three@example.org>"}},
 		{"DATE", "111", nil},
-		{"POST", "440", nil},
 		{"FROBNICATE", "500", nil},
 		{"OVER 99999999999999999999", "501", nil},
 		{"LIST FOO", "501", nil},
@@ -217,5 +232,77 @@ func TestPrivateGroups(t *testing.T) {
 	}
 	if s, block := v.cmd("ARTICLE 1"); !strings.HasPrefix(s, "220") || !strings.Contains(strings.Join(block, "\n"), "secret") {
 		t.Errorf("ARTICLE after login: %q", s)
+	}
+}
+
+// post sends POST and the article (LF line ends become CRLF unless raw).
+func (v *conv) post(article string, raw bool) string {
+	v.t.Helper()
+	if s, _ := v.cmd("POST"); !strings.HasPrefix(s, "340") {
+		v.t.Fatalf("POST: %q", s)
+	}
+	if !raw {
+		article = strings.ReplaceAll(article, "\n", "\r\n")
+	}
+	if _, err := v.c.Write([]byte(article)); err != nil {
+		v.t.Fatal(err)
+	}
+	return v.line()
+}
+
+// TestPost: an article posted by news goes through the same intake as
+// mail: the same policy, archived once, with the poster as its sender.
+func TestPost(t *testing.T) {
+	t.Parallel()
+	addr, pw, d := serveDB(t)
+	d.MustExec(`INSERT INTO members (list_id, address, address_norm) SELECT id, 'carol@example.org', 'carol@example.org'
+		FROM lists WHERE address = 'dev@lists.example.org'`)
+	v := dial(t, addr)
+	count := func(list, msgid string) (n int) {
+		d.GetContext(t.Context(), &n, `SELECT count(*) FROM messages m JOIN lists l ON l.id = m.list_id
+			WHERE l.address = $1 AND m.message_id = $2 AND m.source = 'nntp'`, list, msgid)
+		return n
+	}
+	article := func(from, groups, id, body string) string {
+		return "From: " + from + "\nNewsgroups: " + groups + "\nSubject: by news\nMessage-ID: <" + id + ">\n\n" + body + ".\n"
+	}
+	for _, tc := range []struct {
+		name, article, status string
+		raw                   bool
+	}{
+		{"a stranger to an open list", article("zed@example.net", "org.example.lists.dev", "p1@example.net", "hello\n..dotted\n"), "240", false},
+		{"again: idempotent", article("zed@example.net", "org.example.lists.dev", "p1@example.net", "hello\n..dotted\n"), "240", false},
+		{"a stranger to a members list", article("zed@example.net", "org.example.lists.secret", "p2@example.net", "x\n"), "441", false},
+		{"a member's address without login", article("carol@example.org", "org.example.lists.dev", "p3@example.net", "x\n"), "441", false},
+		{"no group of ours", article("zed@example.net", "alt.nowhere", "p4@example.net", "x\n"), "441", false},
+		{"bare LF dot does not end it", "From: zed@example.net\r\nNewsgroups: org.example.lists.dev\r\nMessage-ID: <p5@example.net>\r\n\r\nbefore\n.\nafter\r\n.\r\n", "240", true},
+		{"too big", article("zed@example.net", "org.example.lists.dev", "p6@example.net", strings.Repeat("x", 2<<20)+"\n"), "441", false},
+	} {
+		if got := v.post(tc.article, tc.raw); !strings.HasPrefix(got, tc.status) {
+			t.Errorf("%s: %q, want %s", tc.name, got, tc.status)
+		}
+	}
+	if n := count("dev@lists.example.org", "p1@example.net"); n != 1 {
+		t.Errorf("the posted article is archived %d times, want once", n)
+	}
+	var raw []byte
+	d.GetContext(t.Context(), &raw, `SELECT raw FROM messages WHERE message_id = 'p5@example.net'`)
+	if !strings.Contains(string(raw), "before\r\n.\r\nafter") { // intake makes every line end CRLF
+		t.Errorf("a bare-LF dot cut the article: %q", raw)
+	}
+	if n := count("dev@lists.example.org", "p3@example.net"); n != 0 {
+		t.Error("a post under a member's address was taken without their login")
+	}
+
+	v.cmd("AUTHINFO USER carol@example.org")
+	v.cmd("AUTHINFO PASS " + pw)
+	if got := v.post(article("someone@example.org", "org.example.lists.secret", "p7@example.org", "x\n"), false); !strings.HasPrefix(got, "441") {
+		t.Errorf("a logged-in member posting as someone else: %q", got)
+	}
+	if got := v.post(article("Carol <carol@example.org>", "org.example.lists.secret,org.example.lists.dev", "p8@example.org", "both\n"), false); !strings.HasPrefix(got, "240") {
+		t.Errorf("a member's crosspost: %q", got)
+	}
+	if count("secret@lists.example.org", "p8@example.org") != 1 || count("dev@lists.example.org", "p8@example.org") != 1 {
+		t.Error("the crosspost is not in each list once")
 	}
 }

@@ -35,7 +35,11 @@ func (s *Server) session(c net.Conn) {
 	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
 	ss := &session{s: s, c: c, r: bufio.NewReaderSize(c, 4096), w: bufio.NewWriterSize(c, 64<<10),
 		log: s.o.Log.With("remote", host), remote: host}
-	ss.reply("201 %s parley NNTP service ready (no posting)", s.o.Hostname)
+	if s.o.Intake != nil {
+		ss.reply("200 %s parley NNTP service ready, posting allowed", s.o.Hostname)
+	} else {
+		ss.reply("201 %s parley NNTP service ready (no posting)", s.o.Hostname)
+	}
 	for {
 		if err := ss.w.Flush(); err != nil {
 			return
@@ -77,10 +81,13 @@ func (ss *session) command(line string) bool {
 	case "CAPABILITIES":
 		ss.capabilities()
 	case "MODE":
-		if len(args) == 1 && strings.EqualFold(args[0], "READER") {
-			ss.reply("201 reader mode, posting not allowed")
-		} else {
+		switch {
+		case len(args) != 1 || !strings.EqualFold(args[0], "READER"):
 			ss.reply("501 only MODE READER")
+		case ss.s.o.Intake != nil:
+			ss.reply("200 reader mode, posting allowed")
+		default:
+			ss.reply("201 reader mode, posting not allowed")
 		}
 	case "DATE":
 		ss.reply("111 %s", ss.s.o.Now().UTC().Format("20060102150405"))
@@ -106,8 +113,10 @@ func (ss *session) command(line string) bool {
 		ss.newgroups(args)
 	case "NEWNEWS":
 		ss.newnews(args)
-	case "POST", "IHAVE":
-		ss.reply("440 posting not allowed")
+	case "POST":
+		ss.post()
+	case "IHAVE":
+		ss.reply("435 not a transit server: post with POST")
 	default:
 		ss.reply("500 unknown command")
 	}
@@ -118,6 +127,9 @@ func (ss *session) capabilities() {
 	ss.reply("101 capabilities")
 	ss.w.WriteString("VERSION 2\r\nREADER\r\nIMPLEMENTATION parley\r\nOVER MSGID\r\nHDR\r\n" +
 		"LIST ACTIVE ACTIVE.TIMES NEWSGROUPS OVERVIEW.FMT HEADERS\r\nNEWNEWS\r\n")
+	if ss.s.o.Intake != nil {
+		ss.w.WriteString("POST\r\n")
+	}
 	if ss.member == "" && ss.secure() {
 		ss.w.WriteString("AUTHINFO USER\r\n")
 	}
