@@ -12,8 +12,8 @@ import (
 	"github.com/parley-list/parley/internal/ingest"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
-	"github.com/parley-list/parley/internal/members"
 	"github.com/parley-list/parley/internal/mailmsg"
+	"github.com/parley-list/parley/internal/members"
 )
 
 // Intake is where posted articles go: the same as SMTP's
