@@ -93,7 +93,7 @@ func ptr[T any](v T) *T { return &v }
 // conv holds a conversation: it sends each command and reads the whole
 // answer (status line, and the block when there is one).
 type conv struct {
-	t *testing.T
+	t testing.TB
 	c net.Conn
 	r *bufio.Reader
 }
@@ -305,4 +305,39 @@ func TestPost(t *testing.T) {
 	if count("secret@lists.example.org", "p8@example.org") != 1 || count("dev@lists.example.org", "p8@example.org") != 1 {
 		t.Error("the crosspost is not in each list once")
 	}
+}
+
+// FuzzCommands: any lines, in any state, get answers; the server never
+// panics and still serves a fresh connection after.
+func FuzzCommands(f *testing.F) {
+	for _, s := range []string{"GROUP org.example.lists.dev\r\nOVER 0-\r\nHDR Subject 1-99999999\r\n",
+		"LIST ACTIVE *a*a*a*a*a*a*a*b,!x\r\nNEWNEWS * 991231 235959\r\n", "AUTHINFO USER x\r\nAUTHINFO PASS y\r\n",
+		"POST\r\nFrom: a@b\r\nNewsgroups: org.example.lists.dev\r\n\r\nx\n.\n\r\n.\r\n", "ARTICLE <a>\r\nLISTGROUP x 5-1\r\nLAST\r\n"} {
+		f.Add(s)
+	}
+	addr, _ := serve(f)
+	f.Fuzz(func(t *testing.T, lines string) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		go c.Write([]byte(lines + "\r\n.\r\nQUIT\r\n"))
+		io.Copy(io.Discard, c)
+		c.Close()
+		v := &conv{t: t}
+		c2, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c2.Close()
+		c2.SetDeadline(time.Now().Add(5 * time.Second))
+		v.c, v.r = c2, bufio.NewReader(c2)
+		if g := v.line(); !strings.HasPrefix(g, "200 ") {
+			t.Fatalf("greeting after %q: %q", lines, g)
+		}
+		if s, _ := v.cmd("DATE"); !strings.HasPrefix(s, "111 ") {
+			t.Fatalf("the server no longer answers: %q", s)
+		}
+	})
 }

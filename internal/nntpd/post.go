@@ -33,6 +33,7 @@ var errTooBig = errors.New("article too large")
 func readArticle(r *bufio.Reader, limit int64) ([]byte, error) {
 	var buf bytes.Buffer
 	atStart, tooBig := true, false
+	cr := false // the piece before this one of a long line ended in CR
 	for {
 		line, err := r.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -43,13 +44,14 @@ func readArticle(r *bufio.Reader, limit int64) ([]byte, error) {
 			if !tooBig {
 				buf.Write(line)
 			}
-			atStart = false
+			atStart, cr = false, len(line) > 0 && line[len(line)-1] == '\r'
 			continue
 		}
 		if err != nil {
 			return nil, err // a missing final dot: the connection ended
 		}
-		crlf := bytes.HasSuffix(line, []byte("\r\n"))
+		crlf := bytes.HasSuffix(line, []byte("\r\n")) || len(line) == 1 && cr
+		cr = false
 		if atStart && crlf && len(line) == 3 && line[0] == '.' {
 			if tooBig {
 				return nil, errTooBig
