@@ -30,18 +30,24 @@ for number, over in overviews:
     assert over['message-id'] == info.message_id, (over, info.message_id)
     head = nntplib.decode_header(over['subject'])
     assert head.startswith(('Reading', 'Re: Reading', 'Caf')), head
+resp = s.post(b'From: Zed <zed@example.net>\r\nNewsgroups: org.example.lists.dev\r\nSubject: By news\r\nMessage-ID: <bynews@example.net>\r\n\r\nPosted with nntplib.\r\n.leading dot\r\n'.split(b'\r\n'))
+assert resp.startswith('240'), resp
+resp, count, first, last, name = s.group('org.example.lists.dev')
+assert count == 4, count
 print('ok', count)
 `
 
 // TestNewsReaders: Python's nntplib, a real client, reads a list as a
 // newsgroup from the real server: capabilities, the group list without
 // the private list, GROUP counts, OVER, and every article byte for byte
-// as the archive holds it.
+// as the archive holds it; and posts one, which reaches the member by
+// mail once.
 func TestNewsReaders(t *testing.T) {
 	t.Parallel()
 	env, s, p := serveForPeople(t)
 	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open")
 	mustRun(t, env, "list", "create", "staff@lists.example.org", "--post-policy", "open", "--archive", "private", "--subscribe", "confirm")
+	mustRun(t, env, "member", "add", "--quiet", "dev@lists.example.org", "reader@example.org")
 	p.send("ann@example.org", "dev@lists.example.org", "From: Ann <ann@example.org>\nSubject: Reading lists\nMessage-ID: <n1@example.org>\n\nWhat do they read?\n.\n..two dots\n")
 	p.send("bob@example.org", "dev@lists.example.org", "From: bob@example.org\nSubject: Re: Reading lists\nMessage-ID: <n2@example.org>\nReferences: <n1@example.org>\n\nComics.\n")
 	p.send("cy@example.org", "dev@lists.example.org", "From: cy@example.org\nSubject: =?utf-8?q?Caf=C3=A9?= hours\nMessage-ID: <n3@example.org>\n\nNine.\n")
@@ -50,8 +56,18 @@ func TestNewsReaders(t *testing.T) {
 	cmd := exec.Command("python3", "-c", nntplibScript, host, port, binary)
 	cmd.Env = env // for the CLI the script runs
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "ok 3") {
+	if err != nil || !strings.Contains(string(out), "ok 4") {
 		t.Errorf("nntplib: %v\n%s", err, out)
+	}
+	// The post by news reached the member by mail, once.
+	var byNews int
+	for _, m := range p.settle() {
+		if strings.Contains(string(m.Data), "Subject: By news") && strings.Contains(string(m.Data), "..leading dot") == false {
+			byNews++
+		}
+	}
+	if byNews != 1 {
+		t.Errorf("%d copies of the post by news reached the member, want 1", byNews)
 	}
 	s.stop()
 }
