@@ -71,6 +71,7 @@ func Run(ctx context.Context, o Options) error {
 		{"digest", b.digest, false},
 		{"imap", b.imapArchive, false},
 		{"web", b.webArchive, false},
+		{"web-peers", b.webPeers, true},
 		{"load", b.load, true},
 	}
 	for _, s := range steps {
