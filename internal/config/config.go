@@ -44,6 +44,7 @@ type Config struct {
 	IMAP     IMAP     `toml:"imap"`
 	IMAPS    IMAPS    `toml:"imaps"`
 	NNTP     NNTP     `toml:"nntp"`
+	NNTPS    NNTPS    `toml:"nntps"`
 	HTTP     HTTP     `toml:"http"`
 	Delivery Delivery `toml:"delivery"`
 	Digest   Digest   `toml:"digest"`
@@ -121,6 +122,13 @@ type NNTP struct {
 	Listen              HostPort `toml:"listen" doc:"host:port for NNTP (every list a newsgroup, read from the archive); port 0 picks a free port, reported in the readiness line as \"nntp\"."`
 	MaxConnections      int      `toml:"max_connections" doc:"Most simultaneous NNTP connections; more are answered 400 and closed."`
 	MaxConnectionsPerIP int      `toml:"max_connections_per_ip" doc:"Most simultaneous NNTP connections from one client address."`
+	TLSCert             string   `toml:"tls_cert" doc:"PEM certificate chain for NNTP: offered as STARTTLS (RFC 4642) on nntp.listen, and used by nntps.listen. Empty: no TLS (members then log in from this machine only)."`
+	TLSKey              string   `toml:"tls_key" doc:"PEM private key for nntp.tls_cert." secret:"true"`
+}
+
+// NNTPS configures the implicit-TLS newsgroup listener.
+type NNTPS struct {
+	Listen string `toml:"listen" doc:"host:port for NNTP over TLS from the first byte (usually port 563); needs nntp.tls_cert. Empty: none."`
 }
 
 // IMAPS configures the implicit-TLS archive listener.
@@ -334,6 +342,12 @@ func (c Config) validateIMAP() []error {
 	}
 	if u := c.IMAP.PublicURL; u != "" && !strings.HasPrefix(u, "imap://") && !strings.HasPrefix(u, "imaps://") {
 		errs = append(errs, fmt.Errorf("imap.public_url: %q: must start with imap:// or imaps://", u))
+	}
+	if (c.NNTP.TLSCert == "") != (c.NNTP.TLSKey == "") {
+		errs = append(errs, errors.New("nntp.tls_cert and nntp.tls_key: set both or neither"))
+	}
+	if c.NNTPS.Listen != "" && c.NNTP.TLSCert == "" {
+		errs = append(errs, errors.New("nntps.listen: needs nntp.tls_cert and nntp.tls_key"))
 	}
 	if c.IMAPS.Listen != "" {
 		if err := new(HostPort).UnmarshalText([]byte(c.IMAPS.Listen)); err != nil {

@@ -18,6 +18,7 @@ package nntpd
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -47,6 +48,9 @@ type Options struct {
 	Now              func() time.Time
 	// Intake takes posted articles; nil: posting is not allowed.
 	Intake Intake
+	// TLS, when set, is offered as STARTTLS (RFC 4642) and used by
+	// ServeTLS (nntps).
+	TLS *tls.Config
 	// MaxArticle bounds a posted article (the server's message limit;
 	// a list's own smaller limit is the intake's to apply).
 	MaxArticle int64
@@ -87,9 +91,19 @@ func New(o Options) *Server {
 			Refusal: []byte("400 too many connections, try again later\r\n")})}
 }
 
-// Serve accepts connections on ln until Close. tlsConn says whether they
-// are TLS already (an nntps listener).
-func (s *Server) Serve(ln net.Listener) error {
+// Serve accepts connections on ln until Close.
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, false) }
+
+// ServeTLS accepts connections on ln that begin with TLS (nntps, port
+// 563) until Close.
+func (s *Server) ServeTLS(ln net.Listener) error {
+	if s.o.TLS == nil {
+		return errors.New("nntps: no TLS certificate")
+	}
+	return s.serve(tls.NewListener(ln, s.o.TLS), true)
+}
+
+func (s *Server) serve(ln net.Listener, isTLS bool) error {
 	ln = s.limit.Listen(ln)
 	s.mu.Lock()
 	if s.closed {
@@ -128,7 +142,7 @@ func (s *Server) Serve(ln net.Listener) error {
 				s.mu.Unlock()
 				c.Close()
 			}()
-			s.session(c)
+			s.session(c, isTLS)
 		}()
 	}
 }

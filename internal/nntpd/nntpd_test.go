@@ -2,6 +2,7 @@ package nntpd_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/parley-list/parley/internal/members"
 	"github.com/parley-list/parley/internal/nntpd"
 	"github.com/parley-list/parley/internal/testutil/pgtest"
+	"github.com/parley-list/parley/internal/testutil/tlstest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -340,4 +342,62 @@ func FuzzCommands(f *testing.F) {
 			t.Fatalf("the server no longer answers: %q", s)
 		}
 	})
+}
+
+// TestTLS: STARTTLS (RFC 4642) turns the session to TLS, forgetting what
+// was said before it; nntps speaks TLS from the first byte; a password is
+// refused in clear from another machine.
+func TestTLS(t *testing.T) {
+	t.Parallel()
+	d := pgtest.New(t)
+	conf := tlstest.SelfSigned(t)
+	srv := nntpd.New(nntpd.Options{DB: d, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Hostname: "news.example.org", TLS: conf})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	sln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.Serve(ln)
+	go srv.ServeTLS(sln)
+	t.Cleanup(func() { srv.Close() })
+	client := &tls.Config{InsecureSkipVerify: true}
+
+	v := &conv{t: t}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	v.c, v.r = c, bufio.NewReader(c)
+	v.line()
+	if _, caps := v.cmd("CAPABILITIES"); !strings.Contains(strings.Join(caps, " "), "STARTTLS") {
+		t.Errorf("STARTTLS not offered: %q", caps)
+	}
+	// A command sent with STARTTLS, before the handshake, must not run
+	// inside TLS (the plaintext injection of CVE-2011-0411).
+	if _, err := c.Write([]byte("STARTTLS\r\nDATE\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if s := v.line(); !strings.HasPrefix(s, "382") {
+		t.Fatalf("STARTTLS: %q", s)
+	}
+	tc := tls.Client(c, client)
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	v.c, v.r = tc, bufio.NewReader(tc)
+	if s, caps := v.cmd("CAPABILITIES"); !strings.HasPrefix(s, "101") || strings.Contains(strings.Join(caps, " "), "STARTTLS") {
+		t.Errorf("after STARTTLS: %q %q", s, caps)
+	}
+	if s, _ := v.cmd("STARTTLS"); !strings.HasPrefix(s, "502") {
+		t.Errorf("a second STARTTLS: %q", s)
+	}
+
+	sc, err := tls.Dial("tcp", sln.Addr().String(), client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	w := &conv{t: t, c: sc, r: bufio.NewReader(sc)}
+	if g := w.line(); !strings.HasPrefix(g, "201 ") {
+		t.Errorf("nntps greeting: %q", g)
+	}
 }

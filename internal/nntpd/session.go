@@ -29,12 +29,13 @@ type session struct {
 	user    string // the AUTHINFO USER given, before PASS
 	member  string // the logged-in address, "" for none
 	private map[int64]bool
+	tls     bool // the connection is TLS (nntps, or after STARTTLS)
 }
 
-func (s *Server) session(c net.Conn) {
+func (s *Server) session(c net.Conn, isTLS bool) {
 	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
 	ss := &session{s: s, c: c, r: bufio.NewReaderSize(c, 4096), w: bufio.NewWriterSize(c, 64<<10),
-		log: s.o.Log.With("remote", host), remote: host}
+		log: s.o.Log.With("remote", host), remote: host, tls: isTLS}
 	if s.o.Intake != nil {
 		ss.reply("200 %s parley NNTP service ready, posting allowed", s.o.Hostname)
 	} else {
@@ -97,6 +98,8 @@ func (ss *session) command(line string) bool {
 			"ARTICLE HEAD BODY STAT OVER XOVER HDR XHDR NEWGROUPS NEWNEWS AUTHINFO\r\n.\r\n")
 	case "AUTHINFO":
 		ss.authinfo(args)
+	case "STARTTLS":
+		ss.startTLS()
 	case "LIST":
 		ss.list(args)
 	case "GROUP", "LISTGROUP":
@@ -133,13 +136,16 @@ func (ss *session) capabilities() {
 	if ss.member == "" && ss.secure() {
 		ss.w.WriteString("AUTHINFO USER\r\n")
 	}
+	if ss.s.o.TLS != nil && !ss.tls && ss.member == "" {
+		ss.w.WriteString("STARTTLS\r\n")
+	}
 	ss.w.WriteString(".\r\n")
 }
 
 // secure reports whether a password may be sent on this connection: over
 // TLS, or from the same machine.
 func (ss *session) secure() bool {
-	if _, ok := ss.c.(*tls.Conn); ok {
+	if ss.tls {
 		return true
 	}
 	ip := net.ParseIP(ss.remote)
@@ -235,4 +241,34 @@ func indexLF(b []byte) int {
 		}
 	}
 	return -1
+}
+
+// startTLS answers STARTTLS (RFC 4642): the session goes on over TLS,
+// knowing nothing it knew before (no group, no login).
+func (ss *session) startTLS() {
+	switch {
+	case ss.s.o.TLS == nil:
+		ss.reply("580 TLS not available")
+		return
+	case ss.tls:
+		ss.reply("502 already using TLS")
+		return
+	case ss.member != "":
+		ss.reply("502 already authenticated")
+		return
+	}
+	ss.reply("382 continue with TLS negotiation")
+	if err := ss.w.Flush(); err != nil {
+		return
+	}
+	tc := tls.Server(ss.c, ss.s.o.TLS)
+	_ = tc.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		ss.log.Info("nntp TLS handshake failed", "event", "nntp_tls_failed", "err", err)
+		ss.c.Close()
+		return
+	}
+	_ = tc.SetDeadline(time.Time{})
+	ss.c, ss.r, ss.w = tc, bufio.NewReaderSize(tc, 4096), bufio.NewWriterSize(tc, 64<<10)
+	ss.tls, ss.group, ss.current, ss.user = true, nil, 0, ""
 }
