@@ -53,3 +53,9 @@ CREATE UNIQUE INDEX members_feed_token ON members (feed_token) WHERE feed_token 
 -- Posts may come by news (internal/nntpd's POST).
 ALTER TABLE messages DROP CONSTRAINT messages_source_check,
     ADD CONSTRAINT messages_source_check CHECK (source IN ('smtp', 'lmtp', 'nntp', 'approved', 'import'));
+
+-- A list's newsgroup name when it is not the one derived from its
+-- address (internal/nntpd's GroupName); '' derived.
+ALTER TABLE lists ADD COLUMN newsgroup text NOT NULL DEFAULT ''
+    CHECK (newsgroup = '' OR newsgroup ~ '^[a-z0-9][a-z0-9+_-]*(\.[a-z0-9][a-z0-9+_-]*)+$');
+CREATE UNIQUE INDEX lists_newsgroup ON lists (newsgroup) WHERE newsgroup <> '';

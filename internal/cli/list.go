@@ -32,10 +32,10 @@ func listCmd(e *env) *cobra.Command {
 
 // listFlags are the settings flags shared by `list create` and `list set`.
 type listFlags struct {
-	name, description, policy, archive, prefix, nonmember, bySubject, dmarc, verp, modPassword, subscribe, roster, notify, goodbye string
-	maxSize                                                                                                                        int64
-	digestSize, digestSchedule, digestTZ, digestVolume, digestFormats, footer, footerFile, replyTo                                 string
-	stdin                                                                                                                          io.Reader // for --footer-file -
+	name, description, policy, archive, prefix, nonmember, bySubject, dmarc, verp, modPassword, subscribe, roster, notify, goodbye, newsgroup string
+	maxSize                                                                                                                                   int64
+	digestSize, digestSchedule, digestTZ, digestVolume, digestFormats, footer, footerFile, replyTo                                            string
+	stdin                                                                                                                                     io.Reader // for --footer-file -
 }
 
 func (f *listFlags) register(fs *pflag.FlagSet, stdin io.Reader) {
@@ -49,6 +49,7 @@ func (f *listFlags) register(fs *pflag.FlagSet, stdin io.Reader) {
 	fs.Int64Var(&f.maxSize, "max-message-size", 0, "largest post in bytes for this list (0: the server's limit)")
 	fs.StringVar(&f.modPassword, "moderator-password", "", "password owners put in an Approved: header to run commands by email at once ('-' reads it from stdin; '' removes it)")
 	fs.StringVar(&f.notify, "notify-owners", "", "on (default): tell the owners whenever someone joins or leaves on their own; off: do not")
+	fs.StringVar(&f.newsgroup, "newsgroup", "", "the list's newsgroup name over NNTP, e.g. org.example.lists.dev ('' or unset: derived from the address, domain reversed)")
 	fs.StringVar(&f.goodbye, "goodbye", "", "on (default): tell members who are removed (by an owner, the CLI or the unsubscribe link); off: do not")
 	fs.StringVar(&f.roster, "roster", "", "who may see the member list with the \"who\" command: owners (default), members or public")
 	fs.StringVar(&f.subscribe, "subscribe", "", "confirm: a confirmed subscription takes effect (default); approve: an owner must approve it too")
@@ -116,6 +117,9 @@ func (f *listFlags) settings(fs *pflag.FlagSet) (lists.Settings, error) {
 			return s, err
 		}
 		s.NotifyMembership = &b
+	}
+	if fs.Changed("newsgroup") {
+		s.Newsgroup = &f.newsgroup
 	}
 	if fs.Changed("goodbye") {
 		b, err := parseOnOff(f.goodbye)
@@ -396,6 +400,7 @@ func listRows(l lists.List) [][2]string {
 		{"roster", l.Roster},
 		{"notify owners", onOff(l.NotifyMembership)},
 		{"goodbye", onOff(l.Goodbye)},
+		{"newsgroup", orDash(l.Newsgroup)},
 		{"reply-to", l.ReplyTo},
 		{"footer", strings.ReplaceAll(l.Footer, "\n", `\n`)},
 		{"digest size", digestSize(l.Digest.Threshold)},

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -111,8 +112,11 @@ type List struct {
 	NotifyMembership bool `db:"notify_membership" json:"notify_membership"`
 	// Goodbye tells a member who is removed (by an owner, the CLI or a
 	// one-click unsubscribe) that they are off the list.
-	Goodbye bool   `db:"goodbye" json:"goodbye"`
-	Digest  Digest `db:"digest" json:"digest"`
+	Goodbye bool `db:"goodbye" json:"goodbye"`
+	// Newsgroup is the list's newsgroup name when it is not the one
+	// derived from its address ("" derived; internal/nntpd).
+	Newsgroup string `db:"newsgroup" json:"newsgroup,omitempty"`
+	Digest    Digest `db:"digest" json:"digest"`
 	// Footer is added to every copy and digest ('' none; see
 	// internal/deliver's footer.go).
 	Footer string `db:"footer" json:"footer"`
@@ -144,6 +148,7 @@ type Settings struct {
 	// NotifyMembership: tell the owners of joins and leaves.
 	NotifyMembership *bool
 	Goodbye          *bool     // tell removed members
+	Newsgroup        *string   // "" for the name derived from the address
 	DigestThreshold  *int64    // bytes; 0: no size trigger
 	DigestSchedule   *Schedule // see ParseSchedule
 	DigestTZ         *string   // an IANA time zone name
@@ -171,6 +176,7 @@ func (s Settings) columns() []column {
 	col(&cs, "roster", s.Roster)
 	col(&cs, "notify_membership", s.NotifyMembership)
 	col(&cs, "goodbye", s.Goodbye)
+	col(&cs, "newsgroup", s.Newsgroup)
 	col(&cs, "digest_threshold", s.DigestThreshold)
 	if s.DigestSchedule != nil {
 		cs = append(cs, column{"digest_schedule", s.DigestSchedule.String()})
@@ -231,6 +237,7 @@ func (s Settings) validate() error {
 		check("description", s.Description, 4000, true),
 		check("subject prefix", s.SubjectPrefix, 64, false),
 		check("footer", s.Footer, 2000, true),
+		checkNewsgroup(s.Newsgroup),
 		s.validateDelivery(),
 	)
 }
@@ -239,7 +246,7 @@ func (s Settings) validate() error {
 // it is shown (it costs a count over the list's members).
 const listCols = `l.id, l.address, l.local_part, d.name AS domain, l.display_name, l.description,
        l.post_policy, l.archive, l.subject_prefix, l.nonmember_action, l.max_message_bytes,
-       l.subject_threading, l.dmarc_mitigation, l.verp, l.subscribe_policy, l.roster, l.notify_membership, l.goodbye,
+       l.subject_threading, l.dmarc_mitigation, l.verp, l.subscribe_policy, l.roster, l.notify_membership, l.goodbye, l.newsgroup,
        l.digest_threshold AS "digest.threshold", l.digest_schedule AS "digest.schedule",
        l.digest_tz AS "digest.tz", l.digest_volume AS "digest.volume", l.digest_formats AS "digest.formats",
        l.footer, l.reply_to, l.uidvalidity, l.next_article, l.created_at, l.updated_at`
@@ -526,4 +533,15 @@ func Own(ctx context.Context, q db.Querier, addrs []mailaddr.Address) ([]mailadd
 		}
 	}
 	return own, nil
+}
+
+// newsgroupName is what a newsgroup name may be: lower-case components
+// of letters, digits, "+", "-" and "_", at least two, joined by dots.
+var newsgroupName = regexp.MustCompile(`^[a-z0-9][a-z0-9+_-]*(\.[a-z0-9][a-z0-9+_-]*)+$`)
+
+func checkNewsgroup(g *string) error {
+	if g == nil || *g == "" || newsgroupName.MatchString(*g) {
+		return nil
+	}
+	return errs.Invalidf("newsgroup %q: want lower-case names joined by dots, e.g. org.example.lists.dev", *g)
 }

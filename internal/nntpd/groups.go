@@ -27,6 +27,14 @@ func GroupName(address string) string {
 	return strings.Join(append(parts, local), ".")
 }
 
+// groupOf is a list's newsgroup: its own name when it has one.
+func groupOf(l lists.List) string {
+	if l.Newsgroup != "" {
+		return l.Newsgroup
+	}
+	return GroupName(l.Address)
+}
+
 // groups returns the groups this session may see, by name order.
 func (ss *session) groups() ([]group, error) {
 	ctx, cancel := ss.s.ctx()
@@ -38,7 +46,7 @@ func (ss *session) groups() ([]group, error) {
 	var out []group
 	for _, l := range all {
 		if l.Archive == lists.ArchivePublic || ss.private[l.ID] {
-			out = append(out, group{name: GroupName(l.Address), list: l})
+			out = append(out, group{name: groupOf(l), list: l})
 		}
 	}
 	return out, nil

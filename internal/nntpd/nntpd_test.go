@@ -401,3 +401,23 @@ func TestTLS(t *testing.T) {
 		t.Errorf("nntps greeting: %q", g)
 	}
 }
+
+// TestNewsgroupName: a list's group is its address reversed unless the
+// list names its own; a name that is not a newsgroup's is refused.
+func TestNewsgroupName(t *testing.T) {
+	t.Parallel()
+	if got := nntpd.GroupName("Dev@Lists.Example.ORG"); got != "org.example.lists.dev" {
+		t.Errorf("GroupName = %q", got)
+	}
+	addr, _, d := serveDB(t)
+	if _, err := lists.Update(t.Context(), d, "dev@lists.example.org", lists.Settings{Newsgroup: ptr("Not A Group")}); err == nil {
+		t.Error("a bad newsgroup name was accepted")
+	}
+	if _, err := lists.Update(t.Context(), d, "dev@lists.example.org", lists.Settings{Newsgroup: ptr("local.library.dev")}); err != nil {
+		t.Fatal(err)
+	}
+	v := dial(t, addr)
+	if _, block := v.cmd("LIST ACTIVE local.*"); len(block) != 1 || !strings.HasPrefix(block[0], "local.library.dev 3 1") {
+		t.Errorf("LIST after renaming: %q", block)
+	}
+}

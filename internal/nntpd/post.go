@@ -170,7 +170,7 @@ func (ss *session) mayPost(ctx context.Context, l lists.List, from mailaddr.Addr
 		return "", nil
 	}
 	if l.PostPolicy != lists.PostOpen {
-		return "posting to " + GroupName(l.Address) + " needs a member's login (AUTHINFO)", nil
+		return "posting to " + groupOf(l) + " needs a member's login (AUTHINFO)", nil
 	}
 	_, err := members.Get(ctx, ss.s.o.DB, l.ID, from.String())
 	if err == nil {
