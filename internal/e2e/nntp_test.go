@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -68,6 +71,66 @@ func TestNewsReaders(t *testing.T) {
 	}
 	if byNews != 1 {
 		t.Errorf("%d copies of the post by news reached the member, want 1", byNews)
+	}
+	s.stop()
+}
+
+// TestSuck: suck, a real news client, pulls a whole group into a local
+// spool, and every article it stored is the archived post with the
+// news fields first.
+func TestSuck(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("suck"); err != nil {
+		t.Fatal("suck is not installed (apt-get install suck); .ci/run installs it")
+	}
+	env, s, p := serveForPeople(t)
+	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open")
+	for i := range 5 {
+		p.send("ann@example.org", "dev@lists.example.org", fmt.Sprintf("From: ann@example.org\nSubject: Post %d\nMessage-ID: <s%d@example.org>\n\nLine one.\n.dot line\n", i, i))
+	}
+	p.settle()
+	dir := t.TempDir()
+	data, msgs, tmp := filepath.Join(dir, "data"), filepath.Join(dir, "msgs"), filepath.Join(dir, "tmp")
+	for _, d := range []string{data, msgs, tmp} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(data, "sucknewsrc"), []byte("org.example.lists.dev -5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := strings.Cut(s.ready["nntp"], ":")
+	cmd := exec.Command("suck", host, "-N", port, "-m", "-dd", data, "-dm", msgs, "-dt", tmp, "-q", "-K", "-c")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("suck: %v\n%s", err, out)
+	}
+	files, _ := filepath.Glob(filepath.Join(msgs, "*"))
+	if len(files) != 5 {
+		t.Fatalf("suck stored %d articles, want 5: %v", len(files), files)
+	}
+	posts := archiveLs(t, env, "dev@lists.example.org")
+	byID := map[string]int64{}
+	for _, l := range posts {
+		byID[l.MessageID] = l.Article
+	}
+	for _, f := range files {
+		got, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := strings.Trim(header(string(got), "Message-ID"), "<>")
+		n, ok := byID[id]
+		if !ok {
+			t.Errorf("%s: no archived post %q", f, id)
+			continue
+		}
+		raw := mustRun(t, env, "archive", "show", "dev@lists.example.org", fmt.Sprint(n))
+		_, body, _ := strings.Cut(strings.ReplaceAll(string(got), "\r\n", "\n"), "\nXref: ")
+		_, body, _ = strings.Cut(body, "\n")
+		if body != strings.ReplaceAll(raw, "\r\n", "\n") {
+			t.Errorf("%s differs from article %d:\n%q\nwant\n%q", f, n, body, raw)
+		}
 	}
 	s.stop()
 }

@@ -285,7 +285,9 @@ func dateValue(e archive.Entry) string {
 
 // hdr answers HDR/XHDR field [range|message-id]. The overview's fields
 // come from the stored values; any other field from the article itself.
-func (ss *session) hdr(args []string) {
+// XHDR (RFC 2980) answers 221 where HDR answers 225: older clients (suck)
+// wait for that code.
+func (ss *session) hdr(args []string, legacy bool) {
 	if len(args) == 0 {
 		ss.reply("501 HDR field [range|message-id]")
 		return
@@ -316,7 +318,11 @@ func (ss *session) hdr(args []string) {
 			return
 		}
 	}
-	ss.reply("225 headers follow")
+	if legacy {
+		ss.reply("221 headers follow")
+	} else {
+		ss.reply("225 headers follow")
+	}
 	for _, t := range items {
 		ss.w.WriteString(itoa(t.number) + " " + ss.fieldOf(t, field) + "\r\n")
 	}

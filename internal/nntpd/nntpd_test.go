@@ -182,7 +182,7 @@ func TestReader(t *testing.T) {
 		{"OVER <three@example.org>", "224", []string{"0\tHours\tcarol@example.org"}},
 		{"HDR Subject 1-2", "225", []string{"1 Shelving", "2 Re: Shelving"}},
 		{"HDR X-Custom 3", "225", []string{"3 yes"}},
-		{"XHDR message-id <two@example.org>", "225", []string{"0 <two@example.org>"}},
+		{"XHDR message-id <two@example.org>", "221", []string{"0 <two@example.org>"}},
 		{"NEWGROUPS 20000101 000000 GMT", "231", []string{"org.example.lists.dev 3 1 n"}},
 		{"NEWNEWS org.example.* 20000101 000000 GMT", "230", []string{"<one@example.org>", "<three@example.org>"}},
 		{"DATE", "111", nil},

@@ -111,7 +111,7 @@ func (ss *session) command(line string) bool {
 	case "OVER", "XOVER":
 		ss.over(args)
 	case "HDR", "XHDR":
-		ss.hdr(args)
+		ss.hdr(args, verb == "XHDR")
 	case "NEWGROUPS":
 		ss.newgroups(args)
 	case "NEWNEWS":
