@@ -204,14 +204,6 @@ func Search(ctx context.Context, q db.Querier, listID int64, s Query, limit int)
 	return es, nil
 }
 
-// Counts returns a list's article range as NNTP's GROUP states it: how
-// many posts, the lowest and the highest article (0, 0 for none).
-func Counts(ctx context.Context, q db.Querier, listID int64) (n, low, high int64, err error) {
-	err = q.QueryRowxContext(ctx, `SELECT count(*), coalesce(min(article), 0), coalesce(max(article), 0)
-		FROM messages WHERE list_id = $1`, listID).Scan(&n, &low, &high)
-	return n, low, high, err
-}
-
 // EachEntry streams the posts with articles in [low, high], in article
 // order, without their bytes: an overview of 100,000 posts reads no
 // message.

@@ -16,7 +16,8 @@ import (
 )
 
 // webArchive: the generated archive of the IMAP figures (IMAPCount posts)
-// imported into a public list, then read over HTTP on loopback by 32
+// imported into a public list, read as a newsgroup (nntpFigures) after
+// the web figures; first read over HTTP on loopback by 32
 // clients at once, for 10 s a page: the list's page, its biggest recent
 // thread, a post, the list's Atom feed, a search for the peers' word.
 // For each, the time of one uncached request, then requests per second
@@ -69,6 +70,13 @@ func (b *runner) webArchive(ctx context.Context) error {
 		b.report("web_"+p.name+"_p99_ms", p99.Seconds()*1000, "ms")
 	}
 	b.report("web_peak_rss_MB", rss.stop(), "MB")
+	// The same archive as a newsgroup.
+	nrss := sampleRSS(s.cmd.Process.Pid)
+	defer nrss.stop()
+	if err := b.nntpFigures(ctx, s.ready["nntp"], b.o.IMAPCount); err != nil {
+		return fmt.Errorf("nntp: %w", err)
+	}
+	b.report("nntp_peak_rss_MB", nrss.stop(), "MB")
 	return nil
 }
 

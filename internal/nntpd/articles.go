@@ -223,13 +223,7 @@ func (ss *session) rangeArg(args []string) (lo, hi int64, ok bool) {
 		}
 		return ss.current, ss.current, true
 	}
-	ctx, cancel := ss.s.ctx()
-	_, _, high, err := archive.Counts(ctx, ss.s.o.DB, ss.group.list.ID)
-	cancel()
-	if err != nil {
-		ss.failed(err)
-		return 0, 0, false
-	}
+	_, _, high, _ := ss.counts(*ss.group)
 	lo, hi, ok = parseRange(args[0], high)
 	if !ok {
 		ss.reply("501 bad range")
