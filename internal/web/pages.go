@@ -224,10 +224,17 @@ func (a *Archive) mbox(w http.ResponseWriter, r *http.Request, l lists.List, nam
 	}
 	filename := strings.NewReplacer("@", "_", "/", "_").Replace(name) + ".mbox"
 	var out io.Writer = w
-	if gz {
+	switch {
+	case gz:
 		w.Header().Set("Content-Type", "application/gzip")
 		filename += ".gz"
-	} else {
+	case strings.Contains(r.Header.Get("Accept-Encoding"), "gzip"):
+		// The same file, compressed on the way.
+		w.Header().Set("Content-Type", "application/mbox")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Add("Vary", "Accept-Encoding")
+		gz = true
+	default:
 		w.Header().Set("Content-Type", "application/mbox")
 	}
 	w.Header().Set("Content-Disposition", `attachment; filename="`+filename+`"`)

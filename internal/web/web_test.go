@@ -147,10 +147,19 @@ func TestDownloads(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" || !strings.Contains(raw, "<script>alert(3)</script>") {
 		t.Errorf("raw: %s\n%s", ct, raw)
 	}
-	for _, path := range []string{"/dev@lists.example.org/t/1/mbox", "/dev@lists.example.org/t/1/mbox.gz"} {
-		resp, body := f.get(t, path)
+	for _, path := range []string{"/dev@lists.example.org/t/1/mbox", "/dev@lists.example.org/t/1/mbox.gz", "/dev@lists.example.org/t/1/mbox?gzip"} {
+		var resp *http.Response
+		var body string
+		if strings.HasSuffix(path, "?gzip") {
+			resp, body = f.get(t, strings.TrimSuffix(path, "?gzip"), "Accept-Encoding", "gzip")
+			if resp.Header.Get("Content-Encoding") != "gzip" {
+				t.Errorf("mbox asked gzipped: Content-Encoding %q", resp.Header.Get("Content-Encoding"))
+			}
+		} else {
+			resp, body = f.get(t, path)
+		}
 		var r io.Reader = strings.NewReader(body)
-		if strings.HasSuffix(path, ".gz") {
+		if strings.HasSuffix(path, ".gz") || strings.HasSuffix(path, "?gzip") {
 			z, err := gzip.NewReader(r)
 			if err != nil {
 				t.Fatalf("%s: %v", path, err)
