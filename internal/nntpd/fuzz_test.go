@@ -28,10 +28,7 @@ func FuzzReadArticle(f *testing.F) {
 	f.Add([]byte("From: a@b\r\n\r\nbody\r\n.dot\r\n"), []byte("x\n.\n"))
 	f.Add([]byte("..\r\n.\r\n"), []byte(".\r\n"))
 	f.Fuzz(func(t *testing.T, content, arbitrary []byte) {
-		var lines [][]byte
-		for _, l := range bytes.Split(content, []byte("\r\n")) {
-			lines = append(lines, l)
-		}
+		lines := bytes.Split(content, []byte("\r\n"))
 		want := bytes.Join(lines, []byte("\r\n"))
 		want = append(want, "\r\n"...)
 		got, err := readArticle(bufio.NewReaderSize(bytes.NewReader(stuff(lines)), 16), 1<<20)
