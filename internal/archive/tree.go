@@ -11,21 +11,36 @@ import (
 // printed at this depth with their real depth shown.
 const maxIndent = 24
 
+// Forest is posts laid out as their threads' trees: each post by its
+// article, the replies to each post in article order, and the posts
+// that reply to none here.
+type Forest struct {
+	ByArticle map[int64]Entry
+	Children  map[int64][]int64
+	Roots     []int64
+}
+
+// NewForest lays out es (in article order) by parents, which must be a
+// forest (as Parents returns).
+func NewForest(es []Entry, parents map[int64]int64) Forest {
+	f := Forest{ByArticle: make(map[int64]Entry, len(es)), Children: map[int64][]int64{}}
+	for _, e := range es {
+		f.ByArticle[e.Article] = e
+		if p, ok := parents[e.Article]; ok {
+			f.Children[p] = append(f.Children[p], e.Article)
+		} else {
+			f.Roots = append(f.Roots, e.Article)
+		}
+	}
+	return f
+}
+
 // WriteTrees prints each thread as an indented tree, threads in order of
 // their first article, replies in article order. parents must be a forest
 // (as Parents returns); the walk uses an explicit stack.
 func WriteTrees(w io.Writer, es []Entry, parents map[int64]int64) error {
-	byArticle := make(map[int64]Entry, len(es))
-	children := map[int64][]int64{}
-	var roots []int64
-	for _, e := range es {
-		byArticle[e.Article] = e
-		if p, ok := parents[e.Article]; ok {
-			children[p] = append(children[p], e.Article)
-		} else {
-			roots = append(roots, e.Article)
-		}
-	}
+	f := NewForest(es, parents)
+	byArticle, children, roots := f.ByArticle, f.Children, f.Roots
 	sort.Slice(roots, func(i, j int) bool {
 		ti, tj := byArticle[roots[i]].ThreadID, byArticle[roots[j]].ThreadID
 		if ti != tj {

@@ -134,12 +134,7 @@ func (a *Archive) thread(w http.ResponseWriter, r *http.Request, l lists.List, n
 		return
 	}
 	es, err := archive.Thread(r.Context(), a.o.DB, l.ID, id)
-	if errors.Is(err, archive.ErrNoArticle) {
-		a.notFound(w)
-		return
-	}
-	if err != nil {
-		a.failed(w, r, err)
+	if a.missing(w, r, err) {
 		return
 	}
 	switch what {
@@ -169,12 +164,7 @@ func (a *Archive) message(w http.ResponseWriter, r *http.Request, l lists.List, 
 		return
 	}
 	m, err := archive.ByMessageID(r.Context(), a.o.DB, l.ID, msgid)
-	if errors.Is(err, archive.ErrNoArticle) {
-		a.notFound(w)
-		return
-	}
-	if err != nil {
-		a.failed(w, r, err)
+	if a.missing(w, r, err) {
 		return
 	}
 	if part > 0 {
@@ -291,4 +281,18 @@ func (a *Archive) attachment(w http.ResponseWriter, r *http.Request, raw []byte,
 	if r.Method != http.MethodHead {
 		w.Write(data)
 	}
+}
+
+// missing answers a read that failed: the 404 when there is no such post
+// or thread, else the failure. It reports whether it answered.
+func (a *Archive) missing(w http.ResponseWriter, r *http.Request, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, archive.ErrNoArticle):
+		a.notFound(w)
+	default:
+		a.failed(w, r, err)
+	}
+	return true
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parley-list/parley/internal/archive"
 	"github.com/parley-list/parley/internal/lists"
@@ -76,6 +77,12 @@ func (a *Archive) search(w http.ResponseWriter, r *http.Request, l lists.List) {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	data := map[string]any{"Title": "Search " + l.Address, "List": l, "Q": q}
 	if q == "" {
+		a.page(w, r, "search.html", data)
+		return
+	}
+	if !utf8.ValidString(q) {
+		w.WriteHeader(http.StatusBadRequest)
+		data["Q"], data["Error"] = strings.ToValidUTF8(q, "\uFFFD"), "That search is not valid text (UTF-8)."
 		a.page(w, r, "search.html", data)
 		return
 	}

@@ -28,17 +28,8 @@ type post struct {
 // its own stack: nothing recurses on the posts.
 func nested(es []archive.Entry, byThread bool) []post {
 	parents := archive.Parents(es)
-	byArticle := make(map[int64]archive.Entry, len(es))
-	children := map[int64][]int64{}
-	var roots []int64
-	for _, e := range es {
-		byArticle[e.Article] = e
-		if p, ok := parents[e.Article]; ok {
-			children[p] = append(children[p], e.Article)
-		} else {
-			roots = append(roots, e.Article)
-		}
-	}
+	f := archive.NewForest(es, parents)
+	byArticle, children, roots := f.ByArticle, f.Children, f.Roots
 	if byThread {
 		first := map[int64]int64{}
 		for _, e := range es {

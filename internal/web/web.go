@@ -33,6 +33,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 
@@ -157,6 +158,11 @@ func segments(escaped string) ([]string, error) {
 		u, err := url.PathUnescape(p)
 		if err != nil {
 			return nil, err
+		}
+		if !utf8.ValidString(u) {
+			// No list, thread or Message-ID is named so; and PostgreSQL
+			// would refuse the text.
+			return nil, errors.New("not UTF-8")
 		}
 		parts[i] = u
 	}
