@@ -201,7 +201,7 @@ func (s *Service) round(ctx context.Context) (int, error) {
 	domains := newDomainLimiter(perDomain)
 	rec := newRecorder(s.o.DB, s.o.Logger, until)
 	for _, group := range s.batches(ds, jobs) {
-		if !rec.healthy(until) {
+		if !rec.healthy(until) || !rec.room(s.o.Workers, until) {
 			break // the rest come back when their leases run out
 		}
 		slots <- struct{}{}
@@ -345,14 +345,17 @@ type recorder struct {
 	giveUp  time.Time // after this, results that cannot be written are dropped
 	mu      sync.Mutex
 	rs      []outqueue.Result
+	pending int // results added and not yet written (queued or being written)
 	running bool
 	failing bool // the database does not take results now
 	idle    *sync.Cond
+	written *sync.Cond // a write finished: pending went down
 }
 
 func newRecorder(db *sqlx.DB, log *slog.Logger, giveUp time.Time) *recorder {
 	r := &recorder{db: db, log: log, giveUp: giveUp}
 	r.idle = sync.NewCond(&r.mu)
+	r.written = sync.NewCond(&r.mu)
 	return r
 }
 
@@ -360,6 +363,7 @@ func (r *recorder) add(res outqueue.Result) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rs = append(r.rs, res)
+	r.pending++
 	if !r.running {
 		r.running = true
 		go r.loop()
@@ -390,15 +394,20 @@ func (r *recorder) loop() {
 		switch {
 		case err == nil:
 			r.failing, wait = false, 100*time.Millisecond
+			r.pending -= len(rs)
+			r.written.Broadcast()
 		case db.IsConnectionLost(err) && time.Now().Before(r.giveUp):
 			if !r.failing {
 				r.log.Warn("cannot record delivery results; sending paused until the database answers",
 					"event", "record_paused", "count", len(rs), "err", err)
 			}
 			r.rs, r.failing = append(rs, r.rs...), true
+			r.written.Broadcast() // room looks at its deadline again
 		default:
 			// The leases run out and the copies are tried again: at least once.
 			r.log.Error("cannot record delivery results", "event", "record_failed", "count", len(rs), "err", err)
+			r.pending -= len(rs)
+			r.written.Broadcast()
 		}
 		failing := r.failing
 		r.mu.Unlock()
@@ -425,6 +434,24 @@ func (r *recorder) healthy(until time.Time) bool {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// room waits until fewer than max results are waiting to be written, or
+// until passes (false). Sending pauses while the database lags behind
+// the relay: every copy sent and not recorded is one sent again after a
+// crash, so this bounds the duplicates a crash makes to the copies in
+// flight plus max, however slow the writes are.
+func (r *recorder) room(max int, until time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.pending >= max {
+		if time.Now().After(until) {
+			return false
+		}
+		// Woken by each write; a write that fails for good also wakes.
+		r.written.Wait()
+	}
+	return true
 }
 
 // wait returns when every result added so far is written.
