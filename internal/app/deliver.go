@@ -122,7 +122,7 @@ func startProcessors(g *group, cfg config.Config, d *Database, log *slog.Logger,
 		return nil
 	})
 	cmds := &commands.Processor{DB: d.DB, Log: log, Hostname: cfg.Hostname, Poke: wake,
-		Moderator: NewModeration(cfg, d, log), Counts: commandCounts, Archive: commands.Access{IMAPURL: archiveURL}}
+		Moderator: NewModeration(cfg, d, log), Counts: commandCounts, Archive: commands.Access{IMAPURL: archiveURL, WebURL: cfg.HTTP.BaseURL}}
 	cctx, ccancel := context.WithCancel(context.Background())
 	g.add("commands", func() error { return cmds.Run(cctx, time.Second) }, func(context.Context) error {
 		ccancel()

@@ -114,5 +114,5 @@ func ArchiveURL(cfg config.Config) string { return archiveURL(cfg, string(cfg.IM
 // NewGreeter returns what sends the welcome, goodbye and request answers
 // from commands that run beside the server (the CLI).
 func NewGreeter(cfg config.Config) commands.Greeter {
-	return commands.Greeter{Hostname: cfg.Hostname, Archive: commands.Access{IMAPURL: ArchiveURL(cfg)}}
+	return commands.Greeter{Hostname: cfg.Hostname, Archive: commands.Access{IMAPURL: ArchiveURL(cfg), WebURL: cfg.HTTP.BaseURL}}
 }

@@ -99,7 +99,7 @@ func Serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}
 	srv := httpd.NewServer(httpd.Handler(httpd.Options{DB: d, Registry: reg, Logger: log,
 		Unsubscribe: &unsub.Handler{DB: d.DB, Signer: signer, Log: log,
-			Greeter: commands.Greeter{Hostname: cfg.Hostname, Archive: commands.Access{IMAPURL: archive}}},
+			Greeter: commands.Greeter{Hostname: cfg.Hostname, Archive: commands.Access{IMAPURL: archive, WebURL: cfg.HTTP.BaseURL}}},
 		Archive: archiveWeb}), log)
 	httpTLS, err := loadTLS(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey, "http")
 	if err != nil {

@@ -19,11 +19,15 @@ func TestWebArchive(t *testing.T) {
 	mustRun(t, env, "member", "add", "--quiet", "dev@lists.example.org", "reader@example.org")
 	mustRun(t, env, "member", "add", "--quiet", "secret@lists.example.org", "reader@example.org")
 	p.settle()
+	mustRun(t, env, "member", "add", "dev@lists.example.org", "newcomer@example.org")
+	if welcome := only(t, p.settle(), "newcomer@example.org"); !strings.Contains(welcome, "On the web: https://lists.example.org/dev@lists.example.org/") {
+		t.Errorf("the welcome does not give the web archive's page:\n%s", welcome)
+	}
 	p.send("ann@example.org", "dev@lists.example.org", "From: Ann <ann@example.org>\nSubject: Opening hours\nMessage-ID: <hours/1@example.org>\n\nWe open at nine.\n")
 	p.send("ann@example.org", "secret@lists.example.org", "From: ann@example.org\nSubject: Salaries\nMessage-ID: <pay@example.org>\n\nconfidential\n")
 	ms := p.settle()
-	if len(ms) != 2 {
-		t.Fatalf("%d copies, want 2", len(ms))
+	if len(ms) != 3 {
+		t.Fatalf("%d copies, want 3 (two members of dev, one of secret)", len(ms))
 	}
 	local := "http://" + s.ready["http"] + "/"
 	fetch := func(u string) (int, string) {
