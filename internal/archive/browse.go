@@ -247,3 +247,18 @@ func ArticleByNumber(ctx context.Context, q db.Querier, listID, article int64) (
 	}
 	return a, err
 }
+
+// ArticlesFrom returns up to limit posts from article first on, in
+// article order, holding at most maxBytes in all (the first always
+// comes), with the bytes of those no larger than maxRaw (the others' Raw
+// is nil: fetch them alone). A news reader that pipelines ARTICLE
+// commands then costs one query per window, not per article.
+func ArticlesFrom(ctx context.Context, q db.Querier, listID, first int64, limit, maxRaw, maxBytes int) ([]Article, error) {
+	var as []Article
+	err := q.SelectContext(ctx, &as, `SELECT `+entryCols+`, raw FROM (
+		SELECT `+entryCols+`, CASE WHEN size <= $4 THEN raw END AS raw,
+		       sum(CASE WHEN size <= $4 THEN size ELSE 0 END) OVER (ORDER BY article) AS upto
+		  FROM messages WHERE list_id = $1 AND article >= $2 ORDER BY article LIMIT $3) w
+		WHERE article = $2 OR upto <= $5 ORDER BY article`, listID, first, limit, maxRaw, maxBytes)
+	return as, err
+}

@@ -3,6 +3,7 @@ package nntpd
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"mime"
 	"net/mail"
@@ -13,6 +14,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/parley-list/parley/internal/archive"
+	"github.com/parley-list/parley/internal/errs"
 )
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -88,7 +90,7 @@ func (ss *session) resolve(arg string) (target, error) {
 	} else if n == 0 {
 		return target{}, errNoCurrent
 	}
-	a, err := archive.ArticleByNumber(ctx, ss.s.o.DB, ss.group.list.ID, n)
+	a, err := ss.byNumber(ctx, n)
 	if errors.Is(err, archive.ErrNoArticle) {
 		if arg == "" {
 			return target{}, errNoCurrent
@@ -358,4 +360,38 @@ func (ss *session) fieldOf(t target, field string) string {
 		return ""
 	}
 	return strings.Join(strings.Fields(h.Get(field)), " ")
+}
+
+// Read-ahead for clients that fetch a group article by article (suck,
+// pullnews, a newsreader catching up): a window of the articles that
+// follow is read with the first, bounded in count and in size.
+const (
+	aheadCount = 64
+	aheadMax   = 256 << 10 // larger articles are read alone
+	aheadBytes = 1 << 20   // a session holds at most this much read ahead
+)
+
+// byNumber returns article n of the current group, from the read-ahead
+// window when it holds it.
+func (ss *session) byNumber(ctx context.Context, n int64) (archive.Article, error) {
+	id := ss.group.list.ID
+	if ss.ahead.list == id {
+		for _, a := range ss.ahead.articles {
+			if a.Article == n && a.Raw != nil {
+				return a, nil
+			}
+		}
+	}
+	as, err := archive.ArticlesFrom(ctx, ss.s.o.DB, id, n, aheadCount, aheadMax, aheadBytes)
+	if err != nil {
+		return archive.Article{}, err
+	}
+	if len(as) == 0 || as[0].Article != n {
+		return archive.Article{}, errs.Kindf(archive.ErrNoArticle, "no article %d", n)
+	}
+	ss.ahead.list, ss.ahead.articles = id, as
+	if as[0].Raw == nil {
+		return archive.ArticleByNumber(ctx, ss.s.o.DB, id, n)
+	}
+	return as[0], nil
 }

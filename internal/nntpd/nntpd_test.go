@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -419,5 +420,35 @@ func TestNewsgroupName(t *testing.T) {
 	v := dial(t, addr)
 	if _, block := v.cmd("LIST ACTIVE local.*"); len(block) != 1 || !strings.HasPrefix(block[0], "local.library.dev 3 1") {
 		t.Errorf("LIST after renaming: %q", block)
+	}
+}
+
+// TestReadAhead: articles fetched one after another, one of them too big
+// to read ahead, come back whole and in order.
+func TestReadAhead(t *testing.T) {
+	t.Parallel()
+	addr, _, d := serveDB(t)
+	var l lists.List
+	l, _ = lists.Get(t.Context(), d, "dev@lists.example.org")
+	big := strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n", 6000) // ~380 KB
+	for i, body := range []string{"small four\n", big, "small six\n"} {
+		raw := mailmsg.Canonicalize([]byte("From: ann@example.org\nSubject: ahead\nMessage-ID: <ahead" + string(rune('a'+i)) + "@example.org>\n\n" + body))
+		sum, _ := mailmsg.Parse(raw, "h", mailmsg.Limits{})
+		if _, err := archive.Insert(t.Context(), d, archive.Post{ListID: l.ID, Raw: raw, Summary: sum, Source: "smtp", ReceivedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := dial(t, addr)
+	v.cmd("GROUP org.example.lists.dev")
+	for n := 1; n <= 6; n++ {
+		s, block := v.cmd("BODY " + strconv.Itoa(n))
+		if !strings.HasPrefix(s, "222 "+strconv.Itoa(n)+" ") {
+			t.Fatalf("BODY %d: %q", n, s)
+		}
+		body := strings.Join(block, "\n") + "\n"
+		want := map[int]string{4: "small four\n", 5: strings.ReplaceAll(big, "\r\n", "\n"), 6: "small six\n"}[n]
+		if want != "" && body != want {
+			t.Errorf("BODY %d: %d bytes, want %d", n, len(body), len(want))
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-list/parley/internal/archive"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/members"
 )
@@ -30,6 +31,10 @@ type session struct {
 	member  string // the logged-in address, "" for none
 	private map[int64]bool
 	tls     bool // the connection is TLS (nntps, or after STARTTLS)
+	ahead   struct {
+		list     int64
+		articles []archive.Article
+	} // read-ahead window of the current group (articles.go)
 }
 
 func (s *Server) session(c net.Conn, isTLS bool) {
