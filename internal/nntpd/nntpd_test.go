@@ -452,3 +452,48 @@ func TestReadAhead(t *testing.T) {
 		}
 	}
 }
+
+// TestHostile: input built to hurt gets the right code, and the server
+// keeps serving: huge and backwards ranges, overflowing numbers, a 1 MB
+// line, NULs, a wildmat made for backtracking, an article to a private
+// group, an article that never ends.
+func TestHostile(t *testing.T) {
+	t.Parallel()
+	addr, _ := serve(t)
+	v := dial(t, addr)
+	v.cmd("GROUP org.example.lists.dev")
+	for _, tc := range []struct{ cmd, status string }{
+		{"OVER 0-", "224"},
+		{"OVER 5-1", "224"},
+		{"OVER 1-9223372036854775807", "224"},
+		{"ARTICLE -1", "423"},
+		{"ARTICLE 99999999999999999999", "423"},
+		{"LISTGROUP org.example.lists.dev 9223372036854775806-", "211"},
+		{"HDR Subject 0-", "225"},
+		{"LIST ACTIVE " + strings.Repeat("*a", 200) + "*b", "215"},
+		{"GROUP org.example\x00.lists.dev", "411"},
+		{strings.Repeat("A", 1<<20), "501"},
+		{"NEWNEWS * 99999999 999999", "501"},
+		{"AUTHINFO PASS x", "482"},
+		{"DATE", "111"},
+	} {
+		if s, _ := v.cmd(tc.cmd); !strings.HasPrefix(s, tc.status) {
+			t.Errorf("%.40q: %q, want %s", tc.cmd, s, tc.status)
+		}
+	}
+	if got := v.post("From: zed@example.net\nNewsgroups: org.example.lists.secret\nMessage-ID: <h1@example.net>\n\nx\n.\n", false); !strings.HasPrefix(got, "441") {
+		t.Errorf("a post to a private group without login: %q", got)
+	}
+	// An article that never ends: the client goes, the server stays.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("POST\r\nFrom: zed@example.net\r\nNewsgroups: org.example.lists.dev\r\n\r\nno end\r\n"))
+	time.Sleep(100 * time.Millisecond)
+	c.Close()
+	w := dial(t, addr)
+	if s, _ := w.cmd("DATE"); !strings.HasPrefix(s, "111") {
+		t.Errorf("after an article that never ended: %q", s)
+	}
+}
