@@ -37,6 +37,15 @@ resp = s.post(b'From: Zed <zed@example.net>\r\nNewsgroups: org.example.lists.dev
 assert resp.startswith('240'), resp
 resp, count, first, last, name = s.group('org.example.lists.dev')
 assert count == 4, count
+hostile = [b'From: zed@example.net', b'Newsgroups: org.example.lists.dev', b'Message-ID: <many@example.net>']
+hostile += [b'X-H%d: v' % i for i in range(10000)] + [b'', b'body']
+try:
+    s.post(hostile)
+    raise SystemExit('an article with 10,000 header fields was taken')
+except nntplib.NNTPTemporaryError as e:
+    assert str(e).startswith('441'), e
+resp, count, first, last, name = s.group('org.example.lists.dev')
+assert count == 4, count
 print('ok', count)
 `
 
@@ -44,7 +53,7 @@ print('ok', count)
 // newsgroup from the real server: capabilities, the group list without
 // the private list, GROUP counts, OVER, and every article byte for byte
 // as the archive holds it; and posts one, which reaches the member by
-// mail once.
+// mail once, and one with 10,000 header fields, which is refused.
 func TestNewsReaders(t *testing.T) {
 	t.Parallel()
 	env, s, p := serveForPeople(t)
