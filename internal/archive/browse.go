@@ -79,13 +79,24 @@ func Thread(ctx context.Context, q db.Querier, listID, threadID int64) ([]Entry,
 // ByMessageID returns the post with that Message-ID (without <>); when
 // two posts share one, the first.
 func ByMessageID(ctx context.Context, q db.Querier, listID int64, msgid string) (Article, error) {
-	var a Article
-	err := q.GetContext(ctx, &a, `SELECT `+entryCols+`, raw FROM messages
-		WHERE list_id = $1 AND message_id = $2 ORDER BY article LIMIT 1`, listID, msgid)
-	if db.IsNoRows(err) {
-		return a, errs.Kindf(ErrNoArticle, "no post <%s>", msgid)
-	}
+	_, a, err := ByMessageIDIn(ctx, q, []int64{listID}, msgid)
 	return a, err
+}
+
+// ByMessageIDIn finds a post by Message-ID in any of the lists given, in
+// one query (a news reader's ARTICLE <id> names no group), and returns
+// its list with it: the lowest list, then the first article.
+func ByMessageIDIn(ctx context.Context, q db.Querier, listIDs []int64, msgid string) (int64, Article, error) {
+	var a struct {
+		ListID int64 `db:"list_id"`
+		Article
+	}
+	err := q.GetContext(ctx, &a, `SELECT list_id, `+entryCols+`, raw FROM messages
+		WHERE list_id = ANY($1) AND message_id = $2 ORDER BY list_id, article LIMIT 1`, pq.Int64Array(listIDs), msgid)
+	if db.IsNoRows(err) {
+		return 0, a.Article, errs.Kindf(ErrNoArticle, "no post <%s>", msgid)
+	}
+	return a.ListID, a.Article, err
 }
 
 // Between returns up to limit posts received in [from, to), in article

@@ -275,7 +275,7 @@ func listLsCmd(e *env) *cobra.Command {
 		Args:  nArgs(0, 0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
 			return e.withDB(c.Context(), func(d *app.Database) error {
-				ls, err := lists.All(c.Context(), d)
+				ls, err := lists.AllCounted(c.Context(), d)
 				if err != nil {
 					return err
 				}

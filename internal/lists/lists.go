@@ -351,10 +351,21 @@ func GetByID(ctx context.Context, q db.Querier, id int64) (List, error) {
 	return l, nil
 }
 
-// All returns every list, ordered by domain and name.
+// All returns every list, ordered by domain and name, without member
+// counts (Members is 0): what the readers (web, NNTP) look up on every
+// request needs no count over each list's members.
 func All(ctx context.Context, q db.Querier) ([]List, error) {
+	return all(ctx, q, selectList)
+}
+
+// AllCounted is All with each list's member count, for showing lists.
+func AllCounted(ctx context.Context, q db.Querier) ([]List, error) {
+	return all(ctx, q, selectListCounts)
+}
+
+func all(ctx context.Context, q db.Querier, query string) ([]List, error) {
 	var ls []List
-	if err := q.SelectContext(ctx, &ls, selectListCounts+` ORDER BY d.name, l.local_part`); err != nil {
+	if err := q.SelectContext(ctx, &ls, query+` ORDER BY d.name, l.local_part`); err != nil {
 		return nil, fmt.Errorf("list lists: %w", err)
 	}
 	return ls, nil

@@ -66,14 +66,20 @@ func (ss *session) resolve(arg string) (target, error) {
 		if err != nil {
 			return target{}, err
 		}
-		id := arg[1 : len(arg)-1]
+		ids := make([]int64, len(gs))
+		for i, g := range gs {
+			ids[i] = g.list.ID
+		}
+		listID, a, err := archive.ByMessageIDIn(ctx, ss.s.o.DB, ids, arg[1:len(arg)-1])
+		if errors.Is(err, archive.ErrNoArticle) {
+			return target{}, errNoMsgID
+		}
+		if err != nil {
+			return target{}, err
+		}
 		for i := range gs {
-			a, err := archive.ByMessageID(ctx, ss.s.o.DB, gs[i].list.ID, id)
-			if err == nil {
+			if gs[i].list.ID == listID {
 				return target{g: &gs[i], article: a}, nil
-			}
-			if !errors.Is(err, archive.ErrNoArticle) {
-				return target{}, err
 			}
 		}
 		return target{}, errNoMsgID
@@ -225,7 +231,7 @@ func (ss *session) rangeArg(args []string) (lo, hi int64, ok bool) {
 		}
 		return ss.current, ss.current, true
 	}
-	_, _, high, _ := ss.counts(*ss.group)
+	_, _, high := counts(*ss.group)
 	lo, hi, ok = parseRange(args[0], high)
 	if !ok {
 		ss.reply("501 bad range")

@@ -118,11 +118,7 @@ func (ss *session) list(args []string) {
 		}
 		switch kind {
 		case "ACTIVE":
-			_, low, high, err := ss.counts(g)
-			if err != nil {
-				ss.failed(err)
-				return
-			}
+			_, low, high := counts(g)
 			ss.reply("%s %d %d n", g.name, high, max(low, 1))
 		case "ACTIVE.TIMES":
 			ss.reply("%s %d %s", g.name, g.list.CreatedAt.Unix(), "parley")
@@ -136,12 +132,12 @@ func (ss *session) list(args []string) {
 // counts are a group's article count and range. Article numbers are
 // gapless from 1 (docs/architecture.md), so the list's counter gives all
 // three exactly, without counting.
-func (ss *session) counts(g group) (n, low, high int64, err error) {
+func counts(g group) (n, low, high int64) {
 	high = g.list.NextArticle - 1
 	if high < 1 {
-		return 0, 0, 0, nil
+		return 0, 0, 0
 	}
-	return high, 1, high, nil
+	return high, 1, high
 }
 
 // groupCmd answers GROUP and LISTGROUP: a group that is not visible is
@@ -163,11 +159,7 @@ func (ss *session) groupCmd(verb string, args []string) {
 		ss.reply("412 no newsgroup selected")
 		return
 	}
-	n, low, high, err := ss.counts(*g)
-	if err != nil {
-		ss.failed(err)
-		return
-	}
+	n, low, high := counts(*g)
 	ss.group, ss.current = g, low
 	if n == 0 {
 		low, high = 1, 0
@@ -186,7 +178,7 @@ func (ss *session) groupCmd(verb string, args []string) {
 	}
 	ctx, cancel := ss.s.ctx()
 	defer cancel()
-	err = archive.EachEntry(ctx, ss.s.o.DB, g.list.ID, lo, hi, func(e archive.Entry) error {
+	err := archive.EachEntry(ctx, ss.s.o.DB, g.list.ID, lo, hi, func(e archive.Entry) error {
 		_, err := ss.w.WriteString(itoa(e.Article) + "\r\n")
 		return err
 	})
@@ -241,10 +233,7 @@ func (ss *session) newgroups(args []string) {
 	ss.reply("231 new newsgroups follow")
 	for _, g := range gs {
 		if !g.list.CreatedAt.Before(since) {
-			_, low, high, err := ss.counts(g)
-			if err != nil {
-				break
-			}
+			_, low, high := counts(g)
 			ss.reply("%s %d %d n", g.name, high, max(low, 1))
 		}
 	}

@@ -51,7 +51,7 @@ func (a *Archive) index(w http.ResponseWriter, r *http.Request) {
 		if l.Archive != lists.ArchivePublic && !member[l.ID] {
 			continue
 		}
-		last, err := archive.LastPost(r.Context(), a.o.DB, l.ID)
+		last, err := a.lastPost(r.Context(), l)
 		if err != nil {
 			a.failed(w, r, err)
 			return

@@ -38,8 +38,21 @@ func (a *Archive) mac(parts ...string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
 }
 
+// visitorKey holds the visitor's address in a request's context: the
+// cookie is checked once per request (ServeHTTP), not by every part of
+// the answer that needs to know.
+type visitorKey struct{}
+
 // session returns the logged-in visitor's address ("" for none).
 func (a *Archive) session(r *http.Request) string {
+	if v, ok := r.Context().Value(visitorKey{}).(string); ok {
+		return v
+	}
+	return a.cookieSession(r)
+}
+
+// cookieSession checks the session cookie.
+func (a *Archive) cookieSession(r *http.Request) string {
 	c, err := r.Cookie(cookieName)
 	if err != nil || len(a.o.Secret) == 0 {
 		return ""

@@ -132,7 +132,7 @@ func (a *Archive) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.o.QueryTimeout)
 	defer cancel()
-	r = r.WithContext(ctx)
+	r = r.WithContext(context.WithValue(ctx, visitorKey{}, a.cookieSession(r)))
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	switch {
 	case account:
