@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -118,9 +119,17 @@ func TestSuck(t *testing.T) {
 	if len(files) != 5 {
 		t.Fatalf("suck stored %d articles, want 5: %v", len(files), files)
 	}
-	posts := archiveLs(t, env, "dev@lists.example.org")
+	spoolMatchesArchive(t, env, "dev@lists.example.org", files)
+	s.stop()
+}
+
+// spoolMatchesArchive checks articles a news client stored as files:
+// each is an archived post of list, byte for byte after the news fields
+// parley puts first (Path, Newsgroups, Xref).
+func spoolMatchesArchive(t *testing.T, env []string, list string, files []string) {
+	t.Helper()
 	byID := map[string]int64{}
-	for _, l := range posts {
+	for _, l := range archiveLs(t, env, list) {
 		byID[l.MessageID] = l.Article
 	}
 	for _, f := range files {
@@ -134,12 +143,142 @@ func TestSuck(t *testing.T) {
 			t.Errorf("%s: no archived post %q", f, id)
 			continue
 		}
-		raw := mustRun(t, env, "archive", "show", "dev@lists.example.org", fmt.Sprint(n))
+		raw := strings.ReplaceAll(mustRun(t, env, "archive", "show", list, fmt.Sprint(n)), "\r\n", "\n")
+		// A post that came by news has its own news fields, which give
+		// way to the server's.
+		head, text, _ := strings.Cut(raw, "\n\n")
+		head = regexp.MustCompile(`(?m)^(Path|Newsgroups|Xref): .*\n`).ReplaceAllString(head+"\n", "")
+		raw = head + "\n" + text
 		_, body, _ := strings.Cut(strings.ReplaceAll(string(got), "\r\n", "\n"), "\nXref: ")
 		_, body, _ = strings.Cut(body, "\n")
-		if body != strings.ReplaceAll(raw, "\r\n", "\n") {
+		if body != raw {
 			t.Errorf("%s differs from article %d:\n%q\nwant\n%q", f, n, body, raw)
 		}
 	}
+}
+
+// TestSlrnpull: slrnpull, slrn's offline puller, copies a group into its
+// spool, every article the archived post; then posts what slrn left in
+// its out.going directory (slrn's posting path when reading offline),
+// which reaches the member by mail once and the archive once, and the
+// next pull brings it back.
+func TestSlrnpull(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("slrnpull"); err != nil {
+		t.Fatal("slrnpull is not installed (apt-get install slrnpull); .ci/run installs it")
+	}
+	env, s, p := serveForPeople(t)
+	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open")
+	mustRun(t, env, "member", "add", "--quiet", "dev@lists.example.org", "reader@example.org")
+	for i := range 3 {
+		p.send("ann@example.org", "dev@lists.example.org", fmt.Sprintf("From: ann@example.org\nSubject: Pull %d\nMessage-ID: <p%d@example.org>\n\nLine one.\n.dot line\n", i, i))
+	}
+	p.settle()
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "slrnpull.conf"), []byte("default 100 14 0\norg.example.lists.dev\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pull := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("slrnpull", append([]string{"-d", root, "-h", s.ready["nntp"]}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("slrnpull %v: %v\n%s", args, err, out)
+		}
+	}
+	spool := filepath.Join(root, "news", "org", "example", "lists", "dev")
+	pull()
+	files, _ := filepath.Glob(filepath.Join(spool, "[0-9]*"))
+	if len(files) != 3 {
+		t.Fatalf("slrnpull stored %d articles, want 3: %v", len(files), files)
+	}
+	spoolMatchesArchive(t, env, "dev@lists.example.org", files)
+
+	// slrn writes a post to out.going as a file named X…; slrnpull posts
+	// it (without dot-stuffing: slrnpull 1.0.3 sends a line that starts
+	// with a dot as it is, so the post here has none).
+	post := "From: Zed <zed@example.net>\nNewsgroups: org.example.lists.dev\nSubject: From slrn\nMessage-ID: <slrn1@example.net>\n\nPosted offline.\n"
+	if err := os.WriteFile(filepath.Join(root, "out.going", "X1"), []byte(post), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pull("--post-only")
+	if left, _ := filepath.Glob(filepath.Join(root, "out.going", "*", "*")); len(left) > 0 {
+		t.Errorf("the server rejected the post: %v", left)
+	}
+	var copies int
+	for _, m := range sentTo(p.settle(), "reader@example.org") {
+		if header(string(m.Data), "Subject") == "From slrn" {
+			copies++
+		}
+	}
+	if copies != 1 {
+		t.Errorf("%d copies of the post from slrn reached the member, want 1", copies)
+	}
+	pull()
+	files, _ = filepath.Glob(filepath.Join(spool, "[0-9]*"))
+	if len(files) != 4 {
+		t.Fatalf("after the post slrnpull has %d articles, want 4", len(files))
+	}
+	spoolMatchesArchive(t, env, "dev@lists.example.org", files)
 	s.stop()
+}
+
+// TestPullnews: INN's pullnews copies a group from one parley to another
+// (posting each article as a newsreader would), and the second server
+// archives each once and mails it to its member; a second run copies
+// only what is new.
+func TestPullnews(t *testing.T) {
+	t.Parallel()
+	pullnews, err := exec.LookPath("pullnews")
+	if err != nil {
+		pullnews = "/usr/lib/news/bin/pullnews" // where Debian's inn2 puts it
+	}
+	if _, err := os.Stat(pullnews); err != nil {
+		t.Fatal("pullnews is not installed (apt-get install inn2); .ci/run installs it")
+	}
+	envA, a, pa := serveForPeople(t)
+	envB, b, pb := serveForPeople(t)
+	for _, env := range [][]string{envA, envB} {
+		mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open")
+	}
+	mustRun(t, envB, "member", "add", "--quiet", "dev@lists.example.org", "reader@example.org")
+	for i := range 4 {
+		pa.send("ann@example.org", "dev@lists.example.org", fmt.Sprintf("From: ann@example.org\nSubject: Copied %d\nMessage-ID: <c%d@example.org>\n\nLine one.\n.dot line\n", i, i))
+	}
+	pa.settle()
+	dir := t.TempDir()
+	marks := filepath.Join(dir, "pullnews.marks")
+	if err := os.WriteFile(marks, []byte(a.ready["nntp"]+"\n\torg.example.lists.dev\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func() {
+		t.Helper()
+		cmd := exec.Command(pullnews, "-c", marks, "-s", b.ready["nntp"], "-R", "-l", filepath.Join(dir, "log"))
+		cmd.Env = append(os.Environ(), "HOME="+dir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("pullnews: %v\n%s", err, out)
+		}
+	}
+	run()
+	copied := archiveLs(t, envB, "dev@lists.example.org")
+	if len(copied) != 4 {
+		t.Fatalf("the second server archived %d posts, want 4", len(copied))
+	}
+	for _, l := range copied {
+		want := mustRun(t, envA, "archive", "show", "dev@lists.example.org", fmt.Sprint(l.Article))
+		got := mustRun(t, envB, "archive", "show", "dev@lists.example.org", fmt.Sprint(l.Article))
+		if !strings.HasSuffix(got, want[strings.Index(want, "From: "):]) {
+			t.Errorf("article %d copied as\n%q\nwant it to end with the original's\n%q", l.Article, got, want)
+		}
+	}
+	pa.send("bob@example.org", "dev@lists.example.org", "From: bob@example.org\nSubject: Later\nMessage-ID: <later@example.org>\n\nNew.\n")
+	pa.settle()
+	run()
+	if n := len(archiveLs(t, envB, "dev@lists.example.org")); n != 5 {
+		t.Errorf("after the second run the second server has %d posts, want 5", n)
+	}
+	if n := len(sentTo(pb.settle(), "reader@example.org")); n != 5 {
+		t.Errorf("the second server's member got %d copies, want 5", n)
+	}
+	a.stop()
+	b.stop()
 }

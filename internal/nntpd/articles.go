@@ -148,9 +148,10 @@ func (ss *session) article(verb string, args []string) {
 
 // withNewsHeaders returns a post's header, with the fields a news
 // article carries (RFC 5536) put first and any of theirs it came with
-// left out: Path (this server, then "not-for-mail", as a reader server
-// of its own articles writes it), Newsgroups (its group), Xref (its
-// number there, which clients use to mark it read) — and its body.
+// left out: Path (this server, then the path the article came by when
+// it came by news, else "not-for-mail", as a reader server of its own
+// articles writes it), Newsgroups (its group), Xref (its number there,
+// which clients use to mark it read) — and its body.
 func (ss *session) withNewsHeaders(t target) (head, body []byte) {
 	raw := t.article.Raw
 	end := bytes.Index(raw, []byte("\r\n\r\n"))
@@ -158,7 +159,7 @@ func (ss *session) withNewsHeaders(t target) (head, body []byte) {
 		end = len(raw)
 	}
 	var b bytes.Buffer
-	b.WriteString("Path: " + ss.s.o.Hostname + "!not-for-mail\r\n")
+	b.WriteString("Path: " + ss.s.o.Hostname + "!" + pathOf(raw[:end+2]) + "\r\n")
 	b.WriteString("Newsgroups: " + t.g.name + "\r\n")
 	b.WriteString("Xref: " + ss.s.o.Hostname + " " + t.g.name + ":" + itoa(t.article.Article) + "\r\n")
 	skip := false
@@ -186,6 +187,28 @@ func (ss *session) withNewsHeaders(t target) (head, body []byte) {
 	}
 	return head, body
 }
+
+// pathOf is the Path a stored article came with, when it came by news
+// and the path is well formed (path identities and "!", RFC 5536
+// §3.1.5, on one line); "not-for-mail" otherwise.
+func pathOf(head []byte) string {
+	const none = "not-for-mail"
+	for _, line := range bytes.Split(head, []byte("\r\n")) {
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok || !bytes.EqualFold(name, []byte("Path")) {
+			continue
+		}
+		p := string(bytes.TrimSpace(value))
+		if p == "" || len(p) > 512 || strings.Trim(p, pathChars) != "" {
+			return none
+		}
+		return p
+	}
+	return none
+}
+
+// pathChars are those of path identities and their "!" separators.
+const pathChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_!"
 
 // over answers OVER/XOVER [range|message-id], from the stored fields.
 func (ss *session) over(args []string) {

@@ -1,0 +1,24 @@
+package nntpd
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestPathOf: an article that came by news keeps the path it came by
+// behind this server's name; anything else is "not-for-mail".
+func TestPathOf(t *testing.T) {
+	tests := []struct{ head, want string }{
+		{"From: a@example.org\r\n", "not-for-mail"},
+		{"path: feed.example!origin.example!not-for-mail\r\nFrom: a@example.org\r\n", "feed.example!origin.example!not-for-mail"},
+		{"Path: a b\r\n", "not-for-mail"},
+		{"Path: a!<script>\r\n", "not-for-mail"},
+		{"Path:\r\n", "not-for-mail"},
+		{"Path: " + strings.Repeat("a!", 300) + "\r\n", "not-for-mail"},
+	}
+	for _, tc := range tests {
+		if got := pathOf([]byte(tc.head)); got != tc.want {
+			t.Errorf("pathOf(%.40q) = %q, want %q", tc.head, got, tc.want)
+		}
+	}
+}
