@@ -72,6 +72,7 @@ func Run(ctx context.Context, o Options) error {
 		{"imap", b.imapArchive, false},
 		{"web", b.webArchive, false},
 		{"web-peers", b.webPeers, true},
+		{"nntp-peers", b.nntpPeers, true},
 		{"load", b.load, true},
 	}
 	for _, s := range steps {
@@ -86,7 +87,8 @@ func Run(ctx context.Context, o Options) error {
 }
 
 type runner struct {
-	o Options
+	o     Options
+	piEnv []string // the public-inbox inbox's environment, once built
 }
 
 // report prints one figure.

@@ -327,6 +327,7 @@ func median(vals []float64) float64 {
 // rssSampler reads one process's VmRSS every 100 ms and keeps the peak.
 type rssSampler struct {
 	pid  int
+	tree bool // count the descendants too
 	mu   sync.Mutex
 	max  int64 // kB
 	done chan struct{}
@@ -334,8 +335,17 @@ type rssSampler struct {
 	wg   sync.WaitGroup
 }
 
-func sampleRSS(pid int) *rssSampler {
-	r := &rssSampler{pid: pid, done: make(chan struct{})}
+// sampleRSS samples one process's resident memory every 100 ms (parley
+// serves from one process; its PostgreSQL is measured apart).
+func sampleRSS(pid int) *rssSampler { return startSampler(&rssSampler{pid: pid}) }
+
+// sampleTreeRSS samples a process's and its descendants' memory added
+// up: the peers serve readers from worker processes (INN's nnrpd,
+// public-inbox's workers).
+func sampleTreeRSS(pid int) *rssSampler { return startSampler(&rssSampler{pid: pid, tree: true}) }
+
+func startSampler(r *rssSampler) *rssSampler {
+	r.done = make(chan struct{})
 	r.wg.Go(func() {
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
@@ -351,23 +361,64 @@ func sampleRSS(pid int) *rssSampler {
 	return r
 }
 
+// sample reads the resident memory of the process, or of it and its
+// descendants added up.
 func (r *rssSampler) sample() {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.pid))
+	pids := []int{r.pid}
+	if r.tree {
+		pids = processTree(r.pid)
+	}
+	var kb int64
+	for _, pid := range pids {
+		kb += vmRSS(pid)
+	}
+	r.mu.Lock()
+	r.max = max(r.max, kb)
+	r.mu.Unlock()
+}
+
+// processTree is pid and its descendants, as /proc shows them now.
+func processTree(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	children := map[int][]int{}
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …; comm may hold spaces and parentheses.
+		rest := stat[bytes.LastIndexByte(stat, ')')+1:]
+		if f := strings.Fields(string(rest)); len(f) > 1 {
+			if ppid, err := strconv.Atoi(f[1]); err == nil {
+				children[ppid] = append(children[ppid], child)
+			}
+		}
+	}
+	tree := []int{pid}
+	for i := 0; i < len(tree); i++ { // breadth first, no recursion
+		tree = append(tree, children[tree[i]]...)
+	}
+	return tree
+}
+
+// vmRSS is a process's resident memory in kB (0 when it is gone).
+func vmRSS(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return // the process is gone; its error surfaces elsewhere
+		return 0 // the process is gone; its error surfaces elsewhere
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err == nil {
-				r.mu.Lock()
-				r.max = max(r.max, kb)
-				r.mu.Unlock()
-			}
-			return
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb
 		}
 	}
+	return 0
 }
 
 // peak is the highest RSS seen so far in MB, counted as the peers'

@@ -13,8 +13,10 @@ import (
 
 // nntpFigures reads the generated archive as a newsgroup: GROUP's
 // latency (median of 50), OVER of every article (seconds), ARTICLE of
-// every article (MB/s, 100 commands in flight at a time).
-func (b *runner) nntpFigures(ctx context.Context, addr string, count int) error {
+// every article (MB/s, 100 commands in flight at a time). The figures'
+// names start with prefix: "" for parley's, "peer_…_" for a peer's,
+// which the same client reads in the same way.
+func (b *runner) nntpFigures(ctx context.Context, addr, prefix string, count int) error {
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return err
@@ -42,6 +44,12 @@ func (b *runner) nntpFigures(ctx context.Context, addr string, count int) error 
 	if _, err := line(); err != nil {
 		return err
 	}
+	// INN answers a feed's peer in transit mode until this.
+	fmt.Fprintf(w, "MODE READER\r\n")
+	w.Flush()
+	if s, err := line(); err != nil || !strings.HasPrefix(s, "20") {
+		return fmt.Errorf("MODE READER: %q %v", s, err)
+	}
 	group := nntpd.GroupName(imapList)
 	var lat []float64
 	for range 50 {
@@ -53,7 +61,7 @@ func (b *runner) nntpFigures(ctx context.Context, addr string, count int) error 
 		}
 		lat = append(lat, time.Since(start).Seconds()*1000)
 	}
-	b.report("nntp_group_ms", median(lat), "ms")
+	b.report(prefix+"nntp_group_ms", median(lat), "ms")
 	start := time.Now()
 	fmt.Fprintf(w, "OVER 1-%d\r\n", count)
 	w.Flush()
@@ -63,7 +71,7 @@ func (b *runner) nntpFigures(ctx context.Context, addr string, count int) error 
 	if _, err := block(); err != nil {
 		return err
 	}
-	b.report("nntp_over_all_s", time.Since(start).Seconds(), "s")
+	b.report(prefix+"nntp_over_all_s", time.Since(start).Seconds(), "s")
 	start = time.Now()
 	var total int64
 	for first := 1; first <= count; first += 100 {
@@ -84,6 +92,6 @@ func (b *runner) nntpFigures(ctx context.Context, addr string, count int) error 
 			total += m
 		}
 	}
-	b.report("nntp_article_MBps", float64(total)/1e6/time.Since(start).Seconds(), "MB/s")
+	b.report(prefix+"nntp_article_MBps", float64(total)/1e6/time.Since(start).Seconds(), "MB/s")
 	return nil
 }

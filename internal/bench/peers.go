@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/parley-list/parley/internal/nntpd"
 )
 
 //go:embed pi-import.pl
@@ -23,55 +25,10 @@ var piImport []byte
 // public-inbox-httpd runs two workers, one per core of the machine the
 // figures were taken on, as parley's one process uses both.
 func (b *runner) webPeers(ctx context.Context) error {
-	for _, tool := range []string{"public-inbox-init", "public-inbox-index", "public-inbox-httpd", "perl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s is not installed (apt-get install public-inbox)", tool)
-		}
-	}
-	path, _, err := b.imapMbox()
+	env, err := b.publicInbox(ctx)
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(b.o.WorkDir, "public-inbox")
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	env := append(os.Environ(), "PI_CONFIG="+filepath.Join(dir, "config"), "HOME="+dir)
-	run := func(stdin string, name string, args ...string) error {
-		cmd := exec.CommandContext(ctx, name, args...)
-		cmd.Env = env
-		if stdin != "" {
-			f, err := os.Open(stdin)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			cmd.Stdin = f
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %v\n%s", name, err, out)
-		}
-		return nil
-	}
-	inbox := filepath.Join(dir, "bench")
-	script := filepath.Join(dir, "import.pl")
-	if err := os.WriteFile(script, piImport, 0o644); err != nil {
-		return err
-	}
-	start := time.Now()
-	if err := run("", "public-inbox-init", "-V2", "bench", inbox, "http://127.0.0.1/bench", imapList); err != nil {
-		return err
-	}
-	if err := run(path, "perl", script, inbox); err != nil {
-		return err
-	}
-	if err := run("", "public-inbox-index", "--no-fsync", inbox); err != nil {
-		return err
-	}
-	b.report("peer_public_inbox_import_s", time.Since(start).Seconds(), "s")
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -111,6 +68,72 @@ func (b *runner) webPeers(ctx context.Context) error {
 		b.report("peer_public_inbox_"+p.name+"_p99_ms", p99.Seconds()*1000, "ms")
 	}
 	b.report("peer_public_inbox_peak_rss_MB", rss.stop(), "MB")
+	return nil
+}
+
+// publicInbox builds, once per run, a public-inbox v2 inbox of the
+// generated archive (served as the newsgroup parley serves it as) and
+// returns the environment its daemons need.
+func (b *runner) publicInbox(ctx context.Context) ([]string, error) {
+	if b.piEnv != nil {
+		return b.piEnv, nil
+	}
+	for _, tool := range []string{"public-inbox-init", "public-inbox-index", "public-inbox-httpd", "public-inbox-nntpd", "perl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("%s is not installed (apt-get install public-inbox)", tool)
+		}
+	}
+	path, _, err := b.imapMbox()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(b.o.WorkDir, "public-inbox")
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	env := append(os.Environ(), "PI_CONFIG="+filepath.Join(dir, "config"), "HOME="+dir)
+	inbox := filepath.Join(dir, "bench")
+	script := filepath.Join(dir, "import.pl")
+	if err := os.WriteFile(script, piImport, 0o644); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	steps := []struct {
+		stdin string
+		args  []string
+	}{
+		{"", []string{"public-inbox-init", "-V2", "--ng", nntpd.GroupName(imapList), "bench", inbox, "http://127.0.0.1/bench", imapList}},
+		{path, []string{"perl", script, inbox}},
+		{"", []string{"public-inbox-index", "--no-fsync", inbox}},
+	}
+	for _, st := range steps {
+		if err := runWith(ctx, env, st.stdin, st.args...); err != nil {
+			return nil, err
+		}
+	}
+	b.report("peer_public_inbox_import_s", time.Since(start).Seconds(), "s")
+	b.piEnv = env
+	return env, nil
+}
+
+// runWith runs a command with env, stdin from a file ("" for none).
+func runWith(ctx context.Context, env []string, stdin string, args ...string) error {
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Env = env
+	if stdin != "" {
+		f, err := os.Open(stdin)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cmd.Stdin = f
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %v\n%s", args[0], err, out)
+	}
 	return nil
 }
 

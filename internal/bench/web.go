@@ -73,7 +73,7 @@ func (b *runner) webArchive(ctx context.Context) error {
 	// The same archive as a newsgroup.
 	nrss := sampleRSS(s.cmd.Process.Pid)
 	defer nrss.stop()
-	if err := b.nntpFigures(ctx, s.ready["nntp"], b.o.IMAPCount); err != nil {
+	if err := b.nntpFigures(ctx, s.ready["nntp"], "", b.o.IMAPCount); err != nil {
 		return fmt.Errorf("nntp: %w", err)
 	}
 	b.report("nntp_peak_rss_MB", nrss.stop(), "MB")
