@@ -243,7 +243,7 @@ func innSetup(root, bin string, port int) (string, error) {
 		conf += key + ": " + filepath.Join(root, dir) + "\n"
 	}
 	files := map[string]string{
-		"etc/inn.conf": conf,
+		"etc/inn.conf":  conf,
 		"etc/newsfeeds": "ME:*::\n",
 		"db/active": "control 0000000000 0000000001 n\ncontrol.cancel 0000000000 0000000001 n\n" +
 			"junk 0000000000 0000000001 n\n" + nntpd.GroupName(imapList) + " 0000000000 0000000001 y\n",
