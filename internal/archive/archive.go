@@ -21,6 +21,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -102,6 +103,7 @@ type storedPost struct {
 	MessageID  string     `json:"message_id"`
 	Synth      bool       `json:"msgid_synth"`
 	HeaderLen  int        `json:"header_len"`
+	Lines      int        `json:"lines"`
 	Received   time.Time  `json:"received_at"`
 	Sent       *time.Time `json:"sent_at"`
 	From       string     `json:"from_addr"`
@@ -117,6 +119,16 @@ type storedPost struct {
 	Envelope   string     `json:"envelope_from"`
 	Lookup     string     `json:"subject_lookup"` // not a column: the base subject to thread by
 	Queue      bool       `json:"queue"`          // not a column: queue delivery to the members
+}
+
+// BodyLines is the number of lines of a message body: those that end in
+// LF, and a last one without.
+func BodyLines(body []byte) int {
+	n := bytes.Count(body, []byte("\n"))
+	if len(body) > 0 && body[len(body)-1] != '\n' {
+		n++
+	}
+	return n
 }
 
 // byteaText is bytes in a JSON string as PostgreSQL's bytea input reads
@@ -147,6 +159,7 @@ func InsertBatch(ctx context.Context, q db.Querier, posts []Post) ([]Stored, err
 			SubjectKey: key, InReplyTo: strPtr(s.InReplyTo), Refs: nonNilStrings(s.Refs), Parent: strPtr(s.Parent()),
 			Source: p.Source, Lookup: lookup, Queue: p.Queue, Envelope: p.EnvelopeFrom}
 		raws[i], keys[i] = p.Raw, s.ContentKey
+		recs[i].Lines = BodyLines(p.Raw[min(s.HeaderLen, len(p.Raw)):])
 		d := p.Derived
 		if d == nil {
 			var err error

@@ -371,3 +371,21 @@ func TestExportSender(t *testing.T) {
 		t.Errorf("senders %v, %v", senders, err)
 	}
 }
+
+func TestBodyLines(t *testing.T) {
+	tests := []struct {
+		body string
+		want int
+	}{
+		{"", 0},
+		{"one\r\n", 1},
+		{"one\r\ntwo", 2},
+		{"\r\n\r\n", 2},
+		{"a\nb\nc\n", 3},
+	}
+	for _, tc := range tests {
+		if got := archive.BodyLines([]byte(tc.body)); got != tc.want {
+			t.Errorf("BodyLines(%q) = %d, want %d", tc.body, got, tc.want)
+		}
+	}
+}

@@ -17,7 +17,7 @@ import (
 // one thread, one post by Message-ID, a month. Each is one indexed query,
 // bounded.
 
-const entryCols = `id, article, message_id, thread_id, refs, subject, from_addr, from_name, sent_at, received_at, size`
+const entryCols = `id, article, message_id, thread_id, refs, subject, from_addr, from_name, sent_at, received_at, size, lines`
 
 // MaxThreadPosts bounds the posts of one thread a page or feed shows.
 const MaxThreadPosts = 2000

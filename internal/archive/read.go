@@ -26,6 +26,7 @@ type Entry struct {
 	SentAt     *time.Time     `db:"sent_at"`
 	ReceivedAt time.Time      `db:"received_at"`
 	Size       int64          `db:"size"`
+	Lines      int64          `db:"lines"` // the body's
 }
 
 // Entries returns a list's posts in article order, those received at or
@@ -33,7 +34,7 @@ type Entry struct {
 func Entries(ctx context.Context, q db.Querier, listID int64, since time.Time) ([]Entry, error) {
 	var es []Entry
 	err := q.SelectContext(ctx, &es, `
-		SELECT id, article, message_id, thread_id, refs, subject, from_addr, from_name, sent_at, received_at, size
+		SELECT `+entryCols+`
 		  FROM messages WHERE list_id = $1 AND received_at >= $2 ORDER BY article`, listID, since)
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
@@ -254,7 +255,7 @@ func FillSearchText(ctx context.Context, q db.Querier, batch int) (int, error) {
 func Distributed(ctx context.Context, q db.Querier, listID, first int64, limit int) ([]Entry, error) {
 	var es []Entry
 	err := q.SelectContext(ctx, &es, `
-		SELECT id, article, message_id, thread_id, refs, subject, from_addr, from_name, sent_at, received_at, size
+		SELECT `+entryCols+`
 		  FROM messages WHERE list_id = $1 AND article >= $2 AND source <> 'import' ORDER BY article LIMIT $3`,
 		listID, first, limit)
 	if err != nil {
@@ -282,7 +283,7 @@ type Article struct {
 func Articles(ctx context.Context, q db.Querier, listID, first, last int64, without []int64) ([]Article, error) {
 	var as []Article
 	err := q.SelectContext(ctx, &as, `
-		SELECT id, article, message_id, thread_id, refs, subject, from_addr, from_name, sent_at, received_at, size,
+		SELECT `+entryCols+`,
 		       CASE WHEN article = ANY ($4::bigint[]) THEN ''::bytea ELSE raw END AS raw
 		  FROM messages WHERE list_id = $1 AND article BETWEEN $2 AND $3 AND source <> 'import' ORDER BY article`,
 		listID, first, last, pq.Int64Array(without))

@@ -263,14 +263,14 @@ func (ss *session) rangeArg(args []string) (lo, hi int64, ok bool) {
 }
 
 // overLine is one line of OVER: number (0 by Message-ID), Subject, From,
-// Date, Message-ID, References, bytes, lines (not kept: empty), Xref.
+// Date, Message-ID, References, bytes, the body's lines, Xref.
 func (ss *session) overLine(g *group, e archive.Entry, n int64) string {
 	refs := make([]string, len(e.Refs))
 	for i, r := range e.Refs {
 		refs[i] = "<" + r + ">"
 	}
 	fields := []string{itoa(n), headerValue(e.Subject), fromValue(e), dateValue(e), "<" + e.MessageID + ">",
-		strings.Join(refs, " "), itoa(e.Size), "", "Xref: " + ss.s.o.Hostname + " " + g.name + ":" + itoa(e.Article)}
+		strings.Join(refs, " "), itoa(e.Size), itoa(e.Lines), "Xref: " + ss.s.o.Hostname + " " + g.name + ":" + itoa(e.Article)}
 	for i, f := range fields {
 		fields[i] = strings.Map(func(r rune) rune {
 			if r == '\t' || r == '\r' || r == '\n' || r == 0 {
@@ -368,7 +368,7 @@ func (ss *session) fieldOf(t target, field string) string {
 	case ":bytes":
 		return itoa(e.Size)
 	case ":lines":
-		return ""
+		return itoa(e.Lines)
 	case "newsgroups":
 		return t.g.name
 	case "xref":

@@ -180,7 +180,7 @@ func TestReader(t *testing.T) {
 		{"ARTICLE <budget@example.org>", "430", nil},
 		{"OVER 1-3", "224", []string{"2\tRe: Shelving\t=?utf-8?q?B=C3=B8b?= <bob@example.org>"}},
 		{"XOVER 0-1", "224", nil},
-		{"OVER <three@example.org>", "224", []string{"0\tHours\tcarol@example.org"}},
+		{"OVER <three@example.org>", "224", []string{"0\tHours\tcarol@example.org", "\t1\tXref: news.example.org org.example.lists.dev:3"}},
 		{"HDR Subject 1-2", "225", []string{"1 Shelving", "2 Re: Shelving"}},
 		{"HDR X-Custom 3", "225", []string{"3 yes"}},
 		{"XHDR message-id <two@example.org>", "221", []string{"0 <two@example.org>"}},
