@@ -32,7 +32,7 @@ const (
 	imapRuns = 3
 	// imapGenVersion marks a cached archive as generateMbox's current
 	// output; bump it when the generator changes what it writes.
-	imapGenVersion = 1
+	imapGenVersion = 2
 	imapMetaFormat = "count=%d\ngenerator=%d\nword=%s\nbytes=%d\nword_body_msgs=%d\n"
 )
 

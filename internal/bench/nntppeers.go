@@ -154,15 +154,21 @@ func (b *runner) innFeed(ctx context.Context, asNews func(string, ...string) *ex
 	if err := rnews.Wait(); err != nil || werr != nil {
 		return fmt.Errorf("rnews: %v %v\n%s", err, werr, out)
 	}
-	for deadline := time.Now().Add(10 * time.Minute); ; time.Sleep(time.Second) {
+	// innd files what rnews handed it a little later; it has refused
+	// the rest (INN logs why to syslog) when the count stops growing.
+	var last int64 = -1
+	for stalled := 0; stalled < 10; time.Sleep(time.Second) {
 		high, err := innHigh(addr)
 		if err == nil && high >= int64(b.o.IMAPCount) {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("INN holds %d articles of %d (%v)", high, b.o.IMAPCount, err)
+		if high == last {
+			stalled++
+		} else {
+			stalled, last = 0, high
 		}
 	}
+	return fmt.Errorf("INN took %d articles of %d", last, b.o.IMAPCount)
 }
 
 // writeBatch writes an mbox as an rnews batch: each message with the
