@@ -186,18 +186,9 @@ type staleErr struct{ err error }
 func (e *staleErr) Error() string { return "pooled connection closed by the relay: " + e.err.Error() }
 func (e *staleErr) Unwrap() error { return e.err }
 
-// mailFrom sends MAIL FROM, telling a stale pooled connection apart: one
-// the relay closed (EOF, reset, broken pipe) or is closing (421). A
-// timeout is not stale: a relay that hangs would hang the new connection
-// too.
-func mailFrom(c *smtp.Client, reused bool, from string, size int) error {
-	err := c.Mail(from, &smtp.MailOptions{Size: int64(size)})
-	if err != nil && reused && closedByRelay(err) {
-		return &staleErr{err}
-	}
-	return err
-}
-
+// closedByRelay tells a stale pooled connection apart: one the relay
+// closed (EOF, reset, broken pipe) or is closing (421). A timeout is not
+// stale: a relay that hangs would hang the new connection too.
 func closedByRelay(err error) bool {
 	var se *smtp.SMTPError
 	if errors.As(err, &se) {
@@ -236,22 +227,17 @@ func (r *SMTPRelay) Send(ctx context.Context, from, rcpt string, msg []byte) err
 	return smtpErr(err)
 }
 
+// transaction sends one copy to one recipient: MAIL, RCPT and DATA in
+// one write when the relay offers PIPELINING, the message in another.
 func transaction(c *smtp.Client, reused bool, from, rcpt string, msg []byte) error {
-	if err := mailFrom(c, reused, from, len(msg)); err != nil {
-		return err
+	rcptErrs, err := c.SendPipelined(from, &smtp.MailOptions{Size: int64(len(msg))}, []string{rcpt}, msg)
+	if rcptErrs == nil && err != nil && reused && closedByRelay(err) {
+		return &staleErr{err} // nothing of it was taken
 	}
-	if err := c.Rcpt(rcpt, nil); err != nil {
-		return err
+	if err == nil && rcptErrs[0] != nil {
+		return rcptErrs[0]
 	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(msg); err != nil {
-		w.Close()
-		return err
-	}
-	return w.Close()
+	return err
 }
 
 // Close closes the idle connections.
@@ -361,32 +347,38 @@ func (r *SMTPRelay) afterBatch(c *smtp.Client, err error, rest, next []int, errs
 // into rcpts), recording each one's result in errs, and returns the
 // recipients deferred by a 452 for the next transaction.
 func batchTransaction(c *smtp.Client, reused bool, from string, rcpts []string, rest []int, msg []byte, errs []error) ([]int, error) {
-	if err := mailFrom(c, reused, from, len(msg)); err != nil {
+	to := make([]string, len(rest))
+	for k, i := range rest {
+		to[k] = rcpts[i]
+	}
+	rcptErrs, err := c.SendPipelined(from, &smtp.MailOptions{Size: int64(len(msg))}, to, msg)
+	if rcptErrs == nil {
+		if err != nil && reused && closedByRelay(err) {
+			return rest, &staleErr{err}
+		}
 		return rest, err
 	}
+	// A 452 ("too many recipients") defers a recipient to the next
+	// transaction, when this one took some.
 	var accepted, deferred []int
 	for k, i := range rest {
-		if err := c.Rcpt(rcpts[i], nil); err != nil {
-			var se *smtp.SMTPError
-			if errors.As(err, &se) && se.Code == 452 && len(accepted) > 0 {
-				deferred = rest[k:]
-				break
+		var se *smtp.SMTPError
+		switch e := rcptErrs[k]; {
+		case e == nil:
+			accepted = append(accepted, i)
+		case errors.As(e, &se) && se.Code == 452:
+			deferred = append(deferred, i)
+		default:
+			errs[i] = smtpErr(e)
+		}
+	}
+	if len(accepted) == 0 { // nothing to defer to: each keeps its refusal
+		for k, i := range rest {
+			if errs[i] == nil {
+				errs[i] = smtpErr(rcptErrs[k])
 			}
-			errs[i] = smtpErr(err)
-			continue
 		}
-		accepted = append(accepted, i)
-	}
-	if len(accepted) == 0 {
-		return nil, c.Reset()
-	}
-	w, err := c.Data()
-	if err == nil {
-		if _, err = w.Write(msg); err != nil {
-			w.Close()
-		} else {
-			err = w.Close()
-		}
+		return nil, err
 	}
 	for _, i := range accepted {
 		errs[i] = smtpErr(err)
