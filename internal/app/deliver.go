@@ -37,7 +37,7 @@ func newRelay(cfg config.Config) (deliver.Relay, error) {
 		user, pass := cfg.Relay.Credentials()
 		return &deliver.SMTPRelay{Addr: target, Hostname: cfg.Hostname, Timeout: cfg.Delivery.Timeout.D(),
 			TLS:      &tls.Config{ServerName: hostOnly(target), MinVersion: tls.VersionTLS12},
-			Username: user, Password: pass}, nil
+			Username: user, Password: pass, Conns: cfg.Delivery.Workers}, nil
 	case config.RelayMX:
 		return &deliver.MXRelay{Resolver: resolver(cfg), Hostname: cfg.Hostname, Port: cfg.Delivery.MXPort, Timeout: cfg.Delivery.Timeout.D()}, nil
 	}

@@ -82,6 +82,10 @@ type SMTPRelay struct {
 	// Username and Password, when set, log in with AUTH PLAIN (after
 	// STARTTLS when the relay offers it).
 	Username, Password string
+	// Conns is how many connections are kept open between copies
+	// (default 16). Set it to the copies sent at once: with fewer, each
+	// copy past them pays a new connection (and TLS and AUTH).
+	Conns int
 
 	mu   sync.Mutex
 	idle []*smtp.Client
@@ -94,7 +98,8 @@ func (r *SMTPRelay) PerDomainLimit() bool { return false }
 // PerDomainLimit: not for files.
 func (f *FileRelay) PerDomainLimit() bool { return false }
 
-const maxIdle = 16
+// defaultConns is SMTPRelay.Conns when it is not set.
+const defaultConns = 16
 
 // conn returns an idle pooled connection (reused true) or a new one.
 func (r *SMTPRelay) conn(ctx context.Context) (c *smtp.Client, reused bool, err error) {
@@ -169,7 +174,11 @@ func isLoopback(hostport string) bool {
 func (r *SMTPRelay) release(c *smtp.Client) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.idle) < maxIdle {
+	keep := r.Conns
+	if keep <= 0 {
+		keep = defaultConns
+	}
+	if len(r.idle) < keep {
 		r.idle = append(r.idle, c)
 		return
 	}
