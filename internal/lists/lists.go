@@ -358,6 +358,19 @@ func All(ctx context.Context, q db.Querier) ([]List, error) {
 	return all(ctx, q, selectList)
 }
 
+// Named returns the lists among addresses, and the one whose own
+// newsgroup name is newsgroup: the few a news reader's GROUP may mean,
+// found by index however many lists there are.
+func Named(ctx context.Context, q db.Querier, addresses []string, newsgroup string) ([]List, error) {
+	var ls []List
+	err := q.SelectContext(ctx, &ls, selectList+` WHERE l.address = ANY ($1) OR (l.newsgroup = $2 AND l.newsgroup <> '')`,
+		pq.StringArray(addresses), newsgroup)
+	if err != nil {
+		return nil, fmt.Errorf("lists named: %w", err)
+	}
+	return ls, nil
+}
+
 // AllCounted is All with each list's member count, for showing lists.
 func AllCounted(ctx context.Context, q db.Querier) ([]List, error) {
 	return all(ctx, q, selectListCounts)

@@ -22,3 +22,21 @@ func TestPathOf(t *testing.T) {
 		}
 	}
 }
+
+// TestAddressesOf: every address whose derived group name is the name
+// is among those find looks up.
+func TestAddressesOf(t *testing.T) {
+	for _, addr := range []string{"dev@lists.example.org", "a.b@example.org", "x@y.z", "list@localhost"} {
+		name := GroupName(addr)
+		found := false
+		for _, a := range addressesOf(name) {
+			found = found || a == addr
+		}
+		if !found {
+			t.Errorf("addressesOf(%q) = %q, want it to hold %s", name, addressesOf(name), addr)
+		}
+	}
+	if got := addressesOf(strings.Repeat("a.", 100) + "a"); got != nil {
+		t.Errorf("a name of 101 labels gave %d addresses, want none", len(got))
+	}
+}

@@ -1,8 +1,10 @@
 package nntpd
 
 import (
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parley-list/parley/internal/archive"
 	"github.com/parley-list/parley/internal/lists"
@@ -52,18 +54,47 @@ func (ss *session) groups() ([]group, error) {
 	return out, nil
 }
 
-// find returns the visible group called name.
+// find returns the visible group called name, looking up only the lists
+// it may be the group of (GROUP is frequent; the lists may be many).
 func (ss *session) find(name string) (*group, error) {
-	gs, err := ss.groups()
+	name = strings.ToLower(name)
+	if !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return nil, nil // no group has such a name (and the database takes no NUL)
+	}
+	ctx, cancel := ss.s.ctx()
+	defer cancel()
+	ls, err := lists.Named(ctx, ss.s.o.DB, addressesOf(name), name)
 	if err != nil {
 		return nil, err
 	}
-	for i := range gs {
-		if gs[i].name == strings.ToLower(name) {
-			return &gs[i], nil
+	for _, l := range ls {
+		if groupOf(l) == name && (l.Archive == lists.ArchivePublic || ss.private[l.ID]) {
+			return &group{name: name, list: l}, nil
 		}
 	}
 	return nil, nil
+}
+
+// maxGroupLabels bounds the names find tries: no list address has more
+// labels than this.
+const maxGroupLabels = 64
+
+// addressesOf returns the list addresses whose derived group name
+// (GroupName) may be name: "org.example.lists.dev" is
+// dev@lists.example.org, or lists.dev@example.org, or dev@… (a local
+// part may hold dots).
+func addressesOf(name string) []string {
+	labels := strings.Split(name, ".")
+	if len(labels) > maxGroupLabels {
+		return nil
+	}
+	var out []string
+	for k := 1; k < len(labels); k++ {
+		domain := slices.Clone(labels[:k])
+		slices.Reverse(domain)
+		out = append(out, strings.Join(labels[k:], ".")+"@"+strings.Join(domain, "."))
+	}
+	return out
 }
 
 // wildmat reports whether name matches an RFC 3977 wildmat: patterns
