@@ -3,6 +3,7 @@ package nntpd
 import (
 	"bufio"
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -52,6 +53,20 @@ func FuzzParseRange(f *testing.F) {
 		lo, hi, ok := parseRange(s, high)
 		if ok && (lo < 0 || hi < 0 && high >= 0) {
 			t.Fatalf("parseRange(%q, %d) = %d, %d", s, high, lo, hi)
+		}
+	})
+}
+
+// FuzzPathOf: whatever Path a stored article holds, the path served
+// after this server's name is one line of path identities and "!".
+func FuzzPathOf(f *testing.F) {
+	for _, s := range []string{"Path: a!b!not-for-mail\r\n", "From: x\r\npath:  feed.example \r\n", "Path: a\r\n b\r\n", "Path:\x00!\r\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, head []byte) {
+		p := pathOf(head)
+		if p == "" || len(p) > 512 || strings.Trim(p, pathChars) != "" {
+			t.Fatalf("pathOf(%q) = %q", head, p)
 		}
 	})
 }
