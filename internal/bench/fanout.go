@@ -1,10 +1,13 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -140,6 +143,7 @@ func (b *runner) fanout(ctx context.Context) error {
 			return err
 		}
 		msg := post(list, 1, 1)
+		before := cpuNow(s.cmd.Process.Pid)
 		if err := snd.send("poster@example.org", list, msg); err != nil {
 			return err
 		}
@@ -149,8 +153,12 @@ func (b *runner) fanout(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		b.logf("%s: %d copies, last %s after the 250", spec.name, n, last.Sub(acked).Round(time.Millisecond))
+		cpu := cpuNow(s.cmd.Process.Pid).since(before)
+		b.logf("%s: %d copies, last %s after the 250; CPU seconds: parley %.2f, its PostgreSQL %.2f, the sink %.2f",
+			spec.name, n, last.Sub(acked).Round(time.Millisecond), cpu.server, cpu.children, cpu.bench)
 		b.report(spec.name, last.Sub(acked).Seconds(), "s")
+		b.report(spec.name+"_cpu_parley_s", cpu.server, "s")
+		b.report(spec.name+"_cpu_postgres_s", cpu.children, "s")
 	}
 	return b.throughput(ctx, s, sk)
 }
@@ -184,4 +192,42 @@ func (b *runner) throughput(ctx context.Context, s *server, sk *sink) error {
 	b.logf("throughput: %d posts, %d copies accepted in %s", posts, copies, elapsed.Round(time.Millisecond))
 	b.report("outbound_throughput", float64(copies)/elapsed.Seconds(), "copies/s")
 	return nil
+}
+
+// cpuTimes are CPU seconds used so far: by the server process, by its
+// descendants alive now (the embedded PostgreSQL), and by this process
+// (the sink runs here).
+type cpuTimes struct{ server, children, bench float64 }
+
+func cpuNow(pid int) cpuTimes {
+	var c cpuTimes
+	for i, p := range processTree(pid) {
+		if i == 0 {
+			c.server = cpuSeconds(p)
+		} else {
+			c.children += cpuSeconds(p)
+		}
+	}
+	c.bench = cpuSeconds(os.Getpid())
+	return c
+}
+
+func (c cpuTimes) since(before cpuTimes) cpuTimes {
+	return cpuTimes{c.server - before.server, c.children - before.children, c.bench - before.bench}
+}
+
+// cpuSeconds is a process's user and system time so far (0 when gone).
+func cpuSeconds(pid int) float64 {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after "(comm)": state is the first, utime the 12th, stime the 13th.
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
 }
