@@ -33,18 +33,8 @@ func (b *runner) nntpPeers(ctx context.Context) error {
 	if err := b.innPeer(ctx); err != nil {
 		return fmt.Errorf("inn: %w", err)
 	}
-	env, err := b.publicInbox(ctx)
+	addr, cmd, err := b.publicInboxDaemon(ctx, "public-inbox-nntpd")
 	if err != nil {
-		return err
-	}
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.CommandContext(ctx, "public-inbox-nntpd", "-l", addr, "-W2")
-	cmd.Env = env
-	if err := cmd.Start(); err != nil {
 		return err
 	}
 	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
@@ -99,7 +89,7 @@ func (b *runner) innPeer(ctx context.Context) error {
 		cmd := exec.CommandContext(ctx, filepath.Join(bin, name), args...)
 		cmd.Env = append(os.Environ(), "INNCONF="+conf)
 		cmd.Dir = filepath.Join(root, "db")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: news}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: news, Setpgid: true}
 		return cmd
 	}
 	if out, err := asNews("makedbz", "-i", "-o", "-s", strconv.Itoa(b.o.IMAPCount)).CombinedOutput(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/parley-list/parley/internal/nntpd"
@@ -25,21 +26,12 @@ var piImport []byte
 // public-inbox-httpd runs two workers, one per core of the machine the
 // figures were taken on, as parley's one process uses both.
 func (b *runner) webPeers(ctx context.Context) error {
-	env, err := b.publicInbox(ctx)
+	addr, cmd, err := b.publicInboxDaemon(ctx, "public-inbox-httpd")
 	if err != nil {
-		return err
-	}
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, "public-inbox-httpd", "-l", "127.0.0.1:"+strconv.Itoa(port), "-W2")
-	cmd.Env = env
-	if err := cmd.Start(); err != nil {
 		return err
 	}
 	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
-	base := fmt.Sprintf("http://127.0.0.1:%d/bench/", port)
+	base := "http://" + addr + "/bench/"
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if _, err := get(ctx, base); err == nil {
 			break
@@ -69,6 +61,28 @@ func (b *runner) webPeers(ctx context.Context) error {
 	}
 	b.report("peer_public_inbox_peak_rss_MB", rss.stop(), "MB")
 	return nil
+}
+
+// publicInboxDaemon starts one of public-inbox's daemons on the
+// generated archive's inbox, with two workers (one per core of the
+// machine the figures were taken on, as parley's one process uses both),
+// on a free loopback port.
+func (b *runner) publicInboxDaemon(ctx context.Context, daemon string) (string, *exec.Cmd, error) {
+	env, err := b.publicInbox(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.CommandContext(ctx, daemon, "-l", addr, "-W2")
+	cmd.Env = env
+	// Its own process group: public-inbox's daemons pass a stop signal on
+	// to their group, which would otherwise stop this run too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return addr, cmd, cmd.Start()
 }
 
 // publicInbox builds, once per run, a public-inbox v2 inbox of the

@@ -90,11 +90,7 @@ func TestNewsReaders(t *testing.T) {
 // news fields first.
 func TestSuck(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("suck"); err != nil {
-		t.Fatal("suck is not installed (apt-get install suck); .ci/run installs it")
-	}
-	env, s, p := serveForPeople(t)
-	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open")
+	env, s, p := newsServer(t, "suck")
 	for i := range 5 {
 		p.send("ann@example.org", "dev@lists.example.org", fmt.Sprintf("From: ann@example.org\nSubject: Post %d\nMessage-ID: <s%d@example.org>\n\nLine one.\n.dot line\n", i, i))
 	}
@@ -121,6 +117,19 @@ func TestSuck(t *testing.T) {
 	}
 	spoolMatchesArchive(t, env, "dev@lists.example.org", files)
 	s.stop()
+}
+
+// newsServer starts a server with an open list, dev@lists.example.org,
+// for a news client that must be installed (its Debian package has its
+// name; .ci/run installs it).
+func newsServer(t *testing.T, client string) ([]string, *server, *person) {
+	t.Helper()
+	if _, err := exec.LookPath(client); err != nil {
+		t.Fatalf("%s is not installed (apt-get install %[1]s); .ci/run installs it", client)
+	}
+	env, s, p := serveForPeople(t)
+	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open")
+	return env, s, p
 }
 
 // spoolMatchesArchive checks articles a news client stored as files:
@@ -164,11 +173,7 @@ func spoolMatchesArchive(t *testing.T, env []string, list string, files []string
 // next pull brings it back.
 func TestSlrnpull(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("slrnpull"); err != nil {
-		t.Fatal("slrnpull is not installed (apt-get install slrnpull); .ci/run installs it")
-	}
-	env, s, p := serveForPeople(t)
-	mustRun(t, env, "list", "create", "dev@lists.example.org", "--post-policy", "open")
+	env, s, p := newsServer(t, "slrnpull")
 	mustRun(t, env, "member", "add", "--quiet", "dev@lists.example.org", "reader@example.org")
 	for i := range 3 {
 		p.send("ann@example.org", "dev@lists.example.org", fmt.Sprintf("From: ann@example.org\nSubject: Pull %d\nMessage-ID: <p%d@example.org>\n\nLine one.\n.dot line\n", i, i))
