@@ -15,6 +15,7 @@ import (
 
 	"github.com/parley-list/parley/internal/archive"
 	"github.com/parley-list/parley/internal/errs"
+	"github.com/parley-list/parley/internal/mailmsg"
 )
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -154,38 +155,31 @@ func (ss *session) article(verb string, args []string) {
 // which clients use to mark it read) — and its body.
 func (ss *session) withNewsHeaders(t target) (head, body []byte) {
 	raw := t.article.Raw
-	end := bytes.Index(raw, []byte("\r\n\r\n"))
-	if end < 0 {
-		end = len(raw)
+	n := mailmsg.HeaderLen(raw) // a post may be all header
+	hdr, body := raw[:n], raw[n:]
+	if bytes.HasSuffix(hdr, []byte("\r\n\r\n")) || n == 2 {
+		hdr = hdr[:n-2] // the blank line: ARTICLE puts it back before the body
 	}
 	var b bytes.Buffer
-	b.WriteString("Path: " + ss.s.o.Hostname + "!" + pathOf(raw[:end+2]) + "\r\n")
+	b.Grow(len(hdr) + 200)
+	b.WriteString("Path: " + ss.s.o.Hostname + "!" + pathOf(hdr) + "\r\n")
 	b.WriteString("Newsgroups: " + t.g.name + "\r\n")
 	b.WriteString("Xref: " + ss.s.o.Hostname + " " + t.g.name + ":" + itoa(t.article.Article) + "\r\n")
 	skip := false
-	for _, line := range bytes.SplitAfter(raw[:end+2], []byte("\r\n")) {
-		if len(line) == 0 {
-			continue
+	for line := range bytes.Lines(hdr) {
+		if line[0] != ' ' && line[0] != '\t' { // not a continuation: a new field
+			name, _, _ := bytes.Cut(line, []byte(":"))
+			skip = bytes.EqualFold(name, []byte("Path")) || bytes.EqualFold(name, []byte("Newsgroups")) ||
+				bytes.EqualFold(name, []byte("Xref"))
 		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if !skip {
-				b.Write(line)
-			}
-			continue
-		}
-		name, _, _ := bytes.Cut(line, []byte(":"))
-		n := strings.ToLower(string(name))
-		skip = n == "path" || n == "newsgroups" || n == "xref"
 		if !skip {
 			b.Write(line)
 		}
 	}
-	head = bytes.TrimSuffix(b.Bytes(), []byte("\r\n"))
-	head = append(head, '\r', '\n')
-	if end+4 <= len(raw) {
-		body = raw[end+4:]
+	if !bytes.HasSuffix(b.Bytes(), []byte("\r\n")) {
+		b.WriteString("\r\n")
 	}
-	return head, body
+	return b.Bytes(), body
 }
 
 // pathOf is the Path a stored article came with, when it came by news
@@ -193,7 +187,7 @@ func (ss *session) withNewsHeaders(t target) (head, body []byte) {
 // §3.1.5, on one line); "not-for-mail" otherwise.
 func pathOf(head []byte) string {
 	const none = "not-for-mail"
-	for _, line := range bytes.Split(head, []byte("\r\n")) {
+	for line := range bytes.Lines(head) {
 		name, value, ok := bytes.Cut(line, []byte(":"))
 		if !ok || !bytes.EqualFold(name, []byte("Path")) {
 			continue

@@ -3,6 +3,8 @@ package nntpd
 import (
 	"strings"
 	"testing"
+
+	"github.com/parley-list/parley/internal/archive"
 )
 
 // TestPathOf: an article that came by news keeps the path it came by
@@ -38,5 +40,28 @@ func TestAddressesOf(t *testing.T) {
 	}
 	if got := addressesOf(strings.Repeat("a.", 100) + "a"); got != nil {
 		t.Errorf("a name of 101 labels gave %d addresses, want none", len(got))
+	}
+}
+
+// TestNewsHeaders: the news fields go first, the post's own are left out,
+// and a post that is all header (the archive keeps those) or has an empty
+// header is served whole instead of ending the server.
+func TestNewsHeaders(t *testing.T) {
+	ss := &session{s: &Server{o: Options{Hostname: "news.example"}}}
+	g := &group{name: "org.example.dev"}
+	news := "Path: news.example!not-for-mail\r\nNewsgroups: org.example.dev\r\nXref: news.example org.example.dev:7\r\n"
+	tests := []struct{ raw, head, body string }{
+		{"Subject: x\r\nXref: old 1\r\n\r\nbody\r\n", news + "Subject: x\r\n", "body\r\n"},
+		{"Subject: all header\r\nNewsgroups: a,\r\n b\r\n", news + "Subject: all header\r\n", ""},
+		{"Subject: no end", news + "Subject: no end\r\n", ""},
+		{"\r\nbody only\r\n", news, "body only\r\n"},
+	}
+	for _, tc := range tests {
+		var a archive.Article
+		a.Raw, a.Article = []byte(tc.raw), 7
+		head, body := ss.withNewsHeaders(target{g: g, article: a})
+		if string(head) != tc.head || string(body) != tc.body {
+			t.Errorf("withNewsHeaders(%q) = %q, %q; want %q, %q", tc.raw, head, body, tc.head, tc.body)
+		}
 	}
 }
