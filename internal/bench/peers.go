@@ -52,12 +52,9 @@ func (b *runner) webPeers(ctx context.Context) error {
 	defer rss.stop()
 	for _, p := range []webPage{{"list", base}, {"thread", base + m[1] + "/t/"}, {"post", base + m[1] + "/"},
 		{"feed", base + "new.atom"}, {"search", base + "?q=" + imapWord}} {
-		rate, p99, err := hammer(ctx, p.url, 32, 10*time.Second)
-		if err != nil {
-			return fmt.Errorf("public-inbox %s: %w", p.name, err)
+		if err := b.hammerPage(ctx, "peer_public_inbox_", p); err != nil {
+			return fmt.Errorf("public-inbox %w", err)
 		}
-		b.report("peer_public_inbox_"+p.name+"_rps", rate, "req/s")
-		b.report("peer_public_inbox_"+p.name+"_p99_ms", p99.Seconds()*1000, "ms")
 	}
 	b.report("peer_public_inbox_peak_rss_MB", rss.stop(), "MB")
 	return nil

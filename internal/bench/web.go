@@ -62,12 +62,9 @@ func (b *runner) webArchive(ctx context.Context) error {
 			return err
 		}
 		b.report("web_"+p.name+"_cold_ms", time.Since(start).Seconds()*1000, "ms")
-		rate, p99, err := hammer(ctx, p.url, 32, 10*time.Second)
-		if err != nil {
-			return fmt.Errorf("%s: %w", p.name, err)
+		if err := b.hammerPage(ctx, "web_", p); err != nil {
+			return err
 		}
-		b.report("web_"+p.name+"_rps", rate, "req/s")
-		b.report("web_"+p.name+"_p99_ms", p99.Seconds()*1000, "ms")
 	}
 	b.report("web_peak_rss_MB", rss.stop(), "MB")
 	// The same archive as a newsgroup.
@@ -81,6 +78,18 @@ func (b *runner) webArchive(ctx context.Context) error {
 }
 
 type webPage struct{ name, url string }
+
+// hammerPage asks for a page from 32 clients for 10 s and reports the
+// requests per second and the 99th percentile, named prefix+page.
+func (b *runner) hammerPage(ctx context.Context, prefix string, p webPage) error {
+	rate, p99, err := hammer(ctx, p.url, 32, 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.name, err)
+	}
+	b.report(prefix+p.name+"_rps", rate, "req/s")
+	b.report(prefix+p.name+"_p99_ms", p99.Seconds()*1000, "ms")
+	return nil
+}
 
 var (
 	threadRow = regexp.MustCompile(`<a href="(/[^"]+/t/\d+/)">[^<]*</a></td><td>[^<]*</td><td>(\d+)</td>`)

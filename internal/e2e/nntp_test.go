@@ -132,6 +132,9 @@ func newsServer(t *testing.T, client string) ([]string, *server, *person) {
 	return env, s, p
 }
 
+// newsFields are the fields a served article gets from the server.
+var newsFields = regexp.MustCompile(`(?m)^(Path|Newsgroups|Xref): .*\n`)
+
 // spoolMatchesArchive checks articles a news client stored as files:
 // each is an archived post of list, byte for byte after the news fields
 // parley puts first (Path, Newsgroups, Xref).
@@ -156,7 +159,7 @@ func spoolMatchesArchive(t *testing.T, env []string, list string, files []string
 		// A post that came by news has its own news fields, which give
 		// way to the server's.
 		head, text, _ := strings.Cut(raw, "\n\n")
-		head = regexp.MustCompile(`(?m)^(Path|Newsgroups|Xref): .*\n`).ReplaceAllString(head+"\n", "")
+		head = newsFields.ReplaceAllString(head+"\n", "")
 		raw = head + "\n" + text
 		_, body, _ := strings.Cut(strings.ReplaceAll(string(got), "\r\n", "\n"), "\nXref: ")
 		_, body, _ = strings.Cut(body, "\n")
