@@ -15,6 +15,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/parley-list/parley/internal/archive"
+	"github.com/parley-list/parley/internal/db"
 	"github.com/parley-list/parley/internal/lists"
 	"github.com/parley-list/parley/internal/mailaddr"
 	"github.com/parley-list/parley/internal/mailmsg"
@@ -387,5 +388,62 @@ func TestBodyLines(t *testing.T) {
 		if got := archive.BodyLines([]byte(tc.body)); got != tc.want {
 			t.Errorf("BodyLines(%q) = %d, want %d", tc.body, got, tc.want)
 		}
+	}
+}
+
+// TestPlansMadeOnEmptyArchive: PL/pgSQL keeps a plan per statement for the
+// session, and one made while the archive was empty could look messages
+// up by any index starting with list_id, a scan of the whole list for
+// every post once it is large (an import starts on an empty archive). So
+// one session archives posts to an empty list, the list grows to 20,000
+// posts behind its back with no new statistics, and the session's next
+// posts (a reply with references, a duplicate, a subject-threaded "Re:")
+// must each read a handful of rows, not the list.
+func TestPlansMadeOnEmptyArchive(t *testing.T) {
+	t.Parallel()
+	d, l := newList(t)
+	ctx := t.Context()
+	d.MustExec(`ALTER TABLE messages SET (autovacuum_enabled = false)`) // no statistics but the empty table's
+	conn, err := d.Connx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	put := func(q db.Querier, raw []byte) {
+		t.Helper()
+		raw = mailmsg.Canonicalize(raw)
+		s, _ := mailmsg.Parse(raw, "h.example", mailmsg.Limits{})
+		if _, err := archive.Insert(ctx, q, archive.Post{ListID: l.ID, Raw: raw, Summary: s, Source: "import", BySubject: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 8 { // past the five custom plans PostgreSQL makes before it settles on a generic one
+		tx, err := conn.BeginTxx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		put(tx, msg(fmt.Sprintf("early%d@x", i), "early", fmt.Sprintf("early%d@x", i-1)))
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.MustExec(`INSERT INTO messages (list_id, article, message_id, content_key, raw, size, header_len, received_at, thread_id, subject_key)
+		SELECT $1, g, 'bulk' || g || '@x', sha256(g::text::bytea), 'x', 1, 1, now(), g, 'bulk'
+		  FROM generate_series(100, 20099) g`, l.ID)
+	d.MustExec(`UPDATE lists SET next_article = 20100 WHERE id = $1`, l.ID)
+	tx, err := conn.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	put(tx, msg("late@x", "Re: bulk", "bulk500@x", "bulk19000@x", "missing@x"))
+	put(tx, msg("early3@x", "early", "early2@x")) // a duplicate
+	var read int64
+	if err := tx.Get(&read, `SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)
+		FROM pg_stat_xact_user_tables WHERE relname = 'messages'`); err != nil {
+		t.Fatal(err)
+	}
+	if read > 200 {
+		t.Errorf("archiving two posts read %d rows of messages; want a handful (plans that scan the list)", read)
 	}
 }

@@ -193,11 +193,20 @@ func (b *sqlBuilder) dates(c *imap.SearchCriteria) []string {
 	return out
 }
 
-// rawText is the raw message as text, in PostgreSQL's escape encoding,
+// headerText is the raw header as text, in PostgreSQL's escape encoding,
 // which maps every byte string (valid UTF-8 or not) to text. The trigram
-// index messages_text_trgm is on exactly this expression; message_text
-// (migrations/00001_baseline.sql) is encode(raw, 'escape') with its true cost, so that
-// the planner uses the index on small archives too.
+// index messages_header_trgm is on exactly this expression;
+// message_header_text (migrations/00009_intake_indexes.sql) is that
+// encode() with its true cost, so that the planner uses the index on
+// small archives too.
+const headerText = "message_header_text(raw, header_len)"
+
+// rawText is the whole raw message so encoded, which nothing indexes any
+// more: it is only asked of posts whose search_text is still to be
+// computed (messages_search_missing finds them). message_text
+// (migrations/00001_baseline.sql) is that encode() with its true cost:
+// without it the planner costs a LIKE over every post's text as one
+// comparison and reads the whole list rather than ask the indexes.
 const rawText = "message_text(raw)"
 
 // pattern returns an ILIKE pattern matching needle anywhere, needle
@@ -210,12 +219,14 @@ func pattern(needle string) string {
 // likeEscaper escapes LIKE's special characters (backslash is the escape).
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
-// text matches needle anywhere in the message: in the raw bytes (the
-// header fields, and bodies sent as they are) or in the decoded text a
-// reader sees (search_text, case-folded in Go); each side is a trigram
-// index lookup.
+// text matches needle anywhere in the message: in the raw header, or in
+// the decoded text a reader sees of the body (search_text, case-folded in
+// Go); each side is a trigram index lookup. A post archived before
+// search_text existed, and not yet filled in, is matched on its raw bytes.
 func (b *sqlBuilder) text(needle string) string {
-	return fmt.Sprintf("(%s ILIKE %s OR search_text LIKE %s)", rawText, b.arg(pattern(needle)), b.arg(searchPattern(needle)))
+	p := b.arg(pattern(needle))
+	return fmt.Sprintf("(%s ILIKE %s OR search_text LIKE %s OR (search_text IS NULL AND %s ILIKE %s))",
+		headerText, p, b.arg(searchPattern(needle)), rawText, p)
 }
 
 // body matches needle in the text a reader sees of the body: transfer
@@ -236,14 +247,14 @@ func searchPattern(needle string) string {
 
 // header matches a header field by name whose value contains needle
 // (an empty needle: the field is present). A non-empty needle must occur
-// in the message, which the index answers; the regular expression then
+// in the header, which the index answers; the regular expression then
 // checks it is in that field. FROM and SUBJECT also match the decoded
 // forms stored at ingest, which have their own indexes.
 func (b *sqlBuilder) header(key, needle string) string {
 	re := `(^|\n)` + regexp.QuoteMeta(key) + `[ \t]*:([^\n]|\n[ \t])*` + regexp.QuoteMeta(escapeBytes(needle))
 	m := fmt.Sprintf("encode(substring(raw FROM 1 FOR header_len), 'escape') ~* %s", b.arg(re))
 	if needle != "" {
-		m = "(" + b.text(needle) + " AND " + m + ")"
+		m = fmt.Sprintf("(%s ILIKE %s AND %s)", headerText, b.arg(pattern(needle)), m)
 	}
 	if strings.ContainsRune(needle, 0) {
 		return m // text columns hold no NUL

@@ -16,7 +16,7 @@
 -- WAL flush at a time; parley notifies after commit (internal/notify).
 CREATE FUNCTION archive_posts(p_posts jsonb, p_raw bytea[], p_key bytea[])
 RETURNS TABLE (id bigint, article bigint, thread_id bigint, duplicate boolean)
-LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
     p jsonb;
     i integer := 0;
@@ -30,9 +30,11 @@ BEGIN
             next := next || jsonb_build_object(l::text,
                 (SELECT lists.next_article FROM lists WHERE lists.id = l FOR UPDATE));
         END IF;
-        SELECT m.id, m.article, m.thread_id, true INTO id, article, thread_id, duplicate
-          FROM messages m WHERE m.list_id = l AND m.message_id = p->>'message_id' AND m.content_key = p_key[i];
-        IF NOT FOUND THEN
+        -- EXECUTEd, so planned for its values: see archive_thread's "Plans".
+        EXECUTE 'SELECT m.id, m.article, m.thread_id, true FROM messages m
+                  WHERE m.list_id = $1 AND m.message_id = $2 AND m.content_key = $3'
+           INTO id, article, thread_id, duplicate USING l, p->>'message_id', p_key[i];
+        IF duplicate IS NULL THEN -- no row (EXECUTE leaves FOUND alone)
             article := (next->>l::text)::bigint;
             next := jsonb_set(next, ARRAY[l::text], to_jsonb(article + 1));
             duplicate := false;
