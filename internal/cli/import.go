@@ -74,12 +74,47 @@ type importer struct {
 	rejectsFile *os.File
 	rejects     *mbox.Writer
 
-	batch                     []ingest.ImportItem
+	batch []ingest.ImportItem
+	// storing is the batch being stored while the next one is read and
+	// parsed: storing is the database's work and parsing is ours, so
+	// doing them one after the other left half the machine idle.
+	storing                   *storeJob
 	imported, dups, bad, seen int
 	start, lastReport         time.Time
 }
 
+// storeJob is one batch being stored in the background.
+type storeJob struct {
+	items []ingest.ImportItem
+	res   []ingest.ImportResult
+	err   error
+	done  chan struct{}
+}
+
 func (im *importer) run(paths []string) error {
+	err := im.feed(paths)
+	if err == nil {
+		err = im.flush()
+	}
+	if werr := im.wait(); err == nil {
+		err = werr
+	}
+	if err != nil {
+		return err
+	}
+	if im.imported > 0 {
+		if err := im.svc.Imported(im.c.Context()); err != nil {
+			return err
+		}
+	}
+	im.progress(true)
+	fmt.Fprintf(im.e.io.Stdout, "%s: imported %d, duplicates %d, unparseable %d (%.0f messages/s)\n",
+		im.list.Address, im.imported, im.dups, im.bad, float64(im.seen)/time.Since(im.start).Seconds())
+	return nil
+}
+
+// feed reads every file into batches.
+func (im *importer) feed(paths []string) error {
 	for _, p := range paths {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -94,17 +129,6 @@ func (im *importer) run(paths []string) error {
 			return err
 		}
 	}
-	if err := im.flush(); err != nil {
-		return err
-	}
-	if im.imported > 0 {
-		if err := im.svc.Imported(im.c.Context()); err != nil {
-			return err
-		}
-	}
-	im.progress(true)
-	fmt.Fprintf(im.e.io.Stdout, "%s: imported %d, duplicates %d, unparseable %d (%.0f messages/s)\n",
-		im.list.Address, im.imported, im.dups, im.bad, float64(im.seen)/time.Since(im.start).Seconds())
 	return nil
 }
 
@@ -193,26 +217,51 @@ func (im *importer) add(it ingest.ImportItem) error {
 	return nil
 }
 
+// flush parses the batch, waits for the previous one to be stored, and
+// starts storing this one. Batches are stored one at a time, in order, so
+// articles are numbered in the order of the files.
 func (im *importer) flush() error {
 	if len(im.batch) == 0 {
 		return nil
 	}
-	res, err := im.svc.Import(im.c.Context(), im.list, im.batch)
+	b, err := im.svc.PrepareImport(im.list, im.batch)
 	if err != nil {
 		return err
 	}
-	for i, r := range res {
+	if err := im.wait(); err != nil {
+		return err
+	}
+	job := &storeJob{items: im.batch, done: make(chan struct{})}
+	im.batch, im.storing = nil, job
+	go func() {
+		defer close(job.done)
+		job.res, job.err = im.svc.Store(im.c.Context(), b)
+	}()
+	return nil
+}
+
+// wait waits for the batch being stored, if any, and counts its results.
+func (im *importer) wait() error {
+	job := im.storing
+	if job == nil {
+		return nil
+	}
+	<-job.done
+	im.storing = nil
+	if job.err != nil {
+		return job.err
+	}
+	for i, r := range job.res {
 		switch {
 		case r.Problem != "":
-			im.reject(r.Where, im.batch[i].Data, r.Problem)
+			im.reject(r.Where, job.items[i].Data, r.Problem)
 		case r.Duplicate:
 			im.dups++
 		default:
 			im.imported++
 		}
 	}
-	im.seen += len(res)
-	im.batch = im.batch[:0]
+	im.seen += len(job.res)
 	im.progress(false)
 	return nil
 }

@@ -196,7 +196,7 @@ func (b *sqlBuilder) dates(c *imap.SearchCriteria) []string {
 // headerText is the raw header as text, in PostgreSQL's escape encoding,
 // which maps every byte string (valid UTF-8 or not) to text. The trigram
 // index messages_header_trgm is on exactly this expression;
-// message_header_text (migrations/00009_intake_indexes.sql) is that
+// message_header_text (migrations/00009_intake_cost.sql) is that
 // encode() with its true cost, so that the planner uses the index on
 // small archives too.
 const headerText = "message_header_text(raw, header_len)"

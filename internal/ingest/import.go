@@ -44,15 +44,33 @@ func (s *Service) Imported(ctx context.Context) error {
 // without policy and without delivery to members: the posts keep their
 // original dates (Date:, else the mbox date) as their archive dates.
 // Messages that cannot be parsed are reported in the results, never
-// dropped silently; a database failure aborts the whole batch.
+// dropped silently; a database failure aborts the whole batch. It is
+// PrepareImport then Store; an importer that pipelines calls the two
+// itself, preparing the next batch while this one is stored.
 func (s *Service) Import(ctx context.Context, l lists.List, items []ImportItem) ([]ImportResult, error) {
-	res := make([]ImportResult, len(items))
-	preps, err := s.prepareAll(l, items, res)
+	b, err := s.PrepareImport(l, items)
 	if err != nil {
 		return nil, err
 	}
-	var posts []archive.Post
-	var index []int
+	return s.Store(ctx, b)
+}
+
+// ImportBatch is a batch of import items parsed and ready to store.
+type ImportBatch struct {
+	list  lists.List
+	res   []ImportResult
+	posts []archive.Post
+	index []int // posts[j] is item index[j]
+}
+
+// PrepareImport parses a batch (on every core) and computes what the
+// archive stores with each post; it touches no database.
+func (s *Service) PrepareImport(l lists.List, items []ImportItem) (*ImportBatch, error) {
+	b := &ImportBatch{list: l, res: make([]ImportResult, len(items))}
+	preps, err := s.prepareAll(l, items, b.res)
+	if err != nil {
+		return nil, err
+	}
 	for i, p := range preps {
 		if p == nil {
 			continue
@@ -64,22 +82,28 @@ func (s *Service) Import(ctx context.Context, l lists.List, items []ImportItem) 
 		if when.IsZero() {
 			when = s.o.Now()
 		}
-		posts = append(posts, archive.Post{ListID: l.ID, Raw: p.raw, Summary: p.sum, Source: "import", ReceivedAt: when,
+		b.posts = append(b.posts, archive.Post{ListID: l.ID, Raw: p.raw, Summary: p.sum, Source: "import", ReceivedAt: when,
 			BySubject: l.SubjectThread, EnvelopeFrom: envelopeSender(items[i].Sender), Derived: p.derived})
-		index = append(index, i)
+		b.index = append(b.index, i)
 	}
-	if len(posts) > 0 {
-		// One statement for the whole batch: one transaction, one round trip.
-		var sts []archive.Stored
-		sts, err = archive.InsertBatch(ctx, s.o.DB, posts)
-		for j, st := range sts {
-			res[index[j]].Article, res[index[j]].Duplicate = st.Article, st.Duplicate
-		}
+	return b, nil
+}
+
+// Store archives a prepared batch in one statement (one transaction, one
+// round trip) and says what became of each item.
+func (s *Service) Store(ctx context.Context, b *ImportBatch) ([]ImportResult, error) {
+	if len(b.posts) == 0 {
+		return b.res, nil
 	}
-	if err == nil {
-		s.poke(notify.Archive, strconv.FormatInt(l.ID, 10))
+	sts, err := archive.InsertBatch(ctx, s.o.DB, b.posts)
+	if err != nil {
+		return nil, err
 	}
-	return res, err
+	for j, st := range sts {
+		b.res[b.index[j]].Article, b.res[b.index[j]].Duplicate = st.Article, st.Duplicate
+	}
+	s.poke(notify.Archive, strconv.FormatInt(b.list.ID, 10))
+	return b.res, nil
 }
 
 // envelopeSender keeps an mbox From_ line's sender unless it is the

@@ -30,11 +30,12 @@ DECLARE
     found bigint[];
     tid bigint;
 BEGIN
-    EXECUTE 'SELECT coalesce(array_agg(message_id), ''{}''), coalesce(array_agg(thread_id), ''{}'')
-               FROM messages WHERE list_id = $1 AND message_id = ANY ($2) AND article < $3'
+    EXECUTE 'SELECT coalesce(array_agg(message_id) FILTER (WHERE post), ''{}''), coalesce(array_agg(thread_id), ''{}'')
+               FROM (SELECT message_id, thread_id, true AS post FROM messages
+                      WHERE list_id = $1 AND message_id = ANY ($2) AND article < $3
+                     UNION ALL
+                     SELECT message_id, thread_id, false FROM ghosts WHERE list_id = $1 AND message_id = ANY ($2)) x'
        INTO present, found USING p_list, ids, p_article;
-    EXECUTE 'SELECT $3 || ARRAY(SELECT thread_id FROM ghosts WHERE list_id = $1 AND message_id = ANY ($2))'
-       INTO found USING p_list, ids, found;
     IF p_subject_key <> '' THEN
         EXECUTE 'SELECT $4 || ARRAY(SELECT thread_id FROM messages
                                      WHERE list_id = $1 AND subject_key = $2 AND article < $3
