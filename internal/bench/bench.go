@@ -116,10 +116,11 @@ func (b *runner) logf(format string, args ...any) {
 
 // server is a running parley serve.
 type server struct {
-	cmd   *exec.Cmd
-	env   []string
-	ready map[string]string
-	done  chan error
+	cmd     *exec.Cmd
+	env     []string
+	ready   map[string]string
+	done    chan error
+	stopped bool // stop was called: a deferred stop does nothing
 }
 
 // startServer starts parley serve with its own data directory.
@@ -153,6 +154,10 @@ func (b *runner) startServer(ctx context.Context, name string, extraEnv ...strin
 }
 
 func (s *server) stop() error {
+	if s.stopped {
+		return nil
+	}
+	s.stopped = true
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-s.done:

@@ -59,7 +59,7 @@ func (b *runner) digest(ctx context.Context) error {
 		return err
 	}
 	b.report("digest_posts_expanded_1000x10k", time.Since(sent).Seconds(), "s")
-	sk.expect(10000)
+	sk.expect(10000, list)
 	start := time.Now()
 	out, err := s.cli(ctx, nil, "digest", "send", list)
 	if err != nil {

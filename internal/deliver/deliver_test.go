@@ -66,6 +66,8 @@ func run(t *testing.T, d *sqlx.DB, relay deliver.Relay) *deliver.Service {
 	return svc
 }
 
+// states is the queue's copies by recipient: what is still to send, and
+// what failed (a sent copy leaves the queue).
 func states(t *testing.T, d *sqlx.DB) map[string]string {
 	t.Helper()
 	var rows []struct{ Rcpt, State string }
@@ -111,7 +113,7 @@ func TestSMTPRelay(t *testing.T) {
 	run(t, d, &deliver.SMTPRelay{Addr: sink.Addr, Hostname: "parley.test", Timeout: 10 * time.Second})
 	waitFor(t, "all copies settled", func() bool {
 		s := states(t, d)
-		return len(s) == 4 && s["bob@example.org"] == "sent" && s["slow@example.net"] == "sent" && s["gone@example.com"] == "failed"
+		return len(s) == 1 && s["gone@example.com"] == "failed" // sent copies leave the queue
 	})
 	msgs := sink.Messages()
 	if len(msgs) != 3 {
@@ -204,13 +206,7 @@ func TestBatchedWithoutVERP(t *testing.T) {
 	run(t, d, &deliver.SMTPRelay{Addr: sink.Addr, Hostname: "parley.test", Timeout: 10 * time.Second})
 	waitFor(t, "all copies settled", func() bool {
 		s := states(t, d)
-		sent := 0
-		for _, st := range s {
-			if st == "sent" {
-				sent++
-			}
-		}
-		return sent == 5 && s["gone@one.example"] == "failed"
+		return len(s) == 1 && s["gone@one.example"] == "failed" // sent copies leave the queue
 	})
 	var shared bool
 	got := map[string]int{}

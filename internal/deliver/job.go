@@ -21,12 +21,12 @@ import (
 // personal.
 type job struct {
 	list     lists.List
-	msg      []byte // signed, the same for every copy
-	unsigned []byte // set when each copy is personalised and signed on its own
-	keys     []dkimkeys.Key
-	footer   string // a footer template with personal fields, applied per copy
-	from     string // fixed return path (notices); "" means VERP per copy
-	msgID    string // the post's Message-ID, for the log ("" for notices)
+	msg      []byte           // signed, the same for every copy
+	unsigned []byte           // set when each copy is personalised and signed on its own
+	signing  dkimkeys.Signing // the list domain's keys
+	footer   string           // a footer template with personal fields, applied per copy
+	from     string           // fixed return path (notices); "" means VERP per copy
+	msgID    string           // the post's Message-ID, for the log ("" for notices)
 	err      error
 }
 
@@ -77,6 +77,9 @@ func (s *Service) loadJob(ctx context.Context, k jobKey) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
+	if j.signing, err = dkimkeys.Prepare(keys); err != nil {
+		return nil, err
+	}
 	if oj.Kind != "notice" {
 		if err := s.addFooter(j); err != nil {
 			return nil, err
@@ -84,14 +87,14 @@ func (s *Service) loadJob(ctx context.Context, k jobKey) (*job, error) {
 		if j.footer != "" || (s.o.Site.BaseURL != "" && s.o.Unsub != nil) {
 			// Each copy gets its own unsubscribe link or footer, so each
 			// is signed on its own (in deliver).
-			j.unsigned, j.keys = j.msg, keys
+			j.unsigned = j.msg
 			return j, nil
 		}
 	}
 	// Every copy of the job is the same message, so it is signed once
 	// here, not once per recipient.
-	if len(keys) > 0 {
-		if j.msg, err = dkimkeys.Sign(j.msg, keys); err != nil {
+	if len(j.signing) > 0 {
+		if j.msg, err = j.signing.Sign(j.msg); err != nil {
 			return nil, err
 		}
 	}
@@ -168,7 +171,7 @@ func (s *Service) personal(j *job, d outqueue.Delivery) ([]byte, error) {
 	url := ""
 	if s.o.Site.BaseURL != "" && s.o.Unsub != nil {
 		url = strings.TrimRight(s.o.Site.BaseURL, "/") + "/unsubscribe/" + s.o.Unsub.Token(j.list.ID, norm)
-		msg = personalize(msg, j.list, url, len(j.keys) > 0)
+		msg = personalize(msg, j.list, url, len(j.signing) > 0)
 	}
 	if j.footer != "" {
 		var err error
@@ -176,10 +179,10 @@ func (s *Service) personal(j *job, d outqueue.Delivery) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if len(j.keys) == 0 {
+	if len(j.signing) == 0 {
 		return msg, nil
 	}
-	return dkimkeys.Sign(msg, j.keys)
+	return j.signing.Sign(msg)
 }
 
 // jobCache keeps rendered jobs across claim rounds. A round claims at

@@ -132,23 +132,43 @@ var SignedHeaders = []string{"From", "From", "Reply-To", "Subject", "Date", "To"
 	"List-Id", "List-Post", "List-Help", "List-Subscribe", "List-Unsubscribe", "List-Unsubscribe-Post",
 	"List-Archive", "List-Owner", "Archived-At"}
 
-// Sign returns msg with one DKIM-Signature per key (relaxed/relaxed),
-// newest signature first.
-func Sign(msg []byte, keys []Key) ([]byte, error) {
-	out := msg
+// Signing is a domain's keys, parsed once to sign many messages: a list
+// that gives each copy its own unsubscribe link signs every copy, and
+// parsing an RSA key (with its precomputation) each time cost a fifth as
+// much as the signature itself.
+type Signing []signingKey
+
+type signingKey struct {
+	k Key
+	s crypto.Signer
+}
+
+// Prepare parses keys for signing.
+func Prepare(keys []Key) (Signing, error) {
+	g := make(Signing, 0, len(keys))
 	for _, k := range keys {
 		s, err := k.Signer()
 		if err != nil {
 			return nil, err
 		}
+		g = append(g, signingKey{k: k, s: s})
+	}
+	return g, nil
+}
+
+// Sign returns msg with one DKIM-Signature per key (relaxed/relaxed),
+// newest signature first.
+func (g Signing) Sign(msg []byte) ([]byte, error) {
+	out := msg
+	for _, sk := range g {
 		var b bytes.Buffer
-		err = dkim.Sign(&b, bytes.NewReader(out), &dkim.SignOptions{
-			Domain: k.Domain, Selector: k.Selector, Signer: s,
+		err := dkim.Sign(&b, bytes.NewReader(out), &dkim.SignOptions{
+			Domain: sk.k.Domain, Selector: sk.k.Selector, Signer: sk.s,
 			HeaderCanonicalization: dkim.CanonicalizationRelaxed, BodyCanonicalization: dkim.CanonicalizationRelaxed,
 			HeaderKeys: SignedHeaders,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("dkim sign %s/%s: %w", k.Domain, k.Selector, err)
+			return nil, fmt.Errorf("dkim sign %s/%s: %w", sk.k.Domain, sk.k.Selector, err)
 		}
 		out = b.Bytes()
 	}

@@ -34,9 +34,16 @@ func TestSignVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := []byte("From: alice@example.org\r\nTo: dev@lists.example.org\r\nSubject: hi\r\nList-Id: <dev.lists.example.org>\r\n\r\nbody\r\n")
-	signed, err := Sign(msg, []Key{rsaKey, edKey})
+	g, err := Prepare([]Key{rsaKey, edKey})
 	if err != nil {
 		t.Fatal(err)
+	}
+	signed, err := g.Sign(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := g.Sign(msg); err != nil || bytes.Count(again, []byte("DKIM-Signature:")) != 2 {
+		t.Errorf("signing a second message with the same prepared keys: %v", err) // the parsed keys are reused
 	}
 	if n := bytes.Count(signed, []byte("DKIM-Signature:")); n != 2 {
 		t.Fatalf("%d signatures, want 2", n)

@@ -200,11 +200,51 @@ type Result struct {
 	At    time.Time
 }
 
-// Record writes many results in one statement.
-func Record(ctx context.Context, q db.Querier, rs []Result) error {
-	if len(rs) == 0 {
+// Record writes many results, in one transaction. A copy that was sent
+// is deleted: the queue holds what is still to do and what failed, and
+// the log line of each sent copy is the record of who got what. Deleting
+// also writes no index entries, where marking the row sent wrote one in
+// every index of the table, and keeps the table the size of the queue
+// rather than of every copy ever sent.
+func Record(ctx context.Context, d *sqlx.DB, rs []Result) error {
+	var sent []int64
+	var rest []Result
+	for _, r := range rs {
+		if r.State == "sent" {
+			sent = append(sent, r.ID)
+		} else {
+			rest = append(rest, r)
+		}
+	}
+	if len(rest) == 0 {
+		return deleteSent(ctx, d, sent)
+	}
+	return db.InTx(ctx, d, func(tx *sqlx.Tx) error {
+		if err := deleteSent(ctx, tx, sent); err != nil {
+			return err
+		}
+		return recordOthers(ctx, tx, rest)
+	})
+}
+
+// deleteSent deletes the sent copies still leased: a copy whose lease was
+// lost is another worker's now.
+func deleteSent(ctx context.Context, q db.Querier, ids []int64) error {
+	if len(ids) == 0 {
 		return nil
 	}
+	// A join with the ids, as in recordOthers, looks each row up by its
+	// key; "id = ANY (…) AND state = 'sending'" was planned as a bitmap
+	// AND with deliveries_leased, a scan of every leased copy per write.
+	if _, err := q.ExecContext(ctx, `DELETE FROM deliveries d USING unnest($1::bigint[]) AS r(id)
+		WHERE d.id = r.id AND d.state = 'sending'`, pq.Int64Array(ids)); err != nil {
+		return fmt.Errorf("record results: %w", err)
+	}
+	return nil
+}
+
+// recordOthers writes failures and deferrals in one statement.
+func recordOthers(ctx context.Context, q db.Querier, rs []Result) error {
 	ids := make([]int64, len(rs))
 	states := make([]string, len(rs))
 	codes := make([]int64, len(rs))
