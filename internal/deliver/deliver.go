@@ -135,9 +135,16 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
+// reclaim queues again the copies of workers that died, and prunes what
+// the queue no longer needs to keep.
 func (s *Service) reclaim(ctx context.Context) {
 	if n, err := outqueue.Reclaim(ctx, s.o.DB); err == nil && n > 0 {
 		s.o.Logger.Warn("copies whose worker died are queued again", "event", "lease_expired", "count", n)
+	}
+	if n, err := outqueue.Prune(ctx, s.o.DB, outqueue.Keep); err != nil && ctx.Err() == nil {
+		s.o.Logger.Warn("cannot prune the queue", "event", "prune_error", "err", err)
+	} else if n > 0 {
+		s.o.Logger.Info("old failed copies and finished jobs pruned", "event", "queue_pruned", "count", n)
 	}
 }
 

@@ -1,6 +1,7 @@
 package outqueue
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -64,4 +65,58 @@ parley_queue_jobs_unexpanded 1
 		}
 	}
 	t.Error("no parley_queue_oldest_pending_seconds")
+}
+
+// TestPrune: failed copies and finished jobs go once they are older than
+// keep; a job with a copy still to send, a recent failure and an
+// unexpanded job stay.
+func TestPrune(t *testing.T) {
+	d := pgtest.New(t)
+	a, _ := mailaddr.ParseList("p@lists.example.org")
+	l, err := lists.Create(t.Context(), d, a, lists.Settings{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := func(state, age string) int64 {
+		var id int64
+		if err := d.Get(&id, `INSERT INTO outbound (kind, list_id, rcpts, body, state, created_at)
+			VALUES ('notice', $1, '{x@example.org}', 'x', $2, now() - $3::interval) RETURNING id`, l.ID, state, age); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	copyOf := func(job int64, state, doneAgo string) {
+		d.MustExec(`INSERT INTO deliveries (job, list_id, rcpt, domain, state, done_at)
+			VALUES ($1, $2, $3 || '@example.org', 'example.org', $4, now() - $5::interval)`, job, l.ID, state+doneAgo, state, doneAgo)
+	}
+	done := job("expanded", "40 days")    // all its copies sent: goes
+	oldFail := job("expanded", "40 days") // its one copy failed 35 days ago: both go
+	copyOf(oldFail, "failed", "35 days")
+	recentFail := job("expanded", "40 days") // failed 2 days ago: both stay
+	copyOf(recentFail, "failed", "2 days")
+	retrying := job("expanded", "40 days") // a copy still to retry: stays
+	copyOf(retrying, "pending", "0 days")
+	young := job("expanded", "1 day") // stays
+	unexpanded := job("pending", "40 days")
+
+	n, err := Prune(t.Context(), d, Keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("Prune removed %d rows, want 3 (a failed copy and two jobs)", n)
+	}
+	var left []int64
+	if err := d.Select(&left, `SELECT id FROM outbound ORDER BY id`); err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{recentFail, retrying, young, unexpanded}
+	if fmt.Sprint(left) != fmt.Sprint(want) {
+		t.Errorf("jobs left %v, want %v (pruned: %d, %d)", left, want, done, oldFail)
+	}
+	var copies int
+	d.Get(&copies, `SELECT count(*) FROM deliveries`)
+	if copies != 2 {
+		t.Errorf("%d copies left, want 2", copies)
+	}
 }

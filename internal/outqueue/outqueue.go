@@ -191,6 +191,31 @@ func Reclaim(ctx context.Context, q db.Querier) (int64, error) {
 	return res.RowsAffected()
 }
 
+// Keep is how long a failed copy and a finished job stay in the queue
+// after they are done: long enough for an owner to see what failed.
+const Keep = 30 * 24 * time.Hour
+
+// Prune deletes what the queue keeps only for a while: copies that
+// failed more than keep ago, and expanded jobs older than that whose
+// copies are all gone (sent, or pruned). It returns how many rows went.
+// With sent copies deleted as they are sent, this keeps both tables the
+// size of the work in hand, whatever the lists' history.
+func Prune(ctx context.Context, q db.Querier, keep time.Duration) (int64, error) {
+	res, err := q.ExecContext(ctx, `DELETE FROM deliveries WHERE state = 'failed' AND done_at < now() - $1 * interval '1 second'`,
+		keep.Seconds())
+	if err != nil {
+		return 0, fmt.Errorf("prune copies: %w", err)
+	}
+	copies, _ := res.RowsAffected()
+	res, err = q.ExecContext(ctx, `DELETE FROM outbound o WHERE o.state = 'expanded' AND o.created_at < now() - $1 * interval '1 second'
+		AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.job = o.id)`, keep.Seconds())
+	if err != nil {
+		return copies, fmt.Errorf("prune jobs: %w", err)
+	}
+	jobs, _ := res.RowsAffected()
+	return copies + jobs, nil
+}
+
 // Result is the outcome of one attempt at a copy.
 type Result struct {
 	ID    int64
