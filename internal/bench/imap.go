@@ -68,7 +68,7 @@ func (b *runner) imapArchive(ctx context.Context) error {
 
 	rss := sampleRSS(s.cmd.Process.Pid)
 	defer rss.stop()
-	if err := b.imapPasses(ctx, s.ready["imap"], gen); err != nil {
+	if err := b.imapPasses(ctx, s.ready["imap"], s.cmd.Process.Pid, gen); err != nil {
 		return err
 	}
 	clientPeak := rss.peak()
@@ -113,19 +113,22 @@ func (b *runner) imapMbox() (string, genResult, error) {
 	return path, res, os.WriteFile(meta, fmt.Appendf(nil, imapMetaFormat, n, imapGenVersion, imapWord, res.size, res.wordMsgs), 0o644)
 }
 
-// imapPass holds the times of one pass.
+// imapPass holds the times of one pass, and the CPU the server (parley
+// and its PostgreSQL) took for the envelopes and for the bodies: client
+// and server share the machine, so wall time alone hides whose it is.
 type imapPass struct {
 	sel, envelope, body, search time.Duration
 	bodyBytes                   int64
+	envelopeCPU, bodyCPU        cpuTimes
 }
 
 func (p imapPass) bodyMBps() float64 { return float64(p.bodyBytes) / 1e6 / p.body.Seconds() }
 
 // imapPasses runs the warm-up and the timed passes and reports medians.
-func (b *runner) imapPasses(ctx context.Context, addr string, gen genResult) error {
+func (b *runner) imapPasses(ctx context.Context, addr string, pid int, gen genResult) error {
 	var runs []imapPass
 	for i := range 1 + imapRuns {
-		p, err := imapOnePass(ctx, addr, b.o.IMAPCount, gen.wordMsgs)
+		p, err := imapOnePass(ctx, addr, pid, b.o.IMAPCount, gen.wordMsgs)
 		if err != nil {
 			return err
 		}
@@ -135,9 +138,10 @@ func (b *runner) imapPasses(ctx context.Context, addr string, gen genResult) err
 		} else {
 			runs = append(runs, p)
 		}
-		b.logf("imap: %s: EXAMINE %s, envelopes %s, bodies %s (%.1f MB, %.1f MB/s), SEARCH BODY %s (%d hits)",
-			label, p.sel.Round(time.Microsecond), p.envelope.Round(time.Millisecond), p.body.Round(time.Millisecond),
-			float64(p.bodyBytes)/1e6, p.bodyMBps(), p.search.Round(time.Microsecond), gen.wordMsgs)
+		b.logf("imap: %s: EXAMINE %s, envelopes %s (CPU: parley %.2f s, PostgreSQL %.2f s), bodies %s (%.1f MB, %.1f MB/s; CPU: parley %.2f s, PostgreSQL %.2f s), SEARCH BODY %s (%d hits)",
+			label, p.sel.Round(time.Microsecond), p.envelope.Round(time.Millisecond), p.envelopeCPU.server, p.envelopeCPU.children,
+			p.body.Round(time.Millisecond), float64(p.bodyBytes)/1e6, p.bodyMBps(), p.bodyCPU.server, p.bodyCPU.children,
+			p.search.Round(time.Microsecond), gen.wordMsgs)
 	}
 	med := func(f func(imapPass) float64) float64 {
 		var vals []float64
@@ -148,14 +152,18 @@ func (b *runner) imapPasses(ctx context.Context, addr string, gen genResult) err
 	}
 	b.report("imap_select_ms", med(func(p imapPass) float64 { return p.sel.Seconds() * 1000 }), "ms")
 	b.report("imap_envelope_fetch_s", med(func(p imapPass) float64 { return p.envelope.Seconds() }), "s")
+	b.report("imap_envelope_fetch_cpu_parley_s", med(func(p imapPass) float64 { return p.envelopeCPU.server }), "s")
+	b.report("imap_envelope_fetch_cpu_postgres_s", med(func(p imapPass) float64 { return p.envelopeCPU.children }), "s")
 	b.report("imap_body_fetch_MBps", med(imapPass.bodyMBps), "MB/s")
+	b.report("imap_body_fetch_cpu_parley_s", med(func(p imapPass) float64 { return p.bodyCPU.server }), "s")
+	b.report("imap_body_fetch_cpu_postgres_s", med(func(p imapPass) float64 { return p.bodyCPU.children }), "s")
 	b.report("imap_search_body_ms", med(func(p imapPass) float64 { return p.search.Seconds() * 1000 }), "ms")
 	return nil
 }
 
 // imapOnePass is one pass on a fresh connection. It fails if the mailbox,
 // either FETCH or the SEARCH does not account for every message.
-func imapOnePass(ctx context.Context, addr string, n, wordMsgs int) (imapPass, error) {
+func imapOnePass(ctx context.Context, addr string, pid, n, wordMsgs int) (imapPass, error) {
 	var p imapPass
 	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {
@@ -176,18 +184,18 @@ func imapOnePass(ctx context.Context, addr string, n, wordMsgs int) (imapPass, e
 		return p, fmt.Errorf("EXAMINE %s: %d messages, %d were imported", imapList, sel.NumMessages, n)
 	}
 	all := imap.UIDSet{{Start: 1, Stop: 0}} // 1:*
-	t = time.Now()
+	t, cpu := time.Now(), cpuNow(pid)
 	msgs, _, err := drain(c.Fetch(all, &imap.FetchOptions{UID: true, Flags: true, Envelope: true, RFC822Size: true}))
-	p.envelope = time.Since(t)
+	p.envelope, p.envelopeCPU = time.Since(t), cpuNow(pid).since(cpu)
 	if err == nil && msgs != n {
 		err = fmt.Errorf("%d messages of %d", msgs, n)
 	}
 	if err != nil {
 		return p, fmt.Errorf("UID FETCH ENVELOPE: %w", err)
 	}
-	t = time.Now()
+	t, cpu = time.Now(), cpuNow(pid)
 	msgs, p.bodyBytes, err = drain(c.Fetch(all, &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}))
-	p.body = time.Since(t)
+	p.body, p.bodyCPU = time.Since(t), cpuNow(pid).since(cpu)
 	if err == nil && msgs != n {
 		err = fmt.Errorf("%d messages of %d", msgs, n)
 	}

@@ -40,10 +40,15 @@ func unescapeBytea(b []byte) ([]byte, error) {
 	}
 	out := b[:i]
 	for i < len(b) {
-		c := b[i]
-		if c != '\\' {
-			out = append(out, c)
-			i++
+		if b[i] != '\\' {
+			// Copy the run up to the next escape at once: most bytes of
+			// mail need none.
+			j := bytes.IndexByte(b[i:], '\\')
+			if j < 0 {
+				j = len(b) - i
+			}
+			out = append(out, b[i:i+j]...)
+			i += j
 			continue
 		}
 		switch {

@@ -71,7 +71,7 @@ type row struct {
 	Size     int64           `db:"size"`
 	Received time.Time       `db:"received_at"`
 	Raw      db.EscapedBytea `db:"raw"`  // whole message, or empty
-	Meta     []byte          `db:"imap"` // stored imapmeta form; NULL when not derived yet
+	Meta     db.EscapedBytea `db:"imap"` // stored imapmeta form; NULL when not derived yet
 }
 
 // meta returns the message's ENVELOPE and BODYSTRUCTURE: the stored form
@@ -252,14 +252,14 @@ func (s *session) load(ctx context.Context, lo, hi uint32, q query) ([]row, erro
 	err := s.srv.o.DB.SelectContext(ctx, &rows, `
 		SELECT article, size, received_at,
 		       CASE WHEN $4 OR ($5 AND NOT stored) THEN encode(raw, 'escape') ELSE '' END AS raw,
-		       CASE WHEN $5 AND stored THEN imap END AS imap
-		  FROM (SELECT *, coalesce(substring(imap FROM 1 FOR 1) = $6, false) AS stored,
+		       CASE WHEN $5 AND stored THEN encode(imap, 'escape') END AS imap
+		  FROM (SELECT *, coalesce(substring(imap FROM 1 FOR 1) BETWEEN $8 AND $6, false) AS stored,
 		               sum(size) OVER (ORDER BY article) - size AS before
 		          FROM messages
 		         WHERE list_id = $1 AND article BETWEEN $2 AND $3`+yearCond(s.sel.year)+`) m
 		 WHERE before < $7
 		 ORDER BY article`,
-		s.sel.listID, int64(lo), int64(hi), q.body, q.meta, []byte{imapmeta.Version}, budget)
+		s.sel.listID, int64(lo), int64(hi), q.body, q.meta, []byte{imapmeta.Version}, budget, []byte{imapmeta.MinVersion})
 	return rows, err
 }
 
@@ -299,7 +299,11 @@ func (s *session) writeMessage(w *imapserver.FetchWriter, r *row, o *imap.FetchO
 	}
 	if o.Envelope || o.BodyStructure != nil {
 		meta := s.meta(r, o.BodyStructure != nil)
-		if o.Envelope {
+		switch {
+		case !o.Envelope:
+		case meta.EnvelopeWire != nil:
+			m.WriteEnvelopeRaw(meta.EnvelopeWire) // encoded once, when archived
+		default:
 			m.WriteEnvelope(meta.Envelope)
 		}
 		if o.BodyStructure != nil {

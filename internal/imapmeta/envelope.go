@@ -8,51 +8,103 @@ import (
 	"github.com/emersion/go-imap/v2"
 )
 
-// The envelope is stored in a compact binary form of parley's own, not
-// JSON: FETCH ENVELOPE is asked of every message of a mailbox at once,
-// and decoding this is several times cheaper than decoding JSON. Strings
-// are a uvarint length and the bytes; lists are a uvarint count plus one
-// (0 is a nil list, which the library writes as NIL); the date is a flag
-// byte, then the Unix seconds and the zone offset as varints.
+// Version 3 stores the envelope as the IMAP server writes it
+// (imapserver.AppendEnvelope), so that FETCH ENVELOPE copies it out
+// instead of decoding and encoding it again for every message; checkWire
+// makes sure what is copied out cannot break the protocol around it.
+//
+// Version 2 stored it in a compact binary form of parley's own, still
+// read (decodeEnvelope): strings are a uvarint length and the bytes; lists
+// are a uvarint count plus one (0 is a nil list, which the library writes
+// as NIL); the date is a flag byte, then the Unix seconds and the zone
+// offset as varints.
 
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
+var errWire = errors.New("imapmeta: stored envelope is not a well-formed IMAP list")
 
-func appendAddresses(b []byte, as []imap.Address) []byte {
-	if as == nil {
-		return binary.AppendUvarint(b, 0)
+// checkWire accepts an IMAP list as AppendEnvelope writes it: printable
+// ASCII, strings quoted or as literals ({n} CRLF and n bytes, which may
+// be anything), parentheses balanced and the whole a single list. Line
+// ends appear only after a literal's length, so nothing stored can end
+// the FETCH response early or add one. It does not recurse. Every FETCH
+// ENVELOPE runs it on every message, so the common bytes cost one table
+// lookup each.
+func checkWire(b []byte) error {
+	if len(b) < 2 || b[0] != '(' {
+		return errWire
 	}
-	b = binary.AppendUvarint(b, uint64(len(as))+1)
-	for _, a := range as {
-		b = appendString(appendString(appendString(b, a.Name), a.Mailbox), a.Host)
-	}
-	return b
-}
-
-func appendEnvelope(b []byte, e *imap.Envelope) []byte {
-	if e.Date.IsZero() {
-		b = append(b, 0)
-	} else {
-		_, off := e.Date.Zone()
-		b = append(b, 1)
-		b = binary.AppendVarint(b, e.Date.Unix())
-		b = binary.AppendVarint(b, int64(off))
-	}
-	b = appendString(b, e.Subject)
-	for _, as := range [][]imap.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
-		b = appendAddresses(b, as)
-	}
-	if e.InReplyTo == nil {
-		b = binary.AppendUvarint(b, 0)
-	} else {
-		b = binary.AppendUvarint(b, uint64(len(e.InReplyTo))+1)
-		for _, s := range e.InReplyTo {
-			b = appendString(b, s)
+	depth, quoted := 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch wireClass[c] {
+		case wirePlain:
+			continue
+		case wireBad:
+			return errWire
+		}
+		switch {
+		case quoted && c == '\\':
+			i++
+		case quoted && c == '"':
+			quoted = false
+		case quoted:
+		case c == '"':
+			quoted = true
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+			if depth < 0 || (depth == 0 && i != len(b)-1) {
+				return errWire // unbalanced, or more after the list
+			}
+		case c == '\\':
+			return errWire // only inside a quoted string
+		case c == '{':
+			n, next, ok := literalLen(b, i)
+			if !ok || n > len(b)-next {
+				return errWire
+			}
+			i = next + n - 1
 		}
 	}
-	return appendString(b, e.MessageID)
+	if depth != 0 || quoted {
+		return errWire
+	}
+	return nil
+}
+
+// The byte classes checkWire tells apart.
+const (
+	wirePlain   = iota // printable, no meaning to the list's structure
+	wireSpecial        // ( ) " { \
+	wireBad            // control or 8-bit: only inside a literal
+)
+
+var wireClass = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case c < 0x20 || c > 0x7e:
+			t[c] = wireBad
+		case c == '(' || c == ')' || c == '"' || c == '{' || c == '\\':
+			t[c] = wireSpecial
+		}
+	}
+	return t
+}()
+
+// literalLen reads "{n}\r\n" at b[i] and returns n and where the literal's
+// bytes start.
+func literalLen(b []byte, i int) (n, start int, ok bool) {
+	j := i + 1
+	for ; j < len(b) && b[j] >= '0' && b[j] <= '9'; j++ {
+		if n > 1<<24 {
+			return 0, 0, false
+		}
+		n = n*10 + int(b[j]-'0')
+	}
+	if j == i+1 || j+2 >= len(b) || b[j] != '}' || b[j+1] != '\r' || b[j+2] != '\n' {
+		return 0, 0, false
+	}
+	return n, j + 3, true
 }
 
 var errTruncated = errors.New("imapmeta: stored envelope is truncated")

@@ -8,7 +8,7 @@
 // It is the only package besides imapd that imports go-imap, for the
 // types and the library's own extraction (so what is stored is exactly
 // what the server would otherwise compute on the fly). The stored form is
-// parley's own: a version byte, the envelope in a compact binary form
+// parley's own: a version byte, the envelope as the server writes it
 // (envelope.go), and the body structure as JSON, flattened into a list of
 // parts in document order so that neither encoding nor decoding recurses.
 // Body-structure strings that are not UTF-8 are stored as U+FFFD, which
@@ -30,13 +30,21 @@ import (
 	"github.com/parley-list/parley/internal/mailmsg"
 )
 
-// Version is the stored form's version, its first byte: a reader that
-// finds another one computes the data from the raw message instead.
-const Version = 2
+// Version is the stored form's version, its first byte. Decode reads
+// MinVersion to Version; a reader that finds any other computes the data
+// from the raw message instead.
+const (
+	Version    = 3
+	MinVersion = 2 // the envelope in a binary form (envelope.go)
+)
 
-// Meta is what FETCH needs of a message besides its bytes.
+// Meta is what FETCH needs of a message besides its bytes. The envelope
+// is either decoded (Envelope) or, from the current stored form, the
+// bytes the server writes for it (EnvelopeWire, for
+// imapserver.FetchResponseWriter.WriteEnvelopeRaw).
 type Meta struct {
 	Envelope      *imap.Envelope
+	EnvelopeWire  []byte
 	BodyStructure imap.BodyStructure
 }
 
@@ -64,7 +72,7 @@ func Encode(raw []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := appendEnvelope(nil, m.Envelope)
+	env := imapserver.AppendEnvelope(nil, m.Envelope)
 	b := binary.AppendUvarint([]byte{Version}, uint64(len(env)))
 	b = append(append(b, env...), parts...)
 	return b, nil
@@ -78,7 +86,7 @@ var errStale = errors.New("imapmeta: stored form of another version")
 // message, skips the JSON. Any error means the caller should compute the
 // meta from the raw message instead.
 func Decode(b []byte, bodyStructure bool) (Meta, error) {
-	if len(b) == 0 || b[0] != Version {
+	if len(b) == 0 || (b[0] != Version && b[0] != MinVersion) {
 		return Meta{}, errStale
 	}
 	r := &reader{b: b[1:]}
@@ -86,19 +94,27 @@ func Decode(b []byte, bodyStructure bool) (Meta, error) {
 	if r.err != nil || n > uint64(len(r.b)) {
 		return Meta{}, errTruncated
 	}
-	env, err := decodeEnvelope(r.b[:n])
-	if err != nil || !bodyStructure {
-		return Meta{Envelope: env}, err
+	var m Meta
+	var err error
+	if b[0] == Version {
+		m.EnvelopeWire, err = r.b[:n:n], checkWire(r.b[:n])
+	} else {
+		m.Envelope, err = decodeEnvelope(r.b[:n])
+	}
+	if err != nil {
+		return Meta{}, err
+	}
+	if !bodyStructure {
+		return m, nil
 	}
 	var parts []node
 	if err := json.Unmarshal(r.b[n:], &parts); err != nil {
 		return Meta{}, err
 	}
-	bs, err := build(parts)
-	if err != nil {
+	if m.BodyStructure, err = build(parts); err != nil {
 		return Meta{}, err
 	}
-	return Meta{Envelope: env, BodyStructure: bs}, nil
+	return m, nil
 }
 
 // Envelope parses the ENVELOPE from a header block.

@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
 )
 
 func crlf(s string) []byte {
@@ -52,15 +55,69 @@ func roundTrip(t *testing.T, raw []byte) {
 		t.Fatalf("Decode: %v", err)
 	}
 	want := Compute(raw)
-	if g, w := wire(t, got), wire(t, want); g != w {
-		t.Errorf("decoded meta differs from computed:\n got %s\nwant %s", g, w)
+	wantEnv := imapserver.AppendEnvelope(nil, want.Envelope)
+	if !bytes.Equal(got.EnvelopeWire, wantEnv) || got.Envelope != nil {
+		t.Errorf("decoded envelope differs from computed:\n got %q (decoded %v)\nwant %q", got.EnvelopeWire, got.Envelope, wantEnv)
+	}
+	if g, w := wire(t, Meta{BodyStructure: got.BodyStructure}), wire(t, Meta{BodyStructure: want.BodyStructure}); g != w {
+		t.Errorf("decoded body structure differs from computed:\n got %s\nwant %s", g, w)
 	}
 	env, err := Decode(enc, false)
 	if err != nil {
 		t.Fatalf("Decode envelope only: %v", err)
 	}
-	if g, w := wire(t, env), wire(t, Meta{Envelope: want.Envelope}); g != w {
-		t.Errorf("envelope-only decode differs:\n got %s\nwant %s", g, w)
+	if !bytes.Equal(env.EnvelopeWire, wantEnv) || env.BodyStructure != nil {
+		t.Errorf("envelope-only decode differs:\n got %q, %v\nwant %q", env.EnvelopeWire, env.BodyStructure, wantEnv)
+	}
+}
+
+// TestDecodeVersion2: what version 2 stored (the envelope in its binary
+// form) still decodes, to the envelope Compute gives.
+func TestDecodeVersion2(t *testing.T) {
+	for name, msg := range samples {
+		raw := crlf(msg)
+		cur, err := Encode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, k := binary.Uvarint(cur[1:])
+		env := appendEnvelopeV2(nil, Compute(raw).Envelope)
+		old := append(binary.AppendUvarint([]byte{MinVersion}, uint64(len(env))), env...)
+		old = append(old, cur[1+k+int(n):]...)
+		got, err := Decode(old, true)
+		if err != nil {
+			t.Fatalf("%s: Decode(v2): %v", name, err)
+		}
+		if g, w := wire(t, got), wire(t, Compute(raw)); g != w {
+			t.Errorf("%s: v2 decodes to\n%s\nwant\n%s", name, g, w)
+		}
+	}
+}
+
+// TestCheckWire: the stored envelope is written to clients as it is, so
+// only a well-formed list passes; nothing in it may end the response.
+func TestCheckWire(t *testing.T) {
+	good := map[string][]byte{
+		"plain": imapserver.AppendEnvelope(nil, Compute(crlf(samples["plain"])).Envelope),
+		"utf8":  imapserver.AppendEnvelope(nil, &imap.Envelope{Subject: "x", From: []imap.Address{{Mailbox: "jörg\r\n)", Host: "example.org"}}}),
+		"empty": imapserver.AppendEnvelope(nil, &imap.Envelope{}),
+	}
+	for name, b := range good {
+		if err := checkWire(b); err != nil {
+			t.Errorf("%s: checkWire(%q) = %v, want nil", name, b, err)
+		}
+	}
+	bad := []string{
+		"", "(", ")", "()()", "(NIL) ", "NIL",
+		"(\"a\"\r\n* 1 EXPUNGE)", // a line end outside a literal
+		"(\"a\nb\")", "(\"\xff\")", "(\xff)", "(\"open)",
+		"({5}\r\nabc)", "({x}\r\nabc)", "({3}\nabc)", "({3}", "({99999999999}\r\n)",
+		"((NIL)", "(NIL))", "(\\)", "(\"a\" NIL",
+	}
+	for _, b := range bad {
+		if err := checkWire([]byte(b)); err == nil {
+			t.Errorf("checkWire(%q) = nil, want an error", b)
+		}
 	}
 }
 
@@ -156,9 +213,13 @@ func FuzzDecode(f *testing.F) {
 	for _, msg := range samples {
 		b, _ := Encode(crlf(msg))
 		f.Add(b)
+		env := appendEnvelopeV2(nil, Compute(crlf(msg)).Envelope)
+		f.Add(append(binary.AppendUvarint([]byte{MinVersion}, uint64(len(env))), env...))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		Decode(b, true)
+		if m, err := Decode(b, true); err == nil && m.EnvelopeWire != nil && checkWire(m.EnvelopeWire) != nil {
+			t.Fatalf("Decode passed an envelope checkWire refuses: %q", m.EnvelopeWire)
+		}
 		Decode(b, false)
 	})
 }

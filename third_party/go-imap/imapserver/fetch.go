@@ -1,6 +1,8 @@
 package imapserver
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"mime"
@@ -465,6 +467,26 @@ func (w *FetchResponseWriter) WriteEnvelope(envelope *imap.Envelope) {
 	enc := w.enc.Encoder
 	enc.Atom("ENVELOPE").SP()
 	writeEnvelope(enc, envelope)
+}
+
+// WriteEnvelopeRaw writes the message's envelope as AppendEnvelope encoded
+// it, so that a server that stores messages can encode each envelope once
+// rather than at every FETCH.
+func (w *FetchResponseWriter) WriteEnvelopeRaw(raw []byte) {
+	w.writeItemSep()
+	w.enc.Encoder.Atom("ENVELOPE").SP().Raw(raw)
+}
+
+// AppendEnvelope appends envelope to dst in the form WriteEnvelope writes
+// it, for WriteEnvelopeRaw. A string that is not plain ASCII is written as
+// a literal, which is valid whether or not the connection has enabled
+// UTF8=ACCEPT, so the result may be sent on any connection.
+func AppendEnvelope(dst []byte, envelope *imap.Envelope) []byte {
+	buf := bytes.NewBuffer(dst)
+	bw := bufio.NewWriter(buf)
+	writeEnvelope(imapwire.NewEncoder(bw, imapwire.ConnSideServer), envelope)
+	bw.Flush()
+	return buf.Bytes()
 }
 
 // WriteBodyStructure writes the message's body structure (either BODYSTRUCTURE

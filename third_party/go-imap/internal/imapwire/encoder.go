@@ -72,6 +72,22 @@ func (enc *Encoder) CRLF() error {
 	return enc.w.Flush()
 }
 
+// Raw writes b as it is: bytes another encoder wrote, e.g. a stored
+// envelope (see imapserver.AppendEnvelope).
+func (enc *Encoder) Raw(b []byte) *Encoder {
+	if enc.err != nil {
+		return enc
+	}
+	if enc.literal {
+		enc.err = fmt.Errorf("imapwire: cannot encode while a literal is open")
+		return enc
+	}
+	if _, err := enc.w.Write(b); err != nil {
+		enc.err = err
+	}
+	return enc
+}
+
 func (enc *Encoder) Atom(s string) *Encoder {
 	return enc.writeString(s)
 }
