@@ -28,7 +28,8 @@ DROP INDEX messages_text_trgm;
 -- did; it only cost every post one more index entry.
 DROP INDEX messages_by_msgid;
 
--- A post's bytes and its search text are compressed with LZ4 rather than
+-- A post's bytes, its search text and its stored IMAP form (which every
+-- FETCH ENVELOPE reads) are compressed with LZ4 rather than
 -- PostgreSQL's own pglz, where the server was built with LZ4 (PostgreSQL
 -- 14 and later, as packaged by Debian, Ubuntu, Red Hat and the PGDG):
 -- pglz compression was a tenth of the time spent archiving a post, and
@@ -39,7 +40,8 @@ DROP INDEX messages_by_msgid;
 -- +goose StatementBegin
 DO $$
 BEGIN
-    ALTER TABLE messages ALTER COLUMN raw SET COMPRESSION lz4, ALTER COLUMN search_text SET COMPRESSION lz4;
+    ALTER TABLE messages ALTER COLUMN raw SET COMPRESSION lz4, ALTER COLUMN search_text SET COMPRESSION lz4,
+        ALTER COLUMN imap SET COMPRESSION lz4;
 EXCEPTION WHEN feature_not_supported THEN
     RAISE NOTICE 'this PostgreSQL has no LZ4; messages stay compressed with pglz';
 END $$;
