@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -16,15 +17,22 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// TestCollector: depth by state, unexpanded jobs, the oldest pending
-// copy's age, as the database has them.
-func TestCollector(t *testing.T) {
+// newList returns a fresh database with one list at addr.
+func newList(t *testing.T, addr string) (*sqlx.DB, lists.List) {
+	t.Helper()
 	d := pgtest.New(t)
-	a, _ := mailaddr.ParseList("q@lists.example.org")
+	a, _ := mailaddr.ParseList(addr)
 	l, err := lists.Create(t.Context(), d, a, lists.Settings{}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return d, l
+}
+
+// TestCollector: depth by state, unexpanded jobs, the oldest pending
+// copy's age, as the database has them.
+func TestCollector(t *testing.T) {
+	d, l := newList(t, "q@lists.example.org")
 	var job int64
 	d.MustExec(`INSERT INTO outbound (kind, list_id, rcpts, body, state) VALUES ('notice', $1, '{x@example.org}', 'x', 'expanded')`, l.ID)
 	if err := d.Get(&job, `SELECT id FROM outbound`); err != nil {
@@ -71,12 +79,7 @@ parley_queue_jobs_unexpanded 1
 // keep; a job with a copy still to send, a recent failure and an
 // unexpanded job stay.
 func TestPrune(t *testing.T) {
-	d := pgtest.New(t)
-	a, _ := mailaddr.ParseList("p@lists.example.org")
-	l, err := lists.Create(t.Context(), d, a, lists.Settings{}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, l := newList(t, "p@lists.example.org")
 	job := func(state, age string) int64 {
 		var id int64
 		if err := d.Get(&id, `INSERT INTO outbound (kind, list_id, rcpts, body, state, created_at)
